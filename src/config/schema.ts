@@ -1,0 +1,80 @@
+// Every configuration key, with its type, default, unit and meaning. The only place defaults live:
+// server.yaml, the environment, the CLI flags, plugin options and worker.yaml are all checked
+// against these schemas, and docs/configuration.md and config/server.yaml are written from them.
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+export type LogLevel = typeof logLevels[number]
+
+const Milliseconds = (fallback: number, description: string) =>
+  Type.Integer({ minimum: 1, maximum: 3_600_000, default: fallback, description: `${description} (ms)` })
+
+/** Timeouts that server.yaml sets for every worker and worker.yaml may override for one. */
+const timeoutKeys = {
+  startTimeout: Milliseconds(10_000, 'How long a new instance may take to answer GET /health with 200'),
+  drainTimeout: Milliseconds(10_000, 'How long a retiring instance may take to finish its in-flight requests'),
+  killTimeout: Milliseconds(5_000, 'How long a worker may take to exit after SIGTERM before it is killed')
+}
+
+export const serverConfigSchema = Type.Object({
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port the server listens on (0 picks a free one)' }),
+  host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the server listens on (0.0.0.0 for every interface)' }),
+  workerPorts: Type.String({
+    pattern: '^[0-9]+-[0-9]+$',
+    'x-rule': 'must be a range such as 9000-9999',
+    default: '9000-9999',
+    description: 'Ports handed to worker instances, as from-to; used in turn, so a released port is not reused at once'
+  }),
+  workersDir: Type.String({ minLength: 1, default: 'workers', description: 'Folder holding one sub-folder per worker, relative to the root' }),
+  logLevel: Type.Unsafe<LogLevel>({
+    type: 'string',
+    enum: logLevels,
+    default: 'info',
+    description: 'Lowest level written to the log: trace, debug, info, warn, error, fatal or silent'
+  }),
+  restartDelay: Milliseconds(100, 'Wait before restarting a crashed instance; doubles with each crash in crashWindow'),
+  restartDelayMax: Milliseconds(30_000, 'Longest wait before restarting a crashed instance'),
+  crashLimit: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Crashes within crashWindow that mark a worker FAILED (a crash loop)' }),
+  crashWindow: Milliseconds(60_000, 'Window in which crashes are counted, however long each run lasted'),
+  outputLines: Type.Integer({ minimum: 0, maximum: 10_000, default: 200, description: 'Last output lines kept per worker, shown when it fails to start' }),
+  ...timeoutKeys
+}, { additionalProperties: false })
+
+export const workerConfigSchema = Type.Object({
+  path: Type.Optional(Type.String({
+    pattern: '^/([A-Za-z0-9._~!$&\'()*+,;=:@-]+(/[A-Za-z0-9._~!$&\'()*+,;=:@-]+)*)?$',
+    'x-rule': 'must be a URL path such as /api or /api/v2 (no trailing slash, no spaces or %-escapes)',
+    description: 'URL prefix the worker is served at (default: /<folder name>, or / for the folder "index")'
+  })),
+  enabled: Type.Boolean({ default: true, description: 'false keeps the worker out of service without deleting it' }),
+  instances: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Processes started for this worker; requests go to the least busy' }),
+  entry: Type.String({ minLength: 1, default: 'src/main.ts', description: 'Source file esbuild bundles, relative to the worker folder' }),
+  external: Type.Array(Type.String({ minLength: 1 }), {
+    default: [],
+    description: 'Packages left out of the bundle and loaded from node_modules at run time (native addons, dynamic requires)'
+  }),
+  env: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.Union([Type.String(), Type.Number(), Type.Boolean()]), {
+    default: {},
+    description: 'Extra environment variables for the worker process'
+  }),
+  startTimeout: Type.Optional(timeoutKeys.startTimeout),
+  drainTimeout: Type.Optional(timeoutKeys.drainTimeout),
+  killTimeout: Type.Optional(timeoutKeys.killTimeout)
+}, { additionalProperties: false })
+
+export type ServerConfig = Readonly<Static<typeof serverConfigSchema>>
+export type WorkerConfig = Static<typeof workerConfigSchema>
+export type Timeouts = Pick<ServerConfig, keyof typeof timeoutKeys>
+export const timeoutNames = Object.keys(timeoutKeys) as Array<keyof Timeouts>
+
+/** The same schema with nothing required and no defaults: one layer (a file, the environment) is checked alone. */
+export function partialSchema (schema: TSchema): TSchema {
+  const copy: Record<string, unknown> = { ...schema }
+  delete copy.required
+  delete copy.default
+  if (schema.properties) {
+    copy.properties = Object.fromEntries(Object.entries(schema.properties as Record<string, TSchema>)
+      .map(([key, value]) => [key, partialSchema(value)]))
+  }
+  return copy as TSchema
+}

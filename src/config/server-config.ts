@@ -1,0 +1,92 @@
+// Resolves the server configuration once: flags or plugin options, then the environment, then
+// config/server.yaml, then the schema's defaults. Each layer is checked on its own so that a
+// message names where the bad value came from; the result is frozen.
+import { isAbsolute, relative, resolve } from 'node:path'
+import { partialSchema, serverConfigSchema, type ServerConfig } from './schema.js'
+import { validate } from './validate.js'
+import { readYamlFile } from './yaml-file.js'
+import { TQ_ERR_CONFIG_FILE_MISSING, TQ_ERR_CONFIG_PORT_RANGE } from '../errors.js'
+
+export const DEFAULT_CONFIG_FILE = 'config/server.yaml'
+
+/** Environment variables read, and the key each sets. */
+const ENV_KEYS = { TQ_PORT: 'port', TQ_HOST: 'host', TQ_WORKER_PORTS: 'workerPorts' } as const
+
+export type ServerOverrides = Partial<ServerConfig> & { config?: string }
+
+export interface ServerConfigInput {
+  /** Project root holding workers/ and config/. */
+  root: string
+  /** Highest precedence: command-line flags or plugin options. */
+  overrides?: ServerOverrides
+  /** How an override is named in messages, e.g. key => `--${key}`. */
+  overrideLabel?: (key: string) => string
+  env?: Record<string, string | undefined>
+}
+
+export interface ResolvedServerConfig {
+  config: ServerConfig
+  root: string
+  /** The file that was read, if any. */
+  file: string | undefined
+}
+
+const layerSchema = partialSchema(serverConfigSchema)
+
+export async function loadServerConfig (input: ServerConfigInput): Promise<ResolvedServerConfig> {
+  const root = resolve(input.root)
+  const env = input.env ?? process.env
+  const label = input.overrideLabel ?? ((key: string) => `option "${key}"`)
+  const { config: configPath, ...overrides } = input.overrides ?? {}
+  const sources = new Map<string, string>()
+
+  const explicitPath = configPath ?? env.TQ_CONFIG
+  const file = resolve(root, explicitPath ?? DEFAULT_CONFIG_FILE)
+  const fileLabel = isAbsolute(explicitPath ?? '') ? file : relative(root, file)
+  const fromFile = await readYamlFile(file, fileLabel)
+  if (fromFile === undefined && explicitPath !== undefined) {
+    throw new TQ_ERR_CONFIG_FILE_MISSING(configPath !== undefined ? label('config') : 'TQ_CONFIG', file)
+  }
+  validate(layerSchema, fromFile ?? {}, fileLabel)
+  for (const key of Object.keys(fromFile ?? {})) sources.set(key, fileLabel)
+
+  const fromEnv: Record<string, unknown> = {}
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const raw = env[name]
+    if (raw === undefined || raw === '') continue
+    const value = /^[0-9]+$/.test(raw) && key === 'port' ? Number(raw) : raw
+    validate(layerSchema, { [key]: value }, `environment variable ${name}`)
+    fromEnv[key] = value
+    sources.set(key, `environment variable ${name}`)
+  }
+
+  const fromOverrides: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue
+    validate(layerSchema, { [key]: value }, label(key))
+    fromOverrides[key] = value
+    sources.set(key, label(key))
+  }
+
+  const merged = { ...fromFile, ...fromEnv, ...fromOverrides }
+  const config = validate<ServerConfig>(serverConfigSchema, merged, 'configuration', true)
+  checkPorts(config, (key) => sources.get(key) ?? 'defaults')
+  return { config: Object.freeze(config), root, file: fromFile === undefined ? undefined : file }
+}
+
+export interface PortRange { from: number, to: number }
+
+export function parsePortRange (text: string): PortRange {
+  const [from, to] = text.split('-').map(Number) as [number, number]
+  return { from, to }
+}
+
+function checkPorts (config: ServerConfig, sourceOf: (key: string) => string): void {
+  const { from, to } = parsePortRange(config.workerPorts)
+  const fail = (rule: string) => new TQ_ERR_CONFIG_PORT_RANGE(sourceOf('workerPorts'), 'workerPorts', `${rule} (got "${config.workerPorts}")`)
+  if (from < 1 || to > 65535) throw fail('must lie within 1-65535')
+  if (from > to) throw fail('is reversed or empty: the first port must not be above the last')
+  if (config.port >= from && config.port <= to) {
+    throw fail(`contains the server's own port ${config.port} (set by ${sourceOf('port')})`)
+  }
+}

@@ -1,0 +1,63 @@
+// Every error a user can cause, with a stable code. Codes are API: never rename or reuse one.
+// docs/errors.md explains each code; test/unit/errors.test.ts keeps the two in step.
+import createError from '@fastify/error'
+
+// Configuration: server.yaml, worker.yaml, environment, flags and plugin options.
+export const TQ_ERR_CONFIG_INVALID_YAML = createError<[string, string]>(
+  'TQ_ERR_CONFIG_INVALID_YAML', '%s: invalid YAML: %s')
+export const TQ_ERR_CONFIG_UNKNOWN_KEY = createError<[string, string, string]>(
+  'TQ_ERR_CONFIG_UNKNOWN_KEY', '%s: unknown key "%s"%s')
+export const TQ_ERR_CONFIG_INVALID_VALUE = createError<[string, string, string]>(
+  'TQ_ERR_CONFIG_INVALID_VALUE', '%s: key "%s" %s')
+export const TQ_ERR_CONFIG_PORT_RANGE = createError<[string, string, string]>(
+  'TQ_ERR_CONFIG_PORT_RANGE', '%s: key "%s" %s')
+export const TQ_ERR_CONFIG_DUPLICATE_ROUTE = createError<[string, string, string]>(
+  'TQ_ERR_CONFIG_DUPLICATE_ROUTE', 'two workers are served at path "%s": %s and %s (set "path" in a worker.yaml)')
+export const TQ_ERR_CONFIG_RESERVED_ROUTE = createError<[string, string]>(
+  'TQ_ERR_CONFIG_RESERVED_ROUTE', '%s: key "path" is "%s", which the server itself answers')
+export const TQ_ERR_CONFIG_ENTRY_MISSING = createError<[string, string]>(
+  'TQ_ERR_CONFIG_ENTRY_MISSING', '%s: key "entry" names %s, which does not exist')
+export const TQ_ERR_CONFIG_FILE_MISSING = createError<[string, string]>(
+  'TQ_ERR_CONFIG_FILE_MISSING', '%s: configuration file %s does not exist')
+export const TQ_ERR_CONFIG_WORKERS_DIR_MISSING = createError<[string]>(
+  'TQ_ERR_CONFIG_WORKERS_DIR_MISSING', 'workers directory %s does not exist (set "workersDir" or create it)')
+
+// Ports: the worker port pool and the host's own port.
+export const TQ_ERR_PORT_POOL_EXHAUSTED = createError<[string, number, number]>(
+  'TQ_ERR_PORT_POOL_EXHAUSTED', 'no free port in %s: %d leased to workers, %d held by other programs')
+export const TQ_ERR_PORT_IN_USE = createError<[number, string]>(
+  'TQ_ERR_PORT_IN_USE', 'port %d on %s is held by another program; choose another with --port or TQ_PORT')
+
+// Workers: processes and their states.
+export const TQ_ERR_WORKER_START_TIMEOUT = createError<[string, number, number, number, string]>(
+  'TQ_ERR_WORKER_START_TIMEOUT', 'worker %s (pid %d, port %d) did not answer GET /health with 200 within %d ms%s')
+export const TQ_ERR_WORKER_EXITED = createError<[string, number, string, string]>(
+  'TQ_ERR_WORKER_EXITED', 'worker %s (pid %d) exited during start-up with %s%s')
+export const TQ_ERR_WORKER_SPAWN = createError<[string, string]>(
+  'TQ_ERR_WORKER_SPAWN', 'worker %s could not be started: %s')
+export const TQ_ERR_WORKER_ILLEGAL_TRANSITION = createError<[string, string, string]>(
+  'TQ_ERR_WORKER_ILLEGAL_TRANSITION', 'worker %s cannot move from %s to %s')
+export const TQ_ERR_WORKER_NOT_FOUND = createError<[string]>(
+  'TQ_ERR_WORKER_NOT_FOUND', 'no worker named %s')
+
+// Builds.
+export const TQ_ERR_BUILD_FAILED = createError<[string, string]>(
+  'TQ_ERR_BUILD_FAILED', 'worker %s failed to build:\n%s')
+
+// Proxy: what a client sees when its request cannot reach a worker.
+export const TQ_ERR_PROXY_NO_ROUTE = createError<[string]>(
+  'TQ_ERR_PROXY_NO_ROUTE', 'no worker serves %s', 404)
+export const TQ_ERR_PROXY_UNAVAILABLE = createError<[string]>(
+  'TQ_ERR_PROXY_UNAVAILABLE', 'worker %s has no healthy instance', 503)
+export const TQ_ERR_PROXY_BAD_GATEWAY = createError<[string, string]>(
+  'TQ_ERR_PROXY_BAD_GATEWAY', 'worker %s could not be reached: %s', 502)
+export const TQ_ERR_PROXY_TIMEOUT = createError<[string, string]>(
+  'TQ_ERR_PROXY_TIMEOUT', 'worker %s did not answer in time: %s', 504)
+
+// Command line.
+export const TQ_ERR_CLI_USAGE = createError<[string]>(
+  'TQ_ERR_CLI_USAGE', '%s (see tqserver --help)')
+export const TQ_ERR_CLI_INVALID_NAME = createError<[string]>(
+  'TQ_ERR_CLI_INVALID_NAME', 'invalid worker name "%s": use lower-case letters, digits, "-" and "_", starting with a letter')
+export const TQ_ERR_CLI_WORKER_EXISTS = createError<[string]>(
+  'TQ_ERR_CLI_WORKER_EXISTS', '%s already exists')
