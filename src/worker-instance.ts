@@ -1,0 +1,141 @@
+// One instance of a worker: a slot that runs one process at a time from one build. A crashed
+// instance is restarted in the same slot (new process, new port); a reload replaces the slot.
+import type { BuildResult, BuildMode } from './builder.js'
+import type { OutputBuffer } from './log-capture.js'
+import type { Logger } from './logger.js'
+import type { PortPool } from './port-pool.js'
+import type { WorkerSpec } from './worker-discovery.js'
+import { describeExit, WorkerProcess, type ExitInfo } from './worker-process.js'
+import { InstanceState } from './worker-state.js'
+
+/** Workers listen on loopback only; only the host faces the network. */
+export const WORKER_HOST = '127.0.0.1'
+
+/** Server settings in the host's environment that would mislead a worker reading its own. */
+const HOST_ONLY_ENV = ['TQ_PORT', 'TQ_HOST', 'TQ_WORKER_PORTS', 'TQ_CONFIG']
+
+export interface InstanceOptions {
+  spec: WorkerSpec
+  build: BuildResult
+  mode: BuildMode
+  pool: PortPool
+  log: Logger
+  output: OutputBuffer
+  /** Called when the process exits on its own while serving (a crash). */
+  onCrash: (instance: WorkerInstance, exit: ExitInfo) => void
+}
+
+let nextId = 1
+
+export class WorkerInstance {
+  /** Unique within the server, for logs and /health. */
+  readonly id = nextId++
+  readonly spec: WorkerSpec
+  readonly build: BuildResult
+  readonly state: InstanceState
+  readonly #options: InstanceOptions
+  #process: WorkerProcess | undefined
+  #restarts = 0
+  #startedAt: number | undefined
+
+  constructor (options: InstanceOptions) {
+    this.#options = options
+    this.spec = options.spec
+    this.build = options.build
+    this.state = new InstanceState(options.log, () => ({ worker: this.spec.name, pid: this.pid, port: this.port }))
+  }
+
+  get pid (): number | undefined {
+    return this.#process?.pid
+  }
+
+  get port (): number | undefined {
+    return this.#process?.port
+  }
+
+  /** The upstream the proxy sends requests to, e.g. http://127.0.0.1:9003. */
+  get origin (): string | undefined {
+    return this.#process?.origin
+  }
+
+  get restarts (): number {
+    return this.#restarts
+  }
+
+  /** When the current process became healthy (epoch ms). */
+  get startedAt (): number | undefined {
+    return this.#startedAt
+  }
+
+  /**
+   * Starts a process and resolves once it answers GET /health (state HEALTHY). On failure the
+   * process is killed, the state is CRASHED and the error (with the worker's output) is thrown.
+   */
+  async start (reason: string): Promise<void> {
+    if (this.state.is('BACKOFF', 'FAILED')) this.#restarts++
+    this.#process = undefined
+    this.state.transition('STARTING', reason)
+    const { spec, pool, log, output } = this.#options
+    let process: WorkerProcess | undefined
+    try {
+      const port = await pool.acquire()
+      try {
+        process = WorkerProcess.spawn({
+          worker: spec.name, file: this.build.file, cwd: spec.dir, port, host: WORKER_HOST, env: this.#env(port), log, output
+        })
+      } catch (err) {
+        pool.release(port)
+        throw err
+      }
+      this.#process = process
+      process.exited.then((exit) => this.#onExit(process!, exit), () => {})
+      await process.waitReady(spec.timeouts.startTimeout)
+    } catch (err) {
+      await process?.kill()
+      if (this.state.is('STARTING')) this.state.transition('CRASHED', (err as Error).message.split('\n')[0]!)
+      throw err
+    }
+    if (!this.state.is('STARTING')) return // stopped while starting
+    this.#startedAt = Date.now()
+    this.state.transition('HEALTHY', 'answered GET /health')
+  }
+
+  /** Takes the instance out of rotation; the caller waits for its in-flight requests. */
+  beginDrain (reason: string): void {
+    this.state.transition('DRAINING', reason)
+  }
+
+  /** Stops the process (SIGTERM, SIGKILL after killTimeout) and ends in STOPPED. Idempotent. */
+  async stop (reason: string): Promise<void> {
+    if (this.state.is('STOPPED')) return
+    const process = this.#process
+    if (this.state.is('HEALTHY', 'UNHEALTHY')) this.state.transition('DRAINING', reason)
+    // A start in progress sees STOPPED and gives up quietly instead of reporting a crash.
+    if (!this.state.is('DRAINING')) this.state.transition('STOPPED', reason)
+    await process?.stop(this.spec.timeouts.killTimeout)
+    if (this.state.is('DRAINING')) this.state.transition('STOPPED', `process ${describeExit(await process!.exited)}`)
+  }
+
+  #onExit (process: WorkerProcess, exit: ExitInfo): void {
+    this.#options.pool.release(process.port)
+    if (process !== this.#process || !this.state.is('HEALTHY', 'UNHEALTHY')) return
+    this.state.transition('CRASHED', `exited with ${describeExit(exit)}`)
+    this.#options.onCrash(this, exit)
+  }
+
+  #env (port: number): Record<string, string> {
+    const { spec, mode } = this.#options
+    const env: Record<string, string | undefined> = { ...process.env }
+    for (const name of HOST_ONLY_ENV) delete env[name]
+    return {
+      NODE_ENV: mode === 'prod' ? 'production' : 'development',
+      ...env as Record<string, string>,
+      ...spec.env,
+      PORT: String(port),
+      HOST: WORKER_HOST,
+      TQ_WORKER_NAME: spec.name,
+      TQ_WORKER_ROUTE: spec.route,
+      TQ_MODE: mode
+    }
+  }
+}

@@ -1,0 +1,166 @@
+// One worker process on one port: spawn it, wait until it serves, stop it (gracefully, or not).
+import { fork, type ChildProcess } from 'node:child_process'
+import { probeHealth } from './health-checker.js'
+import { captureOutput, type OutputBuffer } from './log-capture.js'
+import type { Logger } from './logger.js'
+import { TQ_ERR_WORKER_EXITED, TQ_ERR_WORKER_SPAWN, TQ_ERR_WORKER_START_TIMEOUT } from './errors.js'
+
+/** Loaded into every Node worker before its own code: exit when the server is gone. */
+const PRELOAD = new URL('./worker-preload.js', import.meta.url).href
+/** Output lines quoted in a start-up error. */
+const TAIL_LINES = 20
+const PROBE_TIMEOUT_MS = 2_000
+const POLL_FIRST_MS = 10
+const POLL_MAX_MS = 200
+const OUTPUT_GRACE_MS = 200
+
+export interface ExitInfo { code: number | null, signal: NodeJS.Signals | null }
+
+export interface SpawnOptions {
+  worker: string
+  /** Built file run with node. */
+  file: string
+  cwd: string
+  port: number
+  host: string
+  env: Record<string, string>
+  log: Logger
+  output: OutputBuffer
+}
+
+export class WorkerProcess {
+  readonly worker: string
+  readonly pid: number
+  readonly port: number
+  readonly host: string
+  /** Settles when the process has exited, however it ended. */
+  readonly exited: Promise<ExitInfo>
+  readonly #child: ChildProcess
+  readonly #output: OutputBuffer
+  #exit: ExitInfo | undefined
+  #wake: (() => void) | undefined
+  #stopping: Promise<ExitInfo> | undefined
+
+  private constructor (child: ChildProcess, options: SpawnOptions) {
+    this.#child = child
+    this.#output = options.output
+    this.worker = options.worker
+    this.pid = child.pid!
+    this.port = options.port
+    this.host = options.host
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        // Let the last output lines (a crash's stack trace) arrive before anyone reads the tail;
+        // bounded, because a grandchild may hold the pipes open.
+        const settle = () => {
+          clearTimeout(timer)
+          if (this.#exit) return
+          this.#exit = { code, signal }
+          this.#wake?.()
+          resolve(this.#exit)
+        }
+        const timer = setTimeout(settle, OUTPUT_GRACE_MS)
+        child.once('close', settle)
+      })
+    })
+    child.on('message', (message: { type?: unknown }) => {
+      if (message?.type === 'ready') this.#wake?.()
+    })
+    // A worker's IPC errors (it exited while we wrote) must not crash the server.
+    child.on('error', (err) => options.log.debug({ err }, 'worker process error'))
+  }
+
+  static spawn (options: SpawnOptions): WorkerProcess {
+    const child = fork(options.file, [], {
+      cwd: options.cwd,
+      env: options.env,
+      // Not the server's own flags (an --inspect port would clash). Source maps for stack traces.
+      execArgv: ['--enable-source-maps', '--import', PRELOAD],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // Its own process group: Ctrl-C in a terminal reaches the server, which drains the workers,
+      // instead of killing them under in-flight requests.
+      detached: true
+    })
+    if (child.pid === undefined) {
+      child.on('error', () => {})
+      throw new TQ_ERR_WORKER_SPAWN(options.worker, 'the operating system refused to start node')
+    }
+    const log = options.log.child({ worker: options.worker, pid: child.pid })
+    captureOutput({ stdout: child.stdout, stderr: child.stderr }, child.pid, log, options.output)
+    return new WorkerProcess(child, options)
+  }
+
+  get origin (): string {
+    return `http://${this.host}:${this.port}`
+  }
+
+  get hasExited (): boolean {
+    return this.#exit !== undefined
+  }
+
+  /**
+   * Resolves once GET /health answers 200. Probes at once when the worker sends IPC 'ready', and
+   * polls otherwise (a worker need not use the SDK). Rejects when the process exits first or the
+   * timeout passes, quoting the worker's last output lines.
+   */
+  async waitReady (timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    let delay = POLL_FIRST_MS
+    while (true) {
+      if (this.#exit) throw new TQ_ERR_WORKER_EXITED(this.worker, this.pid, describeExit(this.#exit), this.#tail())
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) throw new TQ_ERR_WORKER_START_TIMEOUT(this.worker, this.pid, this.port, timeoutMs, this.#tail())
+      const probe = await probeHealth(this.port, this.host, Math.min(remaining, PROBE_TIMEOUT_MS))
+      if (probe.ok) return
+      await this.#nap(Math.min(delay, Math.max(0, deadline - Date.now())))
+      delay = Math.min(delay * 2, POLL_MAX_MS)
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `killTimeoutMs`. Idempotent: a second call waits for the first. */
+  stop (killTimeoutMs: number): Promise<ExitInfo> {
+    if (this.#stopping) return this.#stopping
+    if (this.#exit) return this.exited
+    this.#signal('SIGTERM')
+    const timer = setTimeout(() => this.#signal('SIGKILL'), killTimeoutMs)
+    this.#stopping = this.exited.finally(() => clearTimeout(timer))
+    return this.#stopping
+  }
+
+  /** SIGKILL at once; resolves when the process is gone. */
+  kill (): Promise<ExitInfo> {
+    if (!this.#exit) this.#signal('SIGKILL')
+    return this.exited
+  }
+
+  #signal (signal: NodeJS.Signals): void {
+    try {
+      this.#child.kill(signal)
+    } catch {
+      // Already gone: 'exit' settles `exited`.
+    }
+  }
+
+  /** Waits `ms`, or less when the worker says it is ready or exits. */
+  #nap (ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      const self = this
+      function done () {
+        clearTimeout(timer)
+        self.#wake = undefined
+        resolve()
+      }
+      this.#wake = done
+    })
+  }
+
+  #tail (): string {
+    const tail = this.#output.tail(this.pid, TAIL_LINES)
+    return tail ? `; its last output:\n${tail}` : '; it wrote no output'
+  }
+}
+
+export function describeExit (exit: ExitInfo): string {
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`
+}

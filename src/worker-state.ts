@@ -1,0 +1,65 @@
+// The instance state machine: the states, the legal moves between them, and the one function
+// that moves an instance. Nothing else assigns a state.
+//
+//   STOPPED -> BUILDING -> STARTING -> HEALTHY <-> UNHEALTHY -> DRAINING -> STOPPED
+//                             |  ^        |            |
+//                             v  |        v            v
+//                           CRASHED -> BACKOFF     (CRASHED)       CRASHED -> FAILED (crash loop)
+import type { Logger } from './logger.js'
+import { TQ_ERR_WORKER_ILLEGAL_TRANSITION } from './errors.js'
+
+export type WorkerState =
+  | 'STOPPED' | 'BUILDING' | 'STARTING' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'CRASHED' | 'BACKOFF' | 'FAILED'
+
+export const TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
+  STOPPED: ['BUILDING', 'STARTING'],
+  BUILDING: ['STARTING', 'FAILED', 'STOPPED'],
+  STARTING: ['HEALTHY', 'CRASHED', 'STOPPED'],
+  HEALTHY: ['UNHEALTHY', 'DRAINING', 'CRASHED'],
+  UNHEALTHY: ['HEALTHY', 'DRAINING', 'CRASHED'],
+  DRAINING: ['STOPPED'],
+  CRASHED: ['BACKOFF', 'FAILED', 'STOPPED'],
+  BACKOFF: ['STARTING', 'STOPPED'],
+  FAILED: ['STOPPED', 'STARTING']
+}
+
+export const STATES = Object.keys(TRANSITIONS) as WorkerState[]
+
+/** Facts logged with every change: which worker, which process, which port. */
+export interface StateFacts { worker: string, pid: number | undefined, port: number | undefined }
+
+export class InstanceState {
+  #state: WorkerState = 'STOPPED'
+  #since = Date.now()
+  readonly #log: Logger
+  readonly #facts: () => StateFacts
+
+  constructor (log: Logger, facts: () => StateFacts) {
+    this.#log = log
+    this.#facts = facts
+  }
+
+  get current (): WorkerState {
+    return this.#state
+  }
+
+  /** When the current state was entered (epoch ms). */
+  get since (): number {
+    return this.#since
+  }
+
+  is (...states: WorkerState[]): boolean {
+    return states.includes(this.#state)
+  }
+
+  /** Moves to `to`, logging the change once; an illegal move throws TQ_ERR_WORKER_ILLEGAL_TRANSITION. */
+  transition (to: WorkerState, reason: string): void {
+    const from = this.#state
+    const facts = this.#facts()
+    if (!TRANSITIONS[from].includes(to)) throw new TQ_ERR_WORKER_ILLEGAL_TRANSITION(facts.worker, from, to)
+    this.#state = to
+    this.#since = Date.now()
+    const level = to === 'CRASHED' || to === 'FAILED' ? 'warn' : 'info'
+    this.#log[level]({ ...facts, from, to, reason }, 'worker state changed')
+  }
+}
