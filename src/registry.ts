@@ -1,0 +1,190 @@
+// The route table and, per worker, its instances and the upstreams that serve it. The proxy reads
+// it once per request; the supervisor changes it. One object for the server's life, changed only
+// through its methods, so every Fastify context sees the same table.
+import type { HealthReport } from './health-report.js'
+import type { StaticFiles } from './static-files.js'
+import type { WorkerSpec } from './worker-discovery.js'
+import type { WorkerInstance } from './worker-instance.js'
+
+export interface WorkerEntry {
+  readonly spec: WorkerSpec
+  readonly staticFiles: StaticFiles
+  /** Every instance that exists, whatever its state. */
+  readonly instances: ReadonlySet<WorkerInstance>
+  /** Origins that get new requests. Replaced whole, in one step, by publish(). */
+  readonly upstreams: readonly string[]
+}
+
+export interface RouteMatch {
+  entry: WorkerEntry
+  /** The path the worker sees: the route prefix removed (the proxy appends the raw query string). */
+  forwardPath: string
+}
+
+/** What the supervisor offers through the registry (fastify.tqserver). */
+export interface WorkerControl {
+  report: () => HealthReport
+  stopWorker: (name: string, reason: string) => Promise<void>
+}
+
+interface MutableEntry extends WorkerEntry {
+  spec: WorkerSpec
+  instances: Set<WorkerInstance>
+  upstreams: string[]
+  /** Round-robin start among equally busy upstreams. */
+  cursor: number
+}
+
+export class Registry {
+  readonly #byName = new Map<string, MutableEntry>()
+  readonly #byRoute = new Map<string, MutableEntry>()
+  readonly #inflight = new Map<string, number>()
+  readonly #idleWaiters = new Map<string, Set<() => void>>()
+  #closing = false
+  #control: WorkerControl | undefined
+
+  /** Called once by the supervisor plugin. */
+  attach (control: WorkerControl): void {
+    this.#control = control
+  }
+
+  /** The health report behind GET /health. */
+  status (): HealthReport {
+    return this.#controlled().report()
+  }
+
+  /** Drains and stops a worker and removes its route. */
+  stop (name: string): Promise<void> {
+    return this.#controlled().stopWorker(name, 'stopped through the registry')
+  }
+
+  #controlled (): WorkerControl {
+    if (!this.#control) throw new Error('tqserver: no supervisor is attached to the registry')
+    return this.#control
+  }
+
+  /** Adds a worker (or replaces its spec) and routes its prefix to it. */
+  setWorker (spec: WorkerSpec, staticFiles: StaticFiles): WorkerEntry {
+    const existing = this.#byName.get(spec.name)
+    if (existing && existing.spec.route !== spec.route) this.#byRoute.delete(existing.spec.route)
+    const entry: MutableEntry = existing
+      ? Object.assign(existing, { spec, staticFiles })
+      : { spec, staticFiles, instances: new Set(), upstreams: [], cursor: 0 }
+    this.#byName.set(spec.name, entry)
+    if (spec.enabled) this.#byRoute.set(spec.route, entry)
+    else this.#byRoute.delete(spec.route)
+    return entry
+  }
+
+  removeWorker (name: string): void {
+    const entry = this.#byName.get(name)
+    if (!entry) return
+    this.#byName.delete(name)
+    if (this.#byRoute.get(entry.spec.route) === entry) this.#byRoute.delete(entry.spec.route)
+  }
+
+  worker (name: string): WorkerEntry | undefined {
+    return this.#byName.get(name)
+  }
+
+  workers (): WorkerEntry[] {
+    return [...this.#byName.values()]
+  }
+
+  addInstance (name: string, instance: WorkerInstance): void {
+    this.#byName.get(name)?.instances.add(instance)
+  }
+
+  removeInstance (name: string, instance: WorkerInstance): void {
+    this.#byName.get(name)?.instances.delete(instance)
+  }
+
+  /**
+   * Points the worker's traffic at its HEALTHY instances, in one synchronous step: a request
+   * sees either the old set or the new one. This is the switch.
+   */
+  publish (name: string): void {
+    const entry = this.#byName.get(name)
+    if (!entry) return
+    entry.upstreams = [...entry.instances]
+      .filter((instance) => instance.state.is('HEALTHY') && instance.origin !== undefined)
+      .map((instance) => instance.origin!)
+  }
+
+  /**
+   * Longest route prefix on a segment boundary: /api matches /api, /api/x and /api?q, never /apix.
+   * `url` is the raw request target (path and query); the path is matched without decoding.
+   */
+  match (url: string): RouteMatch | undefined {
+    const queryAt = url.indexOf('?')
+    const path = queryAt === -1 ? url : url.slice(0, queryAt)
+    let prefix = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+    while (true) {
+      const entry = this.#byRoute.get(prefix)
+      if (entry) {
+        const rest = prefix === '/' ? path : path.slice(prefix.length)
+        return { entry, forwardPath: rest === '' ? '/' : rest }
+      }
+      if (prefix === '/' || prefix === '') return undefined
+      const slash = prefix.lastIndexOf('/')
+      prefix = slash <= 0 ? '/' : prefix.slice(0, slash)
+    }
+  }
+
+  /** Picks the least busy upstream of a worker and counts the request against it. */
+  acquire (entry: WorkerEntry): string | undefined {
+    const mutable = entry as MutableEntry
+    const { upstreams } = mutable
+    if (upstreams.length === 0) return undefined
+    let best = upstreams[mutable.cursor++ % upstreams.length]!
+    for (const origin of upstreams) {
+      if (this.inflight(origin) < this.inflight(best)) best = origin
+    }
+    this.#inflight.set(best, this.inflight(best) + 1)
+    return best
+  }
+
+  /** Ends a request counted by acquire(). */
+  release (origin: string): void {
+    const count = this.inflight(origin) - 1
+    if (count > 0) {
+      this.#inflight.set(origin, count)
+      return
+    }
+    this.#inflight.delete(origin)
+    const waiters = this.#idleWaiters.get(origin)
+    this.#idleWaiters.delete(origin)
+    for (const wake of waiters ?? []) wake()
+  }
+
+  inflight (origin: string): number {
+    return this.#inflight.get(origin) ?? 0
+  }
+
+  /** Resolves true when no request is in flight to `origin`, or false after `timeoutMs`. */
+  whenIdle (origin: string, timeoutMs: number): Promise<boolean> {
+    if (this.inflight(origin) === 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const waiters = this.#idleWaiters.get(origin) ?? new Set()
+      this.#idleWaiters.set(origin, waiters)
+      const timer = setTimeout(() => {
+        waiters.delete(wake)
+        resolve(false)
+      }, timeoutMs)
+      function wake () {
+        clearTimeout(timer)
+        resolve(true)
+      }
+      waiters.add(wake)
+    })
+  }
+
+  /** Set when the server begins to shut down: /readyz fails from then on. */
+  markClosing (): void {
+    this.#closing = true
+  }
+
+  get isClosing (): boolean {
+    return this.#closing
+  }
+}

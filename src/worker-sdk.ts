@@ -1,0 +1,79 @@
+// tqserver/worker: the worker contract in one call. serve() builds a Fastify app, lets `setup` add
+// routes, answers GET /health, listens on PORT/HOST, tells the server it is ready over IPC,
+// drains on SIGTERM and exits when the server goes away. Nothing requires a worker to use it.
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+
+export type { FastifyInstance } from 'fastify'
+
+export interface WorkerEnv {
+  /** Port to listen on (PORT; 3000 when run by hand). */
+  port: number
+  /** Address to listen on (HOST; 127.0.0.1 when run by hand). */
+  host: string
+  /** Worker folder name (TQ_WORKER_NAME). */
+  name: string
+  /** URL prefix the host serves this worker at (TQ_WORKER_ROUTE); requests arrive with it removed. */
+  route: string
+  /** 'dev' under `tqserver dev`, 'prod' otherwise (TQ_MODE). */
+  mode: 'dev' | 'prod'
+}
+
+export function workerEnv (env: NodeJS.ProcessEnv = process.env): WorkerEnv {
+  return {
+    port: Number(env.PORT ?? 3000),
+    host: env.HOST ?? '127.0.0.1',
+    name: env.TQ_WORKER_NAME ?? 'worker',
+    route: env.TQ_WORKER_ROUTE ?? '/',
+    mode: env.TQ_MODE === 'dev' ? 'dev' : 'prod'
+  }
+}
+
+export interface ServeOptions {
+  /**
+   * Options for the Fastify factory, over the SDK's: a JSON logger at TQ_LOG_LEVEL (default info)
+   * and no per-request log lines.
+   */
+  fastify?: FastifyServerOptions
+  /** Decides the answer to GET /health: false or a throw gives 503. @default always healthy */
+  health?: () => boolean | Promise<boolean>
+}
+
+export type WorkerSetup = (app: FastifyInstance, env: WorkerEnv) => void | Promise<void>
+
+/** Builds, starts and returns the worker's Fastify app (already listening). */
+export async function serve (setup: WorkerSetup, options: ServeOptions = {}): Promise<FastifyInstance> {
+  const env = workerEnv()
+  const app = Fastify({
+    logger: { level: process.env.TQ_LOG_LEVEL ?? 'info' },
+    logController: new LogController({ disableRequestLogging: true }),
+    ...options.fastify
+  })
+  const health = options.health
+  app.get('/health', async (_request, reply) => {
+    const healthy = health ? await Promise.resolve().then(health).catch(() => false) : true
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'unhealthy' })
+  })
+  await app.register(async (instance) => setup(instance, env))
+  await app.listen({ port: env.port, host: env.host })
+  process.send?.({ type: 'ready' })
+  handleShutdown(app)
+  return app
+}
+
+function handleShutdown (app: FastifyInstance): void {
+  let closing = false
+  const close = (signal: string) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'worker closing')
+    // close() stops accepting, lets in-flight requests finish and closes idle connections.
+    app.close().then(() => process.exit(0), (err: unknown) => {
+      app.log.error({ err }, 'worker failed to close')
+      process.exit(1)
+    })
+  }
+  process.once('SIGTERM', () => close('SIGTERM'))
+  process.once('SIGINT', () => close('SIGINT'))
+  // The server that started us is gone (even if it was killed): nobody can reach us any more.
+  process.once('disconnect', () => process.exit(0))
+}
