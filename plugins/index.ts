@@ -1,0 +1,37 @@
+// The tqserver plugin: serves the workers of a project through this Fastify instance.
+//   fastify.register(tqserver, { root: '/srv/app' })
+// registers, in order: registry -> supervisor -> router (proxy + static files) -> health.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { BuildMode } from '../src/builder.js'
+import { loadServerConfig, type ResolvedServerConfig, type ServerOverrides } from '../src/config/server-config.js'
+import { tqserverHealth } from './health.js'
+import { tqserverRegistry } from './registry.js'
+import { tqserverRouter } from './router.js'
+import { tqserverSupervisor } from './supervisor.js'
+
+export interface TqServerOptions extends ServerOverrides {
+  /** Project root holding workers/ and config/server.yaml. @default process.cwd() */
+  root?: string
+  /** 'dev' builds every worker at start; 'prod' runs existing builds and builds only what is missing. @default 'prod' */
+  mode?: BuildMode
+  /** Environment read for TQ_PORT, TQ_HOST, TQ_WORKER_PORTS and TQ_CONFIG. @default process.env */
+  env?: Record<string, string | undefined>
+  /** Configuration already resolved by the caller (the tqserver CLI); the options above are then ignored. */
+  resolved?: ResolvedServerConfig
+}
+
+async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOptions): Promise<void> {
+  const { root, mode, env, resolved, ...overrides } = options
+  const config = resolved ?? await loadServerConfig({ root: root ?? process.cwd(), overrides, env })
+  await fastify.register(tqserverRegistry)
+  await fastify.register(tqserverSupervisor, { resolved: config, mode: mode ?? 'prod' })
+  await fastify.register(tqserverRouter)
+  await fastify.register(tqserverHealth)
+}
+
+export const tqserver = fp(tqserverPlugin, { name: 'tqserver', fastify: '5.x' })
+export default tqserver
+export type { Registry, WorkerEntry } from '../src/registry.js'
+export type { HealthReport, WorkerReport, InstanceReport } from '../src/health-report.js'
+export type { ServerConfig, WorkerConfig } from '../src/config/schema.js'

@@ -1,0 +1,122 @@
+// Routes every request the app does not answer itself to a worker: longest prefix from the
+// registry, read once per request in onRequest and pinned on the request, then forwarded by
+// @fastify/http-proxy (reply-from over one shared undici Agent). A worker's public/ files are
+// served here without reaching the worker. Routes live in the registry, not in Fastify's router,
+// so workers can come and go while the server listens.
+import fp from 'fastify-plugin'
+import httpProxy from '@fastify/http-proxy'
+import send from '@fastify/send'
+import { Agent } from 'undici'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import { errorBody, errorPage, prefersHtml, transportError, type ProxyError } from '../src/proxy-errors.js'
+import type { WorkerEntry } from '../src/registry.js'
+import { TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../src/errors.js'
+
+/** Where one request goes, decided once in onRequest. */
+export interface PinnedTarget {
+  worker: string
+  route: string
+  origin: string
+  path: string
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The worker upstream chosen for this request (null for the app's own routes). */
+    tqTarget: PinnedTarget | null
+  }
+}
+
+async function routerPlugin (fastify: FastifyInstance): Promise<void> {
+  const registry = fastify.tqserver
+  // One dispatcher for every worker; undici >= 7.15 drops an origin's pool once its sockets close,
+  // so a new port per reload does not grow it.
+  const agent = new Agent({ connections: 128, pipelining: 1 })
+  fastify.addHook('onClose', () => agent.close())
+  fastify.decorateRequest('tqTarget', null)
+
+  async function routeRequest (request: FastifyRequest, reply: FastifyReply) {
+    const match = registry.match(request.url)
+    if (!match) return sendError(request, reply, new TQ_ERR_PROXY_NO_ROUTE(request.url.split('?')[0] ?? '') as ProxyError)
+    const { entry, forwardPath } = match
+    if ((request.method === 'GET' || request.method === 'HEAD') && entry.staticFiles.has(forwardPath) &&
+        await sendStatic(request, reply, entry, forwardPath)) {
+      return reply
+    }
+    const origin = registry.acquire(entry)
+    if (!origin) return sendError(request, reply, new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError)
+    request.tqTarget = { worker: entry.spec.name, route: entry.spec.route, origin, path: forwardPath }
+    // 'close' fires once the response is done or the client has gone, whichever way it ends.
+    reply.raw.once('close', () => registry.release(origin))
+  }
+
+  await fastify.register(async function proxyScope (scope) {
+    scope.addHook('onRequest', routeRequest)
+    await scope.register(httpProxy, {
+      upstream: '',
+      undici: agent,
+      disableRequestLogging: true,
+      internalRewriteLocationHeader: false,
+      handler: (request, reply, _dest, options) => reply.from(request.tqTarget!.path, options),
+      replyOptions: {
+        getUpstream: (request) => request.tqTarget!.origin,
+        rewriteRequestHeaders: (request, headers) => forwardedHeaders(request, headers as IncomingHttpHeaders),
+        rewriteHeaders: (headers, request) => rewriteLocation(headers as IncomingHttpHeaders, request?.tqTarget),
+        // A retry would go to the same, possibly retired, origin; and reply-from retries every
+        // 503 to a GET up to 10 times, which multiplies load on a struggling worker.
+        retryDelay: () => null,
+        onError: (reply, { error }) => {
+          const request = reply.request
+          sendError(request, reply, transportError(request.tqTarget?.worker ?? 'unknown', error))
+        }
+      }
+    })
+  })
+}
+
+type ProxiedRequest = Pick<FastifyRequest, 'tqTarget' | 'socket' | 'headers' | 'protocol' | 'host'>
+
+function forwardedHeaders (request: ProxiedRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const target = request.tqTarget!
+  const client = request.socket.remoteAddress ?? ''
+  const prior = request.headers['x-forwarded-for']
+  headers['x-forwarded-for'] = prior ? `${prior}, ${client}` : client
+  headers['x-forwarded-proto'] = request.protocol
+  headers['x-forwarded-host'] = request.host
+  if (target.route === '/') delete headers['x-forwarded-prefix']
+  else headers['x-forwarded-prefix'] = target.route
+  return headers
+}
+
+/** A redirect to the worker's own origin becomes one to its public route. */
+function rewriteLocation (headers: IncomingHttpHeaders, target: PinnedTarget | null | undefined): IncomingHttpHeaders {
+  const location = headers.location
+  if (target && location?.startsWith(target.origin)) {
+    const path = location.slice(target.origin.length) || '/'
+    headers.location = target.route === '/' ? path : `${target.route}${path === '/' ? '' : path}`
+  }
+  return headers
+}
+
+/** Sends a public/ file; false when send refuses it (deleted since the scan): the worker answers then. */
+async function sendStatic (request: FastifyRequest, reply: FastifyReply, entry: WorkerEntry, path: string): Promise<boolean> {
+  const result = await send(request.raw, path, { root: entry.staticFiles.dir, dotfiles: 'deny', index: false })
+  if (result.type === 'error') return false
+  await reply.code(result.statusCode).headers(result.headers).send(result.stream)
+  return true
+}
+
+// Typed loosely: reply-from's onError hands over a reply of the generic RawServerBase kind.
+function sendError (request: Pick<FastifyRequest, 'headers'>, reply: FastifyReply<any, any, any, any>, error: ProxyError) { // eslint-disable-line @typescript-eslint/no-explicit-any
+  reply.code(error.statusCode).header('cache-control', 'no-store')
+  if (prefersHtml(request.headers.accept)) return reply.type('text/html; charset=utf-8').send(errorPage(error))
+  return reply.send(errorBody(error))
+}
+
+export const tqserverRouter = fp(routerPlugin, {
+  name: 'tqserver-router',
+  fastify: '5.x',
+  dependencies: ['tqserver-registry']
+})
+export default tqserverRouter

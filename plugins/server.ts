@@ -1,0 +1,75 @@
+// The standalone server behind `tqserver dev` and `tqserver start`: a Fastify host with the
+// tqserver plugin, listening on the configured port, shut down gracefully by SIGTERM or SIGINT.
+// SIGHUP is not a shutdown here: it is the reload signal.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import closeWithGrace from 'close-with-grace'
+import type { BuildMode } from '../src/builder.js'
+import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
+import { createLogger } from '../src/logger.js'
+import { isPortFree } from '../src/port-pool.js'
+import { TQ_ERR_PORT_IN_USE } from '../src/errors.js'
+import { tqserver } from './index.js'
+
+/** Time left for shutdown after the workers' own bounds (drain, then kill). */
+const SHUTDOWN_MARGIN_MS = 2_000
+
+export interface StandaloneOptions {
+  root: string
+  mode: BuildMode
+  /** Command-line flags: the highest precedence. */
+  flags: ServerOverrides
+  env?: Record<string, string | undefined>
+  /** Pretty, human-readable log lines (pino-pretty) instead of JSON. */
+  prettyLogs?: boolean
+}
+
+export async function startServer (options: StandaloneOptions): Promise<FastifyInstance> {
+  const resolved = await loadServerConfig({
+    root: options.root,
+    overrides: options.flags,
+    overrideLabel: (key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+    env: options.env
+  })
+  const { config } = resolved
+  // Before any worker starts: a held port is a quick, clear error instead of a slow one.
+  if (config.port !== 0 && !await isPortFree(config.port, config.host)) throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
+
+  const loggerInstance: FastifyBaseLogger = createLogger(config.logLevel, options.prettyLogs ?? false)
+  const app = Fastify({
+    loggerInstance,
+    logController: new LogController({ disableRequestLogging: true })
+  })
+  await app.register(tqserver, { resolved, mode: options.mode })
+
+  const shutdownBound = Math.max(config.drainTimeout, 0) + config.killTimeout + SHUTDOWN_MARGIN_MS
+  const closer = closeWithGrace({ delay: shutdownBound, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'shutting down after an error')
+    else app.log.info({ signal }, 'shutting down: draining workers')
+    await app.close()
+  })
+  const onHangup = () => app.log.warn({ signal: 'SIGHUP' }, 'SIGHUP received: reload is not available in this version; ignored')
+  process.on('SIGHUP', onHangup)
+  app.addHook('onClose', (_instance, done) => {
+    closer.uninstall()
+    process.off('SIGHUP', onHangup)
+    done()
+  })
+
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    await app.close()
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
+    throw err
+  }
+  const workers = Object.keys(app.tqserver.status().workers)
+  app.log.info({ url: listenUrl(app), mode: options.mode, workers }, 'tqserver listening')
+  return app
+}
+
+function listenUrl (app: FastifyInstance): string {
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') return String(address)
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${host}:${address.port}`
+}

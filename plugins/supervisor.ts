@@ -1,0 +1,37 @@
+// Runs the workers for the life of the Fastify instance: started on onReady, routing stopped on
+// preClose, drained and stopped on onClose.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { BuildMode } from '../src/builder.js'
+import type { ResolvedServerConfig } from '../src/config/server-config.js'
+import { Supervisor } from '../src/supervisor.js'
+
+export interface SupervisorPluginOptions {
+  resolved: ResolvedServerConfig
+  mode: BuildMode
+}
+
+async function supervisorPlugin (fastify: FastifyInstance, options: SupervisorPluginOptions): Promise<void> {
+  const registry = fastify.tqserver
+  const supervisor = new Supervisor({
+    root: options.resolved.root,
+    config: options.resolved.config,
+    mode: options.mode,
+    registry,
+    log: fastify.log
+  })
+  registry.attach(supervisor)
+  fastify.addHook('onReady', () => supervisor.start())
+  fastify.addHook('preClose', (done) => {
+    registry.markClosing()
+    done()
+  })
+  fastify.addHook('onClose', () => supervisor.stop())
+}
+
+export const tqserverSupervisor = fp(supervisorPlugin, {
+  name: 'tqserver-supervisor',
+  fastify: '5.x',
+  dependencies: ['tqserver-registry']
+})
+export default tqserverSupervisor
