@@ -26,6 +26,12 @@ async function supervisorPlugin (fastify: FastifyInstance, options: SupervisorPl
     registry.markClosing()
     done()
   })
+  // Closing the server only closes connections idle at that moment: a keep-alive connection whose
+  // response is still in flight would hold the shutdown for the whole keep-alive timeout.
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    if (registry.isClosing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   fastify.addHook('onClose', () => supervisor.stop())
 }
 

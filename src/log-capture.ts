@@ -14,7 +14,7 @@ export interface OutputLine {
   text: string
 }
 
-/** A line longer than this is cut, so a worker writing without newlines cannot grow our memory. */
+/** A longer line is split into pieces of this size: a worker writing without newlines cannot grow our memory. */
 const MAX_LINE_CHARS = 16 * 1024
 
 const PINO_LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
@@ -89,7 +89,7 @@ function forEachLine (source: Readable, onLine: (line: string) => void): void {
   let pending = ''
   const emit = (line: string) => {
     const trimmed = line.endsWith('\r') ? line.slice(0, -1) : line
-    if (trimmed.length > 0) onLine(trimmed.length > MAX_LINE_CHARS ? `${trimmed.slice(0, MAX_LINE_CHARS)}…` : trimmed)
+    if (trimmed.length > 0) onLine(trimmed)
   }
   source.on('data', (chunk: Buffer) => {
     pending += decoder.write(chunk)
@@ -99,9 +99,9 @@ function forEachLine (source: Readable, onLine: (line: string) => void): void {
       pending = pending.slice(newline + 1)
       newline = pending.indexOf('\n')
     }
-    if (pending.length > MAX_LINE_CHARS) {
-      emit(pending)
-      pending = ''
+    while (pending.length > MAX_LINE_CHARS) {
+      emit(pending.slice(0, MAX_LINE_CHARS))
+      pending = pending.slice(MAX_LINE_CHARS)
     }
   })
   source.on('end', () => emit(pending + decoder.end()))

@@ -38,7 +38,8 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   const env = input.env ?? process.env
   const label = input.overrideLabel ?? ((key: string) => `option "${key}"`)
   const { config: configPath, ...overrides } = input.overrides ?? {}
-  const sources = new Map<string, string>()
+  /** Where each key was last set, and that layer's rank (higher wins). */
+  const sources = new Map<string, { label: string, rank: number }>()
 
   const explicitPath = configPath ?? env.TQ_CONFIG
   const file = resolve(root, explicitPath ?? DEFAULT_CONFIG_FILE)
@@ -48,7 +49,7 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
     throw new TQ_ERR_CONFIG_FILE_MISSING(configPath !== undefined ? label('config') : 'TQ_CONFIG', file)
   }
   validate(layerSchema, fromFile ?? {}, fileLabel)
-  for (const key of Object.keys(fromFile ?? {})) sources.set(key, fileLabel)
+  for (const key of Object.keys(fromFile ?? {})) sources.set(key, { label: fileLabel, rank: 1 })
 
   const fromEnv: Record<string, unknown> = {}
   for (const [name, key] of Object.entries(ENV_KEYS)) {
@@ -57,7 +58,7 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
     const value = /^[0-9]+$/.test(raw) && key === 'port' ? Number(raw) : raw
     validate(layerSchema, { [key]: value }, `environment variable ${name}`)
     fromEnv[key] = value
-    sources.set(key, `environment variable ${name}`)
+    sources.set(key, { label: `environment variable ${name}`, rank: 2 })
   }
 
   const fromOverrides: Record<string, unknown> = {}
@@ -65,12 +66,12 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
     if (value === undefined) continue
     validate(layerSchema, { [key]: value }, label(key))
     fromOverrides[key] = value
-    sources.set(key, label(key))
+    sources.set(key, { label: label(key), rank: 3 })
   }
 
   const merged = { ...fromFile, ...fromEnv, ...fromOverrides }
   const config = validate<ServerConfig>(serverConfigSchema, merged, 'configuration', true)
-  checkPorts(config, (key) => sources.get(key) ?? 'defaults')
+  checkPorts(config, sources)
   return { config: Object.freeze(config), root, file: fromFile === undefined ? undefined : file }
 }
 
@@ -81,12 +82,16 @@ export function parsePortRange (text: string): PortRange {
   return { from, to }
 }
 
-function checkPorts (config: ServerConfig, sourceOf: (key: string) => string): void {
+function checkPorts (config: ServerConfig, sources: Map<string, { label: string, rank: number }>): void {
   const { from, to } = parsePortRange(config.workerPorts)
+  const sourceOf = (key: string) => sources.get(key)?.label ?? 'defaults'
   const fail = (rule: string) => new TQ_ERR_CONFIG_PORT_RANGE(sourceOf('workerPorts'), 'workerPorts', `${rule} (got "${config.workerPorts}")`)
   if (from < 1 || to > 65535) throw fail('must lie within 1-65535')
   if (from > to) throw fail('is reversed or empty: the first port must not be above the last')
   if (config.port >= from && config.port <= to) {
-    throw fail(`contains the server's own port ${config.port} (set by ${sourceOf('port')})`)
+    // Blame the key set by the stronger layer: that is the one the user just changed.
+    const key = (sources.get('port')?.rank ?? 0) > (sources.get('workerPorts')?.rank ?? 0) ? 'port' : 'workerPorts'
+    throw new TQ_ERR_CONFIG_PORT_RANGE(sourceOf(key), key,
+      `puts the server's port ${config.port} inside the worker port range ${config.workerPorts}`)
   }
 }

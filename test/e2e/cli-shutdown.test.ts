@@ -1,0 +1,59 @@
+// Signals to `tqserver start`: SIGTERM drains in-flight requests, stops the workers and exits 0;
+// SIGHUP does not stop the server; SIGKILL leaves no worker behind.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startCliServer } from '../helpers/cli.js'
+import { clientFor } from '../helpers/host.js'
+import { PORTS } from '../helpers/ports.js'
+import { useProject } from '../helpers/project.js'
+import { isAlive, waitForExit, within } from '../helpers/wait.js'
+
+interface Health { workers: Record<string, { instances: Array<{ pid: number }> }> }
+
+async function workerPids (fetch: ReturnType<typeof clientFor>): Promise<number[]> {
+  const report = await (await fetch('/health')).body.json() as Health
+  return Object.values(report.workers).flatMap((worker) => worker.instances.map((instance) => instance.pid))
+}
+
+test('SIGTERM lets in-flight requests finish, stops the workers and exits 0', async (t) => {
+  const root = await useProject(t, 'sdk')
+  const server = await startCliServer(t, 'start', root, PORTS.cliShutdown)
+  const fetch = clientFor(t, server.url)
+  const pids = await workerPids(fetch)
+  assert.equal(pids.length, 1)
+  const slow = fetch('/app/slow?ms=800')
+  // Signal only once the host counts the request in flight.
+  await within(5000, 'the slow request to be in flight', (async () => {
+    while ((await (await fetch('/health')).body.json() as { workers: { app: { instances: Array<{ inflight: number }> } } }).workers.app.instances[0]!.inflight === 0) {
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  })())
+  server.child.kill('SIGTERM')
+  await server.logs.waitFor((line) => line.msg === 'shutting down: draining workers', 5000, 'the shutdown to begin')
+
+  const res = await slow
+  assert.equal(res.statusCode, 200)
+  assert.deepEqual(await res.body.json(), { slow: true, ms: 800 })
+  assert.deepEqual(await within(15_000, 'the server to exit', server.exited), { code: 0, signal: null })
+  for (const pid of pids) assert.equal(isAlive(pid), false, `worker ${pid} is gone`)
+})
+
+test('SIGHUP does not stop the server', async (t) => {
+  const root = await useProject(t, 'sdk')
+  const server = await startCliServer(t, 'start', root, PORTS.cliShutdown)
+  server.child.kill('SIGHUP')
+  await server.logs.waitFor((line) => line.signal === 'SIGHUP', 5000, 'SIGHUP to be logged')
+  const res = await clientFor(t, server.url)('/app/')
+  assert.equal(res.statusCode, 200)
+  await res.body.dump()
+})
+
+test('a server killed with SIGKILL leaves no worker process behind', async (t) => {
+  const root = await useProject(t, 'routing')
+  const server = await startCliServer(t, 'start', root, PORTS.cliShutdown)
+  const pids = await workerPids(clientFor(t, server.url))
+  assert.equal(pids.length, 4)
+  server.child.kill('SIGKILL')
+  await server.exited
+  for (const pid of pids) await waitForExit(pid, 5000)
+})

@@ -1,0 +1,35 @@
+// A host Fastify app with the tqserver plugin, listening on a free port, closed after the test.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { Agent, type Dispatcher } from 'undici'
+import type { TestContext } from 'node:test'
+import { tqserver, type TqServerOptions } from '../../plugins/index.js'
+import { LogRecorder } from './logs.js'
+
+export interface Host {
+  app: FastifyInstance
+  url: string
+  logs: LogRecorder
+  /** Sends a request to the host; the connection pool is closed after the test. */
+  fetch: (path: string, options?: Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: Dispatcher.HttpMethod }) => Promise<Dispatcher.ResponseData>
+}
+
+export async function startHost (t: TestContext, options: TqServerOptions, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<Host> {
+  const logs = new LogRecorder()
+  const loggerInstance: FastifyBaseLogger = pino({ level: 'debug' }, logs)
+  const app = Fastify({ loggerInstance })
+  t.after(() => app.close())
+  await setup?.(app)
+  await app.register(tqserver, { env: {}, ...options })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+  return { app, url, logs, fetch: clientFor(t, url) }
+}
+
+/** A client whose paths are sent exactly as written (no URL parsing, so no normalising). */
+export function clientFor (t: TestContext, url: string): Host['fetch'] {
+  const agent = new Agent()
+  t.after(() => agent.close())
+  return (path, options = {}) => agent.request({ origin: url, path, method: 'GET', ...options })
+}

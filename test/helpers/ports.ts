@@ -1,0 +1,15 @@
+// Worker port ranges, one per test file: files run two at a time, and two pools probing the same
+// range could both hand out a port before either worker has bound it.
+export const PORTS = {
+  proxyRouting: '20000-20099',
+  proxyStreaming: '20100-20199',
+  workerDown: '20200-20299',
+  staticFiles: '20300-20399',
+  embedding: '20400-20499',
+  plainWorker: '20500-20599',
+  startFailure: '20600-20699',
+  cliShutdown: '20700-20799',
+  cliErrors: '20800-20899',
+  cliCommands: '20900-20999',
+  portPool: '21000-21099'
+} as const

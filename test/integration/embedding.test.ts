@@ -1,0 +1,60 @@
+// tqserver registered in an existing Fastify app: the app's own routes keep working beside the
+// workers, and the health endpoints answer.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startHost } from '../helpers/host.js'
+import { PORTS } from '../helpers/ports.js'
+import { useProject } from '../helpers/project.js'
+
+test('embedded in an app with its own routes', async (t) => {
+  const root = await useProject(t, 'routing', { 'config/server.yaml': 'restartDelay: 60000\n' })
+  const host = await startHost(t, { root, workerPorts: PORTS.embedding }, (app) => {
+    app.get('/app/status', async () => ({ app: 'mine' }))
+    app.post('/app/items', async (request) => ({ created: request.body }))
+  })
+
+  await t.test("keeps the app's own routes and serves the workers around them", async () => {
+    assert.deepEqual(await (await host.fetch('/app/status')).body.json(), { app: 'mine' })
+    const created = await host.fetch('/app/items', { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } })
+    assert.deepEqual(await created.body.json(), { created: { a: 1 } }, "the app's JSON parser still applies to its routes")
+    const worker = await host.fetch('/app/other')
+    assert.equal((await worker.body.json() as { worker: string }).worker, 'index', 'a path the app does not serve goes to a worker')
+    assert.equal(typeof host.app.tqserver.match, 'function', 'the registry decorates the root instance')
+  })
+
+  await t.test('answers /health, /livez and /readyz', async () => {
+    const health = await host.fetch('/health')
+    assert.equal(health.statusCode, 200)
+    assert.equal(health.headers['cache-control'], 'no-store')
+    const report = await health.body.json() as { status: string, workers: Record<string, { status: string, route: string, instances: Array<Record<string, unknown>> }> }
+    assert.equal(report.status, 'healthy')
+    assert.deepEqual(Object.keys(report.workers).sort(), ['api', 'api-v2', 'apix', 'index'])
+    const api = report.workers.api!
+    assert.deepEqual([api.status, api.route, api.instances.length], ['healthy', '/api', 1])
+    assert.deepEqual(Object.keys(api.instances[0]!).filter((key) => ['pid', 'port', 'state', 'restarts'].includes(key)).sort(), ['pid', 'port', 'restarts', 'state'])
+    assert.deepEqual([api.instances[0]!.state, api.instances[0]!.restarts], ['HEALTHY', 0])
+    assert.equal((await host.fetch('/livez')).statusCode, 200)
+    assert.equal((await host.fetch('/readyz')).statusCode, 200)
+  })
+
+  await t.test('reports a worker that is down: /health degraded, /readyz 503, /livez 200', async () => {
+    process.kill(host.app.tqserver.status().workers.apix!.instances[0]!.pid!, 'SIGKILL')
+    await host.logs.waitFor((line) => line.worker === 'apix' && line.to === 'BACKOFF', 5000, 'apix to be seen as crashed')
+    const health = await host.fetch('/health')
+    assert.equal(health.statusCode, 200)
+    const report = await health.body.json() as { status: string, workers: Record<string, { status: string }> }
+    assert.deepEqual([report.status, report.workers.apix!.status], ['degraded', 'unhealthy'])
+    const ready = await host.fetch('/readyz')
+    assert.equal(ready.statusCode, 503)
+    await ready.body.dump()
+    assert.equal((await host.fetch('/livez')).statusCode, 200)
+  })
+
+  await t.test('fails /readyz from the moment the app starts to close', async () => {
+    assert.equal(host.app.tqserver.isClosing, false)
+    const closed = host.app.close()
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(host.app.tqserver.isClosing, true)
+    await closed
+  })
+})
