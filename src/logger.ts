@@ -24,7 +24,7 @@ export function loggerOptions (level: LogLevel, pretty: boolean): LoggerOptions 
   if (pretty) {
     options.transport = {
       target: 'pino-pretty',
-      options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname', messageFormat: '{if worker}[{worker}] {end}{msg}' }
+      options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname,worker', singleLine: true, messageFormat: '{if worker}[{worker}] {end}{msg}' }
     }
   }
   return options

@@ -11,5 +11,6 @@ export const PORTS = {
   cliShutdown: '20700-20799',
   cliErrors: '20800-20899',
   cliCommands: '20900-20999',
-  portPool: '21000-21099'
+  portPool: '21000-21099',
+  examples: '21100-21199'
 } as const

@@ -6,7 +6,7 @@ import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
 
-test('a worker without a healthy instance answers 503, and one that drops the connection 502', async (t) => {
+test('a worker without a healthy instance answers 503, one that drops the connection 502, and a 503 is not retried', async (t) => {
   const root = await useProject(t, 'routing', {
     // A long restart delay holds the crashed worker down while the test looks.
     'config/server.yaml': 'restartDelay: 60000\n'
@@ -18,6 +18,13 @@ test('a worker without a healthy instance answers 503, and one that drops the co
   const resetBody = await reset.body.json() as { code: string, message: string }
   assert.equal(resetBody.code, 'TQ_ERR_PROXY_BAD_GATEWAY')
   assert.match(resetBody.message, /^worker api could not be reached: /)
+
+  const served = async () => (await (await host.fetch('/api/__served')).body.json() as { served: number }).served
+  const before = await served()
+  const unavailable = await host.fetch('/api/status?code=503')
+  assert.equal(unavailable.statusCode, 503, "the worker's own 503 reaches the client")
+  await unavailable.body.dump()
+  assert.equal(await served(), before + 1, 'and the proxy did not retry it')
 
   const pid = host.app.tqserver.status().workers.api!.instances[0]!.pid!
   process.kill(pid, 'SIGKILL')
