@@ -1,11 +1,14 @@
 // The tqserver plugin: serves the workers of a project through this Fastify instance.
 //   fastify.register(tqserver, { root: '/srv/app' })
-// registers, in order: registry -> supervisor -> router (proxy + static files) -> health.
+// registers, in order: registry -> supervisor -> router (proxy + static files) -> health, and in
+// dev mode hot-reload.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { BuildMode } from '../src/builder.js'
 import { loadServerConfig, type ResolvedServerConfig, type ServerOverrides } from '../src/config/server-config.js'
+import { Supervisor } from '../src/supervisor.js'
 import { tqserverHealth } from './health.js'
+import { tqserverHotReload } from './hot-reload.js'
 import { tqserverRegistry } from './registry.js'
 import { tqserverRouter } from './router.js'
 import { tqserverSupervisor } from './supervisor.js'
@@ -25,9 +28,11 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   const { root, mode, env, resolved, ...overrides } = options
   const config = resolved ?? await loadServerConfig({ root: root ?? process.cwd(), overrides, env })
   await fastify.register(tqserverRegistry)
-  await fastify.register(tqserverSupervisor, { resolved: config, mode: mode ?? 'prod' })
+  const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', registry: fastify.tqserver, log: fastify.log })
+  await fastify.register(tqserverSupervisor, { supervisor })
   await fastify.register(tqserverRouter)
   await fastify.register(tqserverHealth)
+  if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
 }
 
 export const tqserver = fp(tqserverPlugin, { name: 'tqserver', fastify: '5.x' })

@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin'
 import httpProxy from '@fastify/http-proxy'
 import send from '@fastify/send'
-import { Agent } from 'undici'
+import { Agent, Pool } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import { errorBody, errorPage, prefersHtml, transportError, type ProxyError } from '../src/proxy-errors.js'
@@ -30,9 +30,26 @@ declare module 'fastify' {
 
 async function routerPlugin (fastify: FastifyInstance): Promise<void> {
   const registry = fastify.tqserver
-  // One dispatcher for every worker; undici >= 7.15 drops an origin's pool once its sockets close,
-  // so a new port per reload does not grow it.
-  const agent = new Agent({ connections: 128, pipelining: 1 })
+  // One dispatcher for every worker. Its pools are kept by origin so that a retired instance's
+  // idle keep-alive sockets are closed by us, not by the worker: a worker closing a socket the
+  // proxy is about to reuse fails that request (UND_ERR_SOCKET). undici >= 7.15 then drops the
+  // pool, so a new port per reload does not grow the agent.
+  const pools = new Map<string, Pool>()
+  const agent = new Agent({
+    connections: 128,
+    pipelining: 1,
+    factory: (origin, options) => {
+      const pool = new Pool(origin, options)
+      pools.set(new URL(String(origin)).origin, pool)
+      return pool
+    }
+  })
+  registry.onUpstreamRetired(async (origin) => {
+    const pool = pools.get(origin)
+    pools.delete(origin)
+    // Already closed with the agent when the whole server shuts down.
+    if (pool && !pool.closed && !pool.destroyed) await pool.close()
+  })
   fastify.addHook('onClose', () => agent.close())
   fastify.decorateRequest('tqTarget', null)
 

@@ -2,24 +2,15 @@
 // preClose, drained and stopped on onClose.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { BuildMode } from '../src/builder.js'
-import type { ResolvedServerConfig } from '../src/config/server-config.js'
-import { Supervisor } from '../src/supervisor.js'
+import type { Supervisor } from '../src/supervisor.js'
 
 export interface SupervisorPluginOptions {
-  resolved: ResolvedServerConfig
-  mode: BuildMode
+  /** Made by the tqserver plugin, which also hands it to hot reload. */
+  supervisor: Supervisor
 }
 
-async function supervisorPlugin (fastify: FastifyInstance, options: SupervisorPluginOptions): Promise<void> {
+async function supervisorPlugin (fastify: FastifyInstance, { supervisor }: SupervisorPluginOptions): Promise<void> {
   const registry = fastify.tqserver
-  const supervisor = new Supervisor({
-    root: options.resolved.root,
-    config: options.resolved.config,
-    mode: options.mode,
-    registry,
-    log: fastify.log
-  })
   registry.attach(supervisor)
   fastify.addHook('onReady', () => supervisor.start())
   fastify.addHook('preClose', (done) => {

@@ -42,6 +42,7 @@ export class Registry {
   readonly #idleWaiters = new Map<string, Set<() => void>>()
   #closing = false
   #control: WorkerControl | undefined
+  readonly #retireListeners = new Set<(origin: string) => void | Promise<void>>()
 
   /** Called once by the supervisor plugin. */
   attach (control: WorkerControl): void {
@@ -177,6 +178,16 @@ export class Registry {
       }
       waiters.add(wake)
     })
+  }
+
+  /** `listener` runs when an upstream leaves service for good (the proxy closes its sockets to it). */
+  onUpstreamRetired (listener: (origin: string) => void | Promise<void>): void {
+    this.#retireListeners.add(listener)
+  }
+
+  /** Called once an upstream is out of rotation and idle, before its process is stopped. */
+  async retireUpstream (origin: string): Promise<void> {
+    await Promise.all([...this.#retireListeners].map((listener) => listener(origin)))
   }
 
   /** Set when the server begins to shut down: /readyz fails from then on. */

@@ -1,5 +1,6 @@
-// Starts, restarts and stops the workers. Owns each worker's build, its instances' lives and its
-// crash history; tells the registry which instances serve.
+// Starts, restarts and stops the workers. Owns each worker's current version (spec and build), its
+// instances' lives and its crash history; every version change goes through the reload
+// coordinator; tells the registry which instances serve.
 import { Builder, type BuildErrorLocation, type BuildMode, type BuildResult } from './builder.js'
 import { parsePortRange } from './config/server-config.js'
 import type { ServerConfig } from './config/schema.js'
@@ -8,6 +9,7 @@ import { OutputBuffer } from './log-capture.js'
 import type { Logger } from './logger.js'
 import { PortPool } from './port-pool.js'
 import type { Registry } from './registry.js'
+import { ReloadCoordinator, type ReloadOutcome, type ReloadPlan, type SwitchHost } from './reload-coordinator.js'
 import { CrashHistory } from './restart-policy.js'
 import { StaticFiles } from './static-files.js'
 import { discoverWorkers, type WorkerSpec } from './worker-discovery.js'
@@ -30,22 +32,26 @@ interface WorkerRuntime {
   build: BuildResult | undefined
   buildError: { message: string, locations: BuildErrorLocation[], at: number } | undefined
   lastError: { message: string, at: number } | undefined
-  restartTimers: Set<NodeJS.Timeout>
+  restartTimers: Map<WorkerInstance, NodeJS.Timeout>
 }
 
-export class Supervisor {
+export class Supervisor implements SwitchHost {
   readonly pool: PortPool
   readonly builder: Builder
+  readonly registry: Registry
+  readonly log: Logger
   readonly #options: SupervisorOptions
-  readonly #log: Logger
+  readonly #coordinator: ReloadCoordinator
   readonly #workers = new Map<string, WorkerRuntime>()
   #stopping: Promise<void> | undefined
 
   constructor (options: SupervisorOptions) {
     this.#options = options
-    this.#log = options.log
+    this.registry = options.registry
+    this.log = options.log
     this.pool = new PortPool(parsePortRange(options.config.workerPorts), WORKER_HOST)
     this.builder = new Builder(options.mode, options.log)
+    this.#coordinator = new ReloadCoordinator(this)
   }
 
   /**
@@ -57,81 +63,157 @@ export class Supervisor {
     await Promise.all(specs.map((spec) => this.startWorker(spec)))
   }
 
-  /** Builds (when needed) and starts one worker, and routes its prefix to it. */
-  async startWorker (spec: WorkerSpec): Promise<void> {
-    const { registry, mode } = this.#options
+  has (name: string): boolean {
+    return this.#workers.has(name)
+  }
+
+  /** Routes a new worker's prefix to it, then builds (when needed) and starts it. */
+  async startWorker (spec: WorkerSpec): Promise<ReloadOutcome | undefined> {
     const staticFiles = new StaticFiles(spec.publicDir)
     await staticFiles.refresh()
-    registry.setWorker(spec, staticFiles)
+    this.registry.setWorker(spec, staticFiles)
     const runtime: WorkerRuntime = {
       spec,
-      output: this.#workers.get(spec.name)?.output ?? new OutputBuffer(this.#options.config.outputLines),
+      output: new OutputBuffer(this.#options.config.outputLines),
       crashes: new CrashHistory(this.#options.config),
-      build: undefined,
+      // Production runs the existing build; only a worker without one is built.
+      build: this.#options.mode === 'prod' ? await this.builder.current(spec) : undefined,
       buildError: undefined,
       lastError: undefined,
-      restartTimers: new Set()
+      restartTimers: new Map()
     }
     this.#workers.set(spec.name, runtime)
     if (!spec.enabled) {
-      this.#log.info({ worker: spec.name, route: spec.route }, 'worker disabled')
-      return
+      this.log.info({ worker: spec.name, route: spec.route }, 'worker disabled')
+      return undefined
     }
-    const build = mode === 'prod' ? await this.builder.current(spec) ?? await this.#build(runtime) : await this.#build(runtime)
-    if (!build) return
-    runtime.build = build
-    await Promise.all(Array.from({ length: spec.instances }, () => this.#launch(runtime, build)))
+    return this.#coordinator.reload({ spec, rebuild: this.#options.mode === 'dev', restart: true, reason: 'worker started' })
+  }
+
+  /** Switches a running worker to a new version (see reload-coordinator.ts). */
+  reload (plan: ReloadPlan): Promise<ReloadOutcome> {
+    if (!this.#workers.has(plan.spec.name)) throw new TQ_ERR_WORKER_NOT_FOUND(plan.spec.name)
+    return this.#coordinator.reload(plan)
+  }
+
+  /** Rescans a worker's public/ folder. */
+  async refreshStatic (name: string): Promise<void> {
+    await this.registry.worker(name)?.staticFiles.refresh()
   }
 
   /** Drains and stops every instance of a worker and removes its route. */
   async stopWorker (name: string, reason: string): Promise<void> {
     const runtime = this.#workers.get(name)
-    const entry = this.#options.registry.worker(name)
+    const entry = this.registry.worker(name)
     if (!runtime || !entry) throw new TQ_ERR_WORKER_NOT_FOUND(name)
-    for (const timer of runtime.restartTimers) clearTimeout(timer)
-    runtime.restartTimers.clear()
-    await Promise.all([...entry.instances].map((instance) => this.retire(instance, reason)))
-    this.#options.registry.removeWorker(name)
     this.#workers.delete(name)
+    await Promise.all([...entry.instances].map((instance) => this.retire(instance, reason)))
+    this.registry.removeWorker(name)
     await this.builder.forget(name)
-  }
-
-  /**
-   * Takes an instance out of rotation, waits for its in-flight requests (up to drainTimeout),
-   * then stops its process (SIGTERM, SIGKILL after killTimeout).
-   */
-  async retire (instance: WorkerInstance, reason: string): Promise<void> {
-    const { registry } = this.#options
-    const name = instance.spec.name
-    const origin = instance.origin
-    if (instance.state.is('HEALTHY', 'UNHEALTHY')) {
-      instance.beginDrain(reason)
-      registry.publish(name)
-    }
-    if (origin && instance.state.is('DRAINING')) {
-      const { drainTimeout } = instance.spec.timeouts
-      if (!await registry.whenIdle(origin, drainTimeout)) {
-        this.#log.warn({ worker: name, pid: instance.pid, inflight: registry.inflight(origin), drainTimeout }, 'drain timed out; stopping with requests in flight')
-      }
-    }
-    await instance.stop(reason)
-    registry.removeInstance(name, instance)
   }
 
   /** Stops every worker (graceful drain, then SIGTERM). Idempotent. */
   stop (): Promise<void> {
     this.#stopping ??= (async () => {
+      await this.#coordinator.idle()
       await Promise.all([...this.#workers.keys()].map((name) => this.stopWorker(name, 'server shutting down')))
       await this.builder.dispose()
     })()
     return this.#stopping
   }
 
+  // --- SwitchHost: the coordinator's view of the supervisor ---
+
+  current (name: string): { spec: WorkerSpec, build: BuildResult | undefined } | undefined {
+    return this.#workers.get(name)
+  }
+
+  async build (spec: WorkerSpec): Promise<BuildResult | undefined> {
+    const runtime = this.#runtime(spec.name)
+    const inUse = [...this.registry.worker(spec.name)?.instances ?? []].map((instance) => instance.build.id)
+    try {
+      const build = await this.builder.build(spec, inUse)
+      runtime.buildError = undefined
+      return build
+    } catch (err) {
+      const error = err as Error & { locations?: BuildErrorLocation[] }
+      runtime.buildError = { message: error.message, locations: error.locations ?? [], at: Date.now() }
+      this.log.error({ worker: spec.name, err: error }, 'worker build failed; the running version keeps serving')
+      return undefined
+    }
+  }
+
+  createInstance (spec: WorkerSpec, build: BuildResult): WorkerInstance {
+    const runtime = this.#runtime(spec.name)
+    const instance = new WorkerInstance({
+      spec,
+      build,
+      mode: this.#options.mode,
+      pool: this.pool,
+      log: this.log,
+      output: runtime.output,
+      onCrash: (crashed) => {
+        this.registry.publish(spec.name)
+        this.#afterCrash(runtime, crashed)
+      }
+    })
+    this.registry.addInstance(spec.name, instance)
+    return instance
+  }
+
+  /**
+   * Takes an instance out of rotation, waits for its in-flight requests (up to drainTimeout), has
+   * the proxy close its idle sockets to it, then stops its process (SIGTERM, SIGKILL later).
+   */
+  async retire (instance: WorkerInstance, reason: string): Promise<void> {
+    const name = instance.spec.name
+    const origin = instance.origin
+    const timers = this.#workers.get(name)?.restartTimers
+    clearTimeout(timers?.get(instance))
+    timers?.delete(instance)
+    if (instance.state.is('HEALTHY', 'UNHEALTHY')) {
+      instance.beginDrain(reason)
+      this.registry.publish(name)
+    }
+    if (origin && instance.state.is('DRAINING')) {
+      const { drainTimeout } = instance.spec.timeouts
+      if (!await this.registry.whenIdle(origin, drainTimeout)) {
+        this.log.warn({ worker: name, pid: instance.pid, inflight: this.registry.inflight(origin), drainTimeout }, 'drain timed out; stopping with requests in flight')
+      }
+      await this.registry.retireUpstream(origin)
+    }
+    await instance.stop(reason)
+    this.registry.removeInstance(name, instance)
+  }
+
+  committed (spec: WorkerSpec, build: BuildResult, healthy: boolean): void {
+    const runtime = this.#runtime(spec.name)
+    runtime.spec = spec
+    runtime.build = build
+    if (!healthy) return
+    runtime.crashes.reset()
+    runtime.lastError = undefined
+  }
+
+  async startFailed (instance: WorkerInstance, error: Error, retry: boolean): Promise<void> {
+    const runtime = this.#runtime(instance.spec.name)
+    runtime.lastError = { message: error.message, at: Date.now() }
+    if (retry) {
+      this.log.error({ worker: instance.spec.name, err: error }, 'worker failed to start')
+      this.#afterCrash(runtime, instance)
+      return
+    }
+    this.log.error({ worker: instance.spec.name, err: error }, 'new instance failed to start; the running version keeps serving')
+    await instance.stop('failed to start')
+    this.registry.removeInstance(instance.spec.name, instance)
+  }
+
+  // --- reporting ---
+
   report (): HealthReport {
-    const { registry } = this.#options
     const workers: Record<string, WorkerReport> = {}
     for (const [name, runtime] of this.#workers) {
-      const instances = [...registry.worker(name)?.instances ?? []]
+      const instances = [...this.registry.worker(name)?.instances ?? []]
       const now = Date.now()
       workers[name] = {
         status: workerStatus(runtime.spec.enabled, instances.map((instance) => instance.state.current)),
@@ -143,7 +225,7 @@ export class Supervisor {
           state: instance.state.current,
           restarts: instance.restarts,
           uptimeMs: instance.state.is('HEALTHY', 'UNHEALTHY') && instance.startedAt ? now - instance.startedAt : null,
-          inflight: instance.origin ? registry.inflight(instance.origin) : 0,
+          inflight: instance.origin ? this.registry.inflight(instance.origin) : 0,
           build: instance.build.id
         })),
         lastBuild: {
@@ -158,63 +240,31 @@ export class Supervisor {
     return { status: overallStatus(Object.values(workers)), workers }
   }
 
-  /** The last output lines of a worker, oldest first. */
+  /** Records an error against a worker (shown in /health), e.g. an invalid worker.yaml in dev. */
+  recordError (name: string, error: Error): void {
+    const runtime = this.#workers.get(name)
+    if (runtime) runtime.lastError = { message: error.message, at: Date.now() }
+  }
+
+  /** The last output lines of a worker. */
   output (name: string): OutputBuffer | undefined {
     return this.#workers.get(name)?.output
   }
 
-  async #build (runtime: WorkerRuntime): Promise<BuildResult | undefined> {
-    const { spec } = runtime
-    try {
-      const build = await this.builder.build(spec, this.#buildsInUse(spec.name))
-      runtime.buildError = undefined
-      return build
-    } catch (err) {
-      const error = err as Error & { locations?: BuildErrorLocation[] }
-      runtime.buildError = { message: error.message, locations: error.locations ?? [], at: Date.now() }
-      this.#log.error({ worker: spec.name, err: error }, 'worker build failed')
-      return undefined
-    }
+  /** Source files of a worker's current build. */
+  buildInputs (name: string): string[] {
+    return this.#workers.get(name)?.build?.inputs ?? []
   }
 
-  #buildsInUse (name: string): string[] {
-    return [...this.#options.registry.worker(name)?.instances ?? []].map((instance) => instance.build.id)
+  #runtime (name: string): WorkerRuntime {
+    const runtime = this.#workers.get(name)
+    if (!runtime) throw new TQ_ERR_WORKER_NOT_FOUND(name)
+    return runtime
   }
 
-  async #launch (runtime: WorkerRuntime, build: BuildResult): Promise<WorkerInstance> {
-    const instance = new WorkerInstance({
-      spec: runtime.spec,
-      build,
-      mode: this.#options.mode,
-      pool: this.pool,
-      log: this.#log,
-      output: runtime.output,
-      onCrash: (crashed) => {
-        this.#options.registry.publish(crashed.spec.name)
-        this.#afterCrash(runtime, crashed)
-      }
-    })
-    this.#options.registry.addInstance(runtime.spec.name, instance)
-    await this.#boot(runtime, instance, 'worker started')
-    return instance
-  }
-
-  /** Starts an instance; a failure counts as a crash. Resolves either way. */
-  async #boot (runtime: WorkerRuntime, instance: WorkerInstance, reason: string): Promise<boolean> {
-    try {
-      await instance.start(reason)
-      this.#options.registry.publish(runtime.spec.name)
-      return instance.state.is('HEALTHY')
-    } catch (err) {
-      runtime.lastError = { message: (err as Error).message, at: Date.now() }
-      this.#log.error({ worker: runtime.spec.name, err }, 'worker failed to start')
-      if (instance.state.is('CRASHED')) this.#afterCrash(runtime, instance)
-      return false
-    }
-  }
-
+  /** Restarts a crashed instance after a growing delay; a crash loop ends in FAILED. */
   #afterCrash (runtime: WorkerRuntime, instance: WorkerInstance): void {
-    if (this.#stopping) return
+    if (this.#stopping || !this.#workers.has(runtime.spec.name)) return
     const delay = runtime.crashes.record()
     if (delay === undefined) {
       instance.state.transition('FAILED', `crashed ${runtime.crashes.count} times within ${this.#options.config.crashWindow} ms`)
@@ -222,10 +272,16 @@ export class Supervisor {
     }
     instance.state.transition('BACKOFF', `restart in ${delay} ms`)
     const timer = setTimeout(() => {
-      runtime.restartTimers.delete(timer)
-      void this.#boot(runtime, instance, 'restart after crash')
+      runtime.restartTimers.delete(instance)
+      instance.start('restart after crash').then(
+        () => this.registry.publish(runtime.spec.name),
+        (err: Error) => {
+          runtime.lastError = { message: err.message, at: Date.now() }
+          this.log.error({ worker: runtime.spec.name, err }, 'worker failed to restart')
+          if (instance.state.is('CRASHED')) this.#afterCrash(runtime, instance)
+        })
     }, delay)
     timer.unref()
-    runtime.restartTimers.add(timer)
+    runtime.restartTimers.set(instance, timer)
   }
 }

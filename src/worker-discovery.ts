@@ -12,6 +12,8 @@ import {
 
 /** Paths the host answers itself; a worker there would never be reached. */
 export const RESERVED_ROUTES = new Set(['/health', '/livez', '/readyz'])
+/** The host's own tools (live reload) live under this prefix. */
+export const RESERVED_PREFIX = '/__tqserver'
 
 /** What the server needs to know to build, start and route one worker. */
 export interface WorkerSpec {
@@ -66,7 +68,9 @@ export async function readWorker (root: string, dir: string, name: string, confi
   }
   const route = settings.path ?? defaultRoute(name, source)
   const where = raw === undefined ? `${relative(root, dir)}/` : source
-  if (RESERVED_ROUTES.has(route)) throw new TQ_ERR_CONFIG_RESERVED_ROUTE(source, route)
+  if (RESERVED_ROUTES.has(route) || route === RESERVED_PREFIX || route.startsWith(`${RESERVED_PREFIX}/`)) {
+    throw new TQ_ERR_CONFIG_RESERVED_ROUTE(source, route)
+  }
   const timeouts = Object.fromEntries(timeoutNames.map((key) => [key, settings[key] ?? config[key]])) as Timeouts
   return {
     name,

@@ -1,5 +1,5 @@
 // A host Fastify app with the tqserver plugin, listening on a free port, closed after the test.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { Agent, type Dispatcher } from 'undici'
 import type { TestContext } from 'node:test'
@@ -17,7 +17,7 @@ export interface Host {
 export async function startHost (t: TestContext, options: TqServerOptions, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<Host> {
   const logs = new LogRecorder()
   const loggerInstance: FastifyBaseLogger = pino({ level: 'debug' }, logs)
-  const app = Fastify({ loggerInstance })
+  const app = Fastify({ loggerInstance, logController: new LogController({ disableRequestLogging: true }) })
   t.after(() => app.close())
   await setup?.(app)
   await app.register(tqserver, { env: {}, ...options })

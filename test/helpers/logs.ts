@@ -31,6 +31,11 @@ export class LogRecorder extends EventEmitter {
   waitFor (match: (line: LogLine) => boolean, ms: number, what: string): Promise<LogLine> {
     const found = this.lines.find(match)
     if (found) return Promise.resolve(found)
+    return this.next(match, ms, what)
+  }
+
+  /** The first line from now on that matches. */
+  next (match: (line: LogLine) => boolean, ms: number, what: string): Promise<LogLine> {
     let listener: ((line: LogLine) => void) | undefined
     return within(ms, what, new Promise<LogLine>((resolve) => {
       listener = (line) => {
@@ -38,6 +43,17 @@ export class LogRecorder extends EventEmitter {
       }
       this.on('line', listener)
     })).finally(() => this.off('line', listener!))
+  }
+
+  count (match: (line: LogLine) => boolean): number {
+    return this.lines.filter(match).length
+  }
+
+  /** Resolves once `n` lines in all (past and future) have matched. */
+  waitForCount (match: (line: LogLine) => boolean, n: number, ms: number, what: string): Promise<LogLine | undefined> {
+    let seen = this.count(match)
+    if (seen >= n) return Promise.resolve(undefined)
+    return this.next((line) => match(line) && ++seen >= n, ms, what)
   }
 
   /** State changes logged for a worker, as "FROM>TO". */

@@ -12,5 +12,8 @@ export const PORTS = {
   cliErrors: '20800-20899',
   cliCommands: '20900-20999',
   portPool: '21000-21099',
-  examples: '21100-21199'
+  examples: '21100-21199',
+  reloadStorm: '21200-21299',
+  hotReload: '21300-21399',
+  liveReload: '21400-21499'
 } as const

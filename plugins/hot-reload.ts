@@ -1,0 +1,51 @@
+// Dev mode: watches workers/ and switches a worker when its files change (see src/hot-reload.ts);
+// with liveReload, serves an event stream and adds a script to HTML pages so they reload after.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { ResolvedServerConfig } from '../src/config/server-config.js'
+import { HotReload } from '../src/hot-reload.js'
+import { LIVE_RELOAD_EVENTS, LIVE_RELOAD_SCRIPT, LIVE_RELOAD_SCRIPT_PATH, LiveReloadHub, withReloadScript } from '../src/live-reload.js'
+import type { Supervisor } from '../src/supervisor.js'
+
+export interface HotReloadPluginOptions {
+  resolved: ResolvedServerConfig
+  supervisor: Supervisor
+}
+
+async function hotReloadPlugin (fastify: FastifyInstance, options: HotReloadPluginOptions): Promise<void> {
+  const { root, config } = options.resolved
+  const liveReload = config.liveReload ? new LiveReloadHub() : undefined
+  const hotReload = new HotReload({ root, config, supervisor: options.supervisor, registry: fastify.tqserver, log: fastify.log, liveReload })
+  // Registered after the supervisor: its onReady (workers started) runs first, its onClose after.
+  fastify.addHook('onReady', () => hotReload.start())
+  fastify.addHook('onClose', () => hotReload.close())
+  if (!liveReload) return
+
+  fastify.get(LIVE_RELOAD_EVENTS, (_request, reply) => {
+    reply.hijack()
+    liveReload.attach(reply.raw)
+  })
+  fastify.get(LIVE_RELOAD_SCRIPT_PATH, async (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(LIVE_RELOAD_SCRIPT))
+  // Open event streams would hold the server's close until their clients go.
+  fastify.addHook('preClose', (done) => {
+    liveReload.close()
+    done()
+  })
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    const type = reply.getHeader('content-type')
+    if (request.method !== 'GET' || reply.statusCode !== 200 || typeof type !== 'string' || !type.startsWith('text/html') ||
+        reply.getHeader('content-encoding') !== undefined) {
+      return payload
+    }
+    reply.removeHeader('content-length')
+    return withReloadScript(payload)
+  })
+}
+
+export const tqserverHotReload = fp(hotReloadPlugin, {
+  name: 'tqserver-hot-reload',
+  fastify: '5.x',
+  dependencies: ['tqserver-registry', 'tqserver-supervisor']
+})
+export default tqserverHotReload

@@ -1,0 +1,133 @@
+// The switch: replaces a worker's instances with a new version without failing a request. Every
+// path that changes a worker goes through here (first start, dev hot reload, production reload),
+// one switch per worker at a time; a request made during a switch is merged into exactly one more.
+//
+//   for each instance, one at a time:
+//     start new instance on a fresh port -> ready (IPC 'ready' and GET /health 200, startTimeout)
+//       -> in one synchronous step: new HEALTHY in rotation, old DRAINING out of it
+//       -> wait until old has no request in flight (drainTimeout)
+//       -> the host closes its idle keep-alive sockets to old
+//       -> SIGTERM old -> SIGKILL after killTimeout -> port released (not reused at once)
+//   a failure before the switch step kills the new instance; the old one keeps serving.
+import type { BuildResult } from './builder.js'
+import type { Logger } from './logger.js'
+import type { Registry } from './registry.js'
+import type { WorkerSpec } from './worker-discovery.js'
+import type { WorkerInstance } from './worker-instance.js'
+
+export interface ReloadPlan {
+  spec: WorkerSpec
+  /** Build the worker's source first (a source file or worker.yaml changed). */
+  rebuild: boolean
+  /** Replace the instances even when the build is unchanged (private/ or worker.yaml changed). */
+  restart: boolean
+  reason: string
+}
+
+export type ReloadOutcome = 'switched' | 'unchanged' | 'build-failed' | 'start-failed'
+
+/** What the coordinator needs from the supervisor, which owns builds and instances. */
+export interface SwitchHost {
+  readonly registry: Registry
+  readonly log: Logger
+  /** The version serving now. */
+  current: (name: string) => { spec: WorkerSpec, build: BuildResult | undefined } | undefined
+  /** Builds a new version; undefined after a build error (recorded and logged by the host). */
+  build: (spec: WorkerSpec) => Promise<BuildResult | undefined>
+  /** A new instance of that version, registered but not started. */
+  createInstance: (spec: WorkerSpec, build: BuildResult) => WorkerInstance
+  /** Drains and stops an instance that is out of rotation (or never served). */
+  retire: (instance: WorkerInstance, reason: string) => Promise<void>
+  /** The new version is current (`healthy`: every new instance started). */
+  committed: (spec: WorkerSpec, build: BuildResult, healthy: boolean) => void
+  /**
+   * A new instance failed to start. With `retry` (no version serves, as at first start) it is
+   * restarted with backoff like a crash; otherwise it is stopped and forgotten.
+   */
+  startFailed: (instance: WorkerInstance, error: Error, retry: boolean) => Promise<void>
+}
+
+interface Queue {
+  /** Settles when the last switch queued for this worker has finished. */
+  tail: Promise<void>
+  /** A switch queued behind the running one, not started yet: later requests merge into it. */
+  pending: { plan: ReloadPlan, promise: Promise<ReloadOutcome> } | undefined
+}
+
+export class ReloadCoordinator {
+  readonly #host: SwitchHost
+  readonly #queues = new Map<string, Queue>()
+
+  constructor (host: SwitchHost) {
+    this.#host = host
+  }
+
+  /** Switches the worker to the version `plan` describes, after any switch already running. */
+  reload (plan: ReloadPlan): Promise<ReloadOutcome> {
+    const queue = this.#queues.get(plan.spec.name) ?? { tail: Promise.resolve(), pending: undefined }
+    this.#queues.set(plan.spec.name, queue)
+    if (queue.pending) {
+      // Merge: the latest spec and reason, with the work both asked for.
+      const queued = queue.pending.plan
+      queue.pending.plan = { ...plan, rebuild: queued.rebuild || plan.rebuild, restart: queued.restart || plan.restart }
+      return queue.pending.promise
+    }
+    const pending: Queue['pending'] & object = {
+      plan,
+      promise: queue.tail.then(() => {
+        if (queue.pending === pending) queue.pending = undefined
+        return this.#switch(pending.plan)
+      })
+    }
+    queue.pending = pending
+    queue.tail = pending.promise.then(() => {}, () => {})
+    return pending.promise
+  }
+
+  /** Resolves when no switch is running or queued. */
+  async idle (): Promise<void> {
+    await Promise.all([...this.#queues.values()].map((queue) => queue.tail))
+  }
+
+  async #switch (plan: ReloadPlan): Promise<ReloadOutcome> {
+    const host = this.#host
+    const { spec } = plan
+    const current = host.current(spec.name)
+    let build = current?.build
+    if (plan.rebuild || !build) {
+      build = await host.build(spec)
+      if (!build) return 'build-failed'
+    }
+    const entry = host.registry.worker(spec.name)
+    const olds = [...entry?.instances ?? []]
+    const serving = olds.some((instance) => instance.state.is('HEALTHY'))
+    if (!plan.restart && serving && build.id === current?.build?.id) return 'unchanged'
+
+    const wanted = spec.enabled ? spec.instances : 0
+    let failed = false
+    for (let i = 0; i < Math.max(wanted, olds.length); i++) {
+      const old = olds[i]
+      if (i < wanted) {
+        const fresh = host.createInstance(spec, build)
+        try {
+          await fresh.start(plan.reason)
+        } catch (err) {
+          await host.startFailed(fresh, err as Error, !serving)
+          if (serving) return 'start-failed'
+          failed = true
+        }
+        // The switch, in one synchronous step: a request sees the old set or the new one.
+        if (old?.state.is('HEALTHY', 'UNHEALTHY')) old.beginDrain('replaced by a new version')
+        if (i === 0) host.registry.setWorker(spec, entry!.staticFiles)
+        host.registry.publish(spec.name)
+      } else if (i === 0) {
+        host.registry.setWorker(spec, entry!.staticFiles)
+      }
+      if (old) await host.retire(old, spec.enabled ? 'replaced by a new version' : 'worker disabled')
+    }
+    host.committed(spec, build, !failed)
+    if (failed) return 'start-failed'
+    host.log.info({ worker: spec.name, build: build.id, instances: wanted, reason: plan.reason }, 'worker switched')
+    return 'switched'
+  }
+}

@@ -1,0 +1,85 @@
+// Concurrent keep-alive load against a host: GET and POST in turn, every answer checked.
+import { Agent } from 'undici'
+
+export interface LoadResult {
+  ok: number
+  failures: string[]
+}
+
+export interface Load {
+  /** Highest version any answer carried so far. */
+  readonly maxVersion: number
+  /** Resolves once an answer carries `version` or a later one. */
+  reached: (version: number, ms: number) => Promise<void>
+  stop: () => Promise<LoadResult>
+}
+
+/** Runs `clients` loops against url + /version (GET) and url + /echo (POST) until stopped. */
+export function startLoad (url: string, prefix: string, clients: number): Load {
+  const agent = new Agent({ connections: clients, keepAliveTimeout: 30_000 })
+  const result: LoadResult = { ok: 0, failures: [] }
+  let running = true
+  let maxVersion = -1
+  const waiters = new Set<{ version: number, resolve: () => void }>()
+
+  const see = (version: number) => {
+    if (version <= maxVersion) return
+    maxVersion = version
+    for (const waiter of waiters) {
+      if (waiter.version <= version) {
+        waiters.delete(waiter)
+        waiter.resolve()
+      }
+    }
+  }
+
+  async function loop (client: number): Promise<void> {
+    for (let i = 0; running; i++) {
+      const post = (i + client) % 2 === 1
+      try {
+        const res = await agent.request({
+          origin: url,
+          path: `${prefix}${post ? '/echo' : '/version'}`,
+          method: post ? 'POST' : 'GET',
+          headers: post ? { 'content-type': 'application/json' } : {},
+          body: post ? JSON.stringify({ client, i, pad: 'x'.repeat(512) }) : undefined
+        })
+        const text = await res.body.text()
+        if (res.statusCode !== 200) {
+          result.failures.push(`${post ? 'POST' : 'GET'} ${res.statusCode} ${text.slice(0, 200)}`)
+          continue
+        }
+        result.ok++
+        see((JSON.parse(text) as { version: number }).version)
+      } catch (err) {
+        result.failures.push(`${post ? 'POST' : 'GET'} ${(err as Error & { code?: string }).code ?? ''} ${(err as Error).message}`)
+      }
+    }
+  }
+
+  const loops = Array.from({ length: clients }, (_, client) => loop(client))
+  let stopped: Promise<LoadResult> | undefined
+  return {
+    get maxVersion () { return maxVersion },
+    reached: (version, ms) => new Promise<void>((resolve, reject) => {
+      if (maxVersion >= version) return resolve()
+      const waiter = {
+        version,
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+      const timer = setTimeout(() => {
+        waiters.delete(waiter)
+        reject(new Error(`timed out after ${ms} ms: version ${version} served (last seen ${maxVersion})`))
+      }, ms)
+      waiters.add(waiter)
+    }),
+    stop: () => {
+      running = false
+      stopped ??= Promise.all(loops).then(() => agent.close()).then(() => result)
+      return stopped
+    }
+  }
+}

@@ -1,0 +1,36 @@
+// The switch under load: 50 saves of a worker's source while keep-alive clients send GETs and
+// POSTs. Not one request fails, and every save ends up serving.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { startHost } from '../helpers/host.js'
+import { startLoad } from '../helpers/load.js'
+import { PORTS } from '../helpers/ports.js'
+import { useProject } from '../helpers/project.js'
+
+const SAVES = 50
+
+test(`${SAVES} saves under concurrent keep-alive GET and POST load: 0 failed requests, every save served`, async (t) => {
+  const root = await useProject(t, 'versioned')
+  const host = await startHost(t, { root, mode: 'dev', workerPorts: PORTS.reloadStorm, liveReload: false })
+  const versionFile = join(root, 'workers', 'app', 'src', 'version.ts')
+  const load = startLoad(host.url, '/app', 8)
+  t.after(() => load.stop())
+  await load.reached(0, 5000)
+
+  for (let version = 1; version <= SAVES; version++) {
+    await writeFile(versionFile, `export const VERSION = ${version}\n`)
+    await load.reached(version, 15_000)
+  }
+  // The last old instance may still be draining when the new version answers.
+  await host.logs.waitForCount((line) => line.msg === 'worker switched', SAVES + 1, 15_000, 'the last switch to finish')
+  const { ok, failures } = await load.stop()
+  t.diagnostic(`${ok} requests answered during ${SAVES} switches`)
+  assert.deepEqual(failures, [])
+  assert.ok(ok > SAVES * 10, `load kept running (${ok} answers)`)
+  const transitions = host.logs.transitions('app')
+  assert.equal(transitions.filter((move) => move === 'HEALTHY>DRAINING').length, SAVES)
+  assert.equal(transitions.filter((move) => move === 'DRAINING>STOPPED').length, SAVES, 'every old instance exited')
+  assert.equal(host.logs.count((line) => line.msg === 'drain timed out; stopping with requests in flight'), 0)
+})
