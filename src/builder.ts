@@ -134,9 +134,12 @@ function buildOptions (spec: WorkerSpec, mode: BuildMode) {
     outExtension: { '.js': '.mjs' },
     write: false as const,
     metafile: true as const,
-    // Dependencies are bundled too: a bundled Fastify worker reaches GET /health 200 about 60-90 ms
-    // sooner than one that resolves fastify from node_modules (bench/worker-startup.ts).
+    // Production bundles dependencies too: a bundled Fastify worker reaches GET /health 200 60-90 ms
+    // sooner than one that loads fastify from node_modules (bench/worker-startup.ts). Dev leaves
+    // node_modules out: a rebuild takes a few ms instead of ~250, and a warm standby process can
+    // have fastify loaded before the worker's code arrives (src/standby-pool.ts).
     bundle: true,
+    packages: mode === 'dev' ? 'external' as const : undefined,
     external: spec.external,
     platform: 'node' as const,
     format: 'esm' as const,

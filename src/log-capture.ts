@@ -47,14 +47,22 @@ export class OutputBuffer {
   }
 }
 
-/** Forwards one process's stdout and stderr; `log` carries the worker and pid bindings. */
-export function captureOutput (streams: Record<OutputStream, Readable | null>, pid: number, log: Logger, buffer: OutputBuffer): void {
+/**
+ * Where a process's lines go: `log` carries the worker and pid bindings. Changeable, because a
+ * standby process's output is read from its start but belongs to a worker only once it loads one.
+ */
+export interface OutputSink {
+  log: Logger
+  buffer: OutputBuffer
+}
+
+/** Forwards one process's stdout and stderr to `sink`. */
+export function captureOutput (streams: Record<OutputStream, Readable | null>, pid: number, sink: OutputSink): void {
   for (const stream of ['stdout', 'stderr'] as const) {
     const source = streams[stream]
     if (!source) continue
-    const streamLog = log.child({ stream })
     forEachLine(source, (text) => {
-      buffer.push({ time: Date.now(), pid, stream, text: logLine(text, stream, streamLog) })
+      sink.buffer.push({ time: Date.now(), pid, stream, text: logLine(text, stream, sink.log.child({ stream })) })
     })
   }
 }

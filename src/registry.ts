@@ -25,6 +25,7 @@ export interface RouteMatch {
 export interface WorkerControl {
   report: () => HealthReport
   stopWorker: (name: string, reason: string) => Promise<void>
+  idle: () => Promise<void>
 }
 
 interface MutableEntry extends WorkerEntry {
@@ -57,6 +58,11 @@ export class Registry {
   /** Drains and stops a worker and removes its route. */
   stop (name: string): Promise<void> {
     return this.#controlled().stopWorker(name, 'stopped through the registry')
+  }
+
+  /** Resolves when no worker switch is running or queued. */
+  idle (): Promise<void> {
+    return this.#controlled().idle()
   }
 
   #controlled (): WorkerControl {

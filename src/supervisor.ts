@@ -13,7 +13,9 @@ import { ReloadCoordinator, type ReloadOutcome, type ReloadPlan, type SwitchHost
 import { CrashHistory } from './restart-policy.js'
 import { StaticFiles } from './static-files.js'
 import { discoverWorkers, type WorkerSpec } from './worker-discovery.js'
-import { WorkerInstance, WORKER_HOST } from './worker-instance.js'
+import { StandbyPool } from './standby-pool.js'
+import { baseEnv, WorkerInstance, WORKER_HOST } from './worker-instance.js'
+import { WorkerProcess, type SpawnOptions } from './worker-process.js'
 import { TQ_ERR_WORKER_NOT_FOUND } from './errors.js'
 
 export interface SupervisorOptions {
@@ -43,6 +45,8 @@ export class Supervisor implements SwitchHost {
   readonly #options: SupervisorOptions
   readonly #coordinator: ReloadCoordinator
   readonly #workers = new Map<string, WorkerRuntime>()
+  /** Dev only: warm processes that take a new version faster than a fresh spawn. */
+  readonly #standbys: StandbyPool | undefined
   #stopping: Promise<void> | undefined
 
   constructor (options: SupervisorOptions) {
@@ -52,6 +56,9 @@ export class Supervisor implements SwitchHost {
     this.pool = new PortPool(parsePortRange(options.config.workerPorts), WORKER_HOST)
     this.builder = new Builder(options.mode, options.log)
     this.#coordinator = new ReloadCoordinator(this)
+    if (options.mode === 'dev' && options.config.standbys > 0) {
+      this.#standbys = new StandbyPool({ size: options.config.standbys, cwd: options.root, env: baseEnv('dev'), log: options.log })
+    }
   }
 
   /**
@@ -61,6 +68,8 @@ export class Supervisor implements SwitchHost {
   async start (): Promise<void> {
     const specs = await discoverWorkers(this.#options.root, this.#options.config)
     await Promise.all(specs.map((spec) => this.startWorker(spec)))
+    // After the first start, so that warming standbys do not slow it down.
+    this.#standbys?.fill()
   }
 
   has (name: string): boolean {
@@ -90,6 +99,11 @@ export class Supervisor implements SwitchHost {
     return this.#coordinator.reload({ spec, rebuild: this.#options.mode === 'dev', restart: true, reason: 'worker started' })
   }
 
+  /** Resolves when no switch is running or queued. */
+  idle (): Promise<void> {
+    return this.#coordinator.idle()
+  }
+
   /** Switches a running worker to a new version (see reload-coordinator.ts). */
   reload (plan: ReloadPlan): Promise<ReloadOutcome> {
     if (!this.#workers.has(plan.spec.name)) throw new TQ_ERR_WORKER_NOT_FOUND(plan.spec.name)
@@ -116,7 +130,10 @@ export class Supervisor implements SwitchHost {
   stop (): Promise<void> {
     this.#stopping ??= (async () => {
       await this.#coordinator.idle()
-      await Promise.all([...this.#workers.keys()].map((name) => this.stopWorker(name, 'server shutting down')))
+      await Promise.all([
+        ...[...this.#workers.keys()].map((name) => this.stopWorker(name, 'server shutting down')),
+        this.#standbys?.close()
+      ])
       await this.builder.dispose()
     })()
     return this.#stopping
@@ -155,7 +172,8 @@ export class Supervisor implements SwitchHost {
       onCrash: (crashed) => {
         this.registry.publish(spec.name)
         this.#afterCrash(runtime, crashed)
-      }
+      },
+      launch: (options) => this.#launch(options)
     })
     this.registry.addInstance(spec.name, instance)
     return instance
@@ -190,6 +208,7 @@ export class Supervisor implements SwitchHost {
     const runtime = this.#runtime(spec.name)
     runtime.spec = spec
     runtime.build = build
+    this.#standbys?.fill()
     if (!healthy) return
     runtime.crashes.reset()
     runtime.lastError = undefined
@@ -254,6 +273,12 @@ export class Supervisor implements SwitchHost {
   /** Source files of a worker's current build. */
   buildInputs (name: string): string[] {
     return this.#workers.get(name)?.build?.inputs ?? []
+  }
+
+  /** A warm standby takes the new process when one is ready (dev); otherwise a fresh spawn. */
+  #launch (options: SpawnOptions): WorkerProcess {
+    const standby = this.#standbys?.take()
+    return standby ? WorkerProcess.adopt(standby.child, standby.sink, options) : WorkerProcess.spawn(options)
   }
 
   #runtime (name: string): WorkerRuntime {

@@ -1,7 +1,9 @@
 // Watches workers/ (and source files a worker imports from outside its folder) and reports, per
 // worker, what kind of files changed. A burst of saves is reported once, after `debounceMs` of
 // quiet. Editors' atomic saves (write a temp file, rename it over) arrive as changes.
+import { stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
+import type { Stats } from 'node:fs'
 import { watch, type FSWatcher } from 'chokidar'
 import type { Logger } from './logger.js'
 
@@ -21,12 +23,19 @@ export interface WatcherOptions {
 
 /** Editor and system leftovers that are never a change worth a rebuild. */
 const IGNORED_NAME = /(^\.|~$|\.sw[a-p]$|^4913$|\.tmp$)/
+/**
+ * chokidar drops every further 'change' of a file for 50 ms after one (its throttle has no
+ * trailing event), so a second save within 50 ms would be lost. A file is looked at again after
+ * that window, and reported if it changed since.
+ */
+const CHOKIDAR_THROTTLE_MS = 50
 
 export class WorkerWatcher {
   readonly #options: WatcherOptions
   readonly #pending = new Map<string, { kinds: Set<ChangeKind>, timer: NodeJS.Timeout }>()
   /** Build inputs outside workers/, and the workers that import them. */
   readonly #outside = new Map<string, Set<string>>()
+  readonly #rechecks = new Set<NodeJS.Timeout>()
   #watcher: FSWatcher | undefined
   #closed = false
 
@@ -38,6 +47,7 @@ export class WorkerWatcher {
     const { workersDir } = this.#options
     this.#watcher = watch(workersDir, {
       ignoreInitial: true,
+      alwaysStat: true,
       ignored: (path) => {
         const rel = relative(workersDir, path)
         if (rel.startsWith('..')) return false // a tracked input outside workers/
@@ -45,7 +55,10 @@ export class WorkerWatcher {
         return parts.some((part) => part === 'node_modules' || IGNORED_NAME.test(part)) || parts[1] === 'bin'
       }
     })
-    this.#watcher.on('all', (event, path) => this.#onEvent(event, path))
+    this.#watcher.on('all', (event, path, stats) => {
+      this.#onEvent(event, path)
+      if (event === 'change') this.#recheck(path, stats)
+    })
     this.#watcher.on('error', (err) => this.#options.log.error({ err }, 'file watcher error'))
     await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()))
   }
@@ -75,6 +88,8 @@ export class WorkerWatcher {
     this.#closed = true
     for (const { timer } of this.#pending.values()) clearTimeout(timer)
     this.#pending.clear()
+    for (const timer of this.#rechecks) clearTimeout(timer)
+    this.#rechecks.clear()
     await this.#watcher?.close()
   }
 
@@ -95,6 +110,17 @@ export class WorkerWatcher {
     if (area === 'worker.yaml' && rest.length === 0) return this.#queue(worker, 'config')
     if (event === 'addDir' || event === 'unlinkDir') return
     this.#queue(worker, 'source')
+  }
+
+  #recheck (path: string, seen: Stats | undefined): void {
+    const timer = setTimeout(() => {
+      this.#rechecks.delete(timer)
+      stat(path).then((now) => {
+        if (!this.#closed && now.mtimeMs !== seen?.mtimeMs) this.#onEvent('change', path)
+      }, () => {})
+    }, CHOKIDAR_THROTTLE_MS + 10)
+    timer.unref()
+    this.#rechecks.add(timer)
   }
 
   #queue (worker: string, kind: ChangeKind): void {

@@ -5,7 +5,7 @@ import type { OutputBuffer } from './log-capture.js'
 import type { Logger } from './logger.js'
 import type { PortPool } from './port-pool.js'
 import type { WorkerSpec } from './worker-discovery.js'
-import { describeExit, WorkerProcess, type ExitInfo } from './worker-process.js'
+import { describeExit, WorkerProcess, type ExitInfo, type SpawnOptions } from './worker-process.js'
 import { InstanceState } from './worker-state.js'
 
 /** Workers listen on loopback only; only the host faces the network. */
@@ -23,6 +23,15 @@ export interface InstanceOptions {
   output: OutputBuffer
   /** Called when the process exits on its own while serving (a crash). */
   onCrash: (instance: WorkerInstance, exit: ExitInfo) => void
+  /** Starts the process: a fresh one by default, or a warm standby (dev). */
+  launch?: (options: SpawnOptions) => WorkerProcess
+}
+
+/** The environment every worker process starts from: the server's, less its own settings. */
+export function baseEnv (mode: BuildMode): Record<string, string> {
+  const env: Record<string, string | undefined> = { NODE_ENV: mode === 'prod' ? 'production' : 'development', ...process.env }
+  for (const name of HOST_ONLY_ENV) delete env[name]
+  return env as Record<string, string>
 }
 
 let nextId = 1
@@ -80,9 +89,8 @@ export class WorkerInstance {
     try {
       const port = await pool.acquire()
       try {
-        process = WorkerProcess.spawn({
-          worker: spec.name, file: this.build.file, cwd: spec.dir, port, host: WORKER_HOST, env: this.#env(port), log, output
-        })
+        const launch = this.#options.launch ?? WorkerProcess.spawn
+        process = launch({ worker: spec.name, file: this.build.file, cwd: spec.dir, port, host: WORKER_HOST, env: this.#env(port), log, output })
       } catch (err) {
         pool.release(port)
         throw err
@@ -125,11 +133,8 @@ export class WorkerInstance {
 
   #env (port: number): Record<string, string> {
     const { spec, mode } = this.#options
-    const env: Record<string, string | undefined> = { ...process.env }
-    for (const name of HOST_ONLY_ENV) delete env[name]
     return {
-      NODE_ENV: mode === 'prod' ? 'production' : 'development',
-      ...env as Record<string, string>,
+      ...baseEnv(mode),
       ...spec.env,
       PORT: String(port),
       HOST: WORKER_HOST,

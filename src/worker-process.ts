@@ -1,12 +1,14 @@
 // One worker process on one port: spawn it, wait until it serves, stop it (gracefully, or not).
 import { fork, type ChildProcess } from 'node:child_process'
 import { probeHealth } from './health-checker.js'
-import { captureOutput, type OutputBuffer } from './log-capture.js'
+import { captureOutput, type OutputBuffer, type OutputSink } from './log-capture.js'
 import type { Logger } from './logger.js'
 import { TQ_ERR_WORKER_EXITED, TQ_ERR_WORKER_SPAWN, TQ_ERR_WORKER_START_TIMEOUT } from './errors.js'
 
 /** Loaded into every Node worker before its own code: exit when the server is gone. */
 const PRELOAD = new URL('./worker-preload.js', import.meta.url).href
+/** Not the server's own flags (an --inspect port would clash). Source maps for stack traces. */
+export const WORKER_EXEC_ARGV = ['--enable-source-maps', '--import', PRELOAD]
 /** Output lines quoted in a start-up error. */
 const TAIL_LINES = 20
 const PROBE_TIMEOUT_MS = 2_000
@@ -71,23 +73,22 @@ export class WorkerProcess {
   }
 
   static spawn (options: SpawnOptions): WorkerProcess {
-    const child = fork(options.file, [], {
-      cwd: options.cwd,
-      env: options.env,
-      // Not the server's own flags (an --inspect port would clash). Source maps for stack traces.
-      execArgv: ['--enable-source-maps', '--import', PRELOAD],
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      // Its own process group: Ctrl-C in a terminal reaches the server, which drains the workers,
-      // instead of killing them under in-flight requests.
-      detached: true
-    })
-    if (child.pid === undefined) {
-      child.on('error', () => {})
-      throw new TQ_ERR_WORKER_SPAWN(options.worker, 'the operating system refused to start node')
-    }
-    const log = options.log.child({ worker: options.worker, pid: child.pid })
-    captureOutput({ stdout: child.stdout, stderr: child.stderr }, child.pid, log, options.output)
+    const child = forkNode(options.file, options.cwd, options.env)
+    if (child.pid === undefined) throw new TQ_ERR_WORKER_SPAWN(options.worker, 'the operating system refused to start node')
+    captureOutput({ stdout: child.stdout, stderr: child.stderr }, child.pid, { log: options.log.child({ worker: options.worker, pid: child.pid }), buffer: options.output })
     return new WorkerProcess(child, options)
+  }
+
+  /**
+   * Turns a warm standby process (src/standby.ts) into this worker: it is sent the built file to
+   * import, with the worker's folder and environment, and from then on is like a spawned one.
+   */
+  static adopt (child: ChildProcess, sink: OutputSink, options: SpawnOptions): WorkerProcess {
+    sink.log = options.log.child({ worker: options.worker, pid: child.pid })
+    sink.buffer = options.output
+    const process = new WorkerProcess(child, options)
+    child.send({ type: 'load', file: options.file, cwd: options.cwd, env: options.env })
+    return process
   }
 
   get origin (): string {
@@ -159,6 +160,22 @@ export class WorkerProcess {
     const tail = this.#output.tail(this.pid, TAIL_LINES)
     return tail ? `; its last output:\n${tail}` : '; it wrote no output'
   }
+}
+
+/** A Node child as every worker (and standby) runs: our flags, pipes for output, an IPC channel. */
+export function forkNode (file: string, cwd: string, env: Record<string, string>): ChildProcess {
+  const child = fork(file, [], {
+    cwd,
+    env,
+    execArgv: WORKER_EXEC_ARGV,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    // Its own process group: Ctrl-C in a terminal reaches the server, which drains the workers,
+    // instead of killing them under in-flight requests.
+    detached: true
+  })
+  // Spawn failures arrive as 'error' with no pid; the caller reports them.
+  if (child.pid === undefined) child.on('error', () => {})
+  return child
 }
 
 export function describeExit (exit: ExitInfo): string {

@@ -36,7 +36,8 @@ export const serverConfigSchema = Type.Object({
   restartDelayMax: Milliseconds(30_000, 'Longest wait before restarting a crashed instance'),
   crashLimit: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Crashes within crashWindow that mark a worker FAILED (a crash loop)' }),
   crashWindow: Milliseconds(60_000, 'Window in which crashes are counted, however long each run lasted'),
-  reloadDebounce: Type.Integer({ minimum: 0, maximum: 10_000, default: 25, description: 'Dev: quiet time after a file change before the worker is rebuilt, so a burst of saves gives one build (ms)' }),
+  reloadDebounce: Type.Integer({ minimum: 0, maximum: 10_000, default: 10, description: 'Dev: quiet time after a file change before the worker is rebuilt, so a burst of saves gives one build (ms)' }),
+  standbys: Type.Integer({ minimum: 0, maximum: 8, default: 1, description: 'Dev: warm Node processes kept ready to take a new worker version (about 70 MB each; 0 turns them off)' }),
   liveReload: Type.Boolean({ default: true, description: 'Dev: pages served by tqserver reload themselves after their worker switched' }),
   outputLines: Type.Integer({ minimum: 0, maximum: 10_000, default: 200, description: 'Last output lines kept per worker, shown when it fails to start' }),
   ...timeoutKeys

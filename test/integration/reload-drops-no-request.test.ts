@@ -24,13 +24,15 @@ test(`${SAVES} saves under concurrent keep-alive GET and POST load: 0 failed req
     await load.reached(version, 15_000)
   }
   // The last old instance may still be draining when the new version answers.
-  await host.logs.waitForCount((line) => line.msg === 'worker switched', SAVES + 1, 15_000, 'the last switch to finish')
+  await host.app.tqserver.idle()
   const { ok, failures } = await load.stop()
   t.diagnostic(`${ok} requests answered during ${SAVES} switches`)
   assert.deepEqual(failures, [])
   assert.ok(ok > SAVES * 10, `load kept running (${ok} answers)`)
+  // A save can be seen twice (a file read half-written, then whole): at least one switch each.
   const transitions = host.logs.transitions('app')
-  assert.equal(transitions.filter((move) => move === 'HEALTHY>DRAINING').length, SAVES)
-  assert.equal(transitions.filter((move) => move === 'DRAINING>STOPPED').length, SAVES, 'every old instance exited')
+  const drained = transitions.filter((move) => move === 'HEALTHY>DRAINING').length
+  assert.ok(drained >= SAVES, `${drained} switches`)
+  assert.equal(transitions.filter((move) => move === 'DRAINING>STOPPED').length, drained, 'every old instance exited')
   assert.equal(host.logs.count((line) => line.msg === 'drain timed out; stopping with requests in flight'), 0)
 })

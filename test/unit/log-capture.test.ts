@@ -14,7 +14,7 @@ test('forwards worker output line by line into the server log', async () => {
   const stdout = new PassThrough()
   const stderr = new PassThrough()
   const buffer = new OutputBuffer(3)
-  captureOutput({ stdout, stderr }, 42, log, buffer)
+  captureOutput({ stdout, stderr }, 42, { log, buffer })
 
   stdout.write('{"level":40,"time":1,"pid":42,"hostname":"h","msg":"disk nearly full","free":"2%"}\n')
   stdout.write('plain text that arrives ')
@@ -39,7 +39,7 @@ test('forwards worker output line by line into the server log', async () => {
 test('splits a line that never ends into pieces instead of holding it all', async () => {
   const logs = new LogRecorder()
   const stdout = new PassThrough()
-  captureOutput({ stdout, stderr: null }, 1, pino({ base: null }, logs), new OutputBuffer(10))
+  captureOutput({ stdout, stderr: null }, 1, { log: pino({ base: null }, logs), buffer: new OutputBuffer(10) })
   stdout.write('x'.repeat(100_000))
   stdout.end()
   await once(stdout, 'end')

@@ -1,0 +1,93 @@
+// The coordinator's queue: one switch per worker at a time, and every request made during a
+// switch merged into exactly one more, which uses the latest spec and all the work asked for.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { ReloadCoordinator, type ReloadPlan, type SwitchHost } from '../../src/reload-coordinator.js'
+import { Registry } from '../../src/registry.js'
+import type { BuildResult } from '../../src/builder.js'
+import type { WorkerSpec } from '../../src/worker-discovery.js'
+
+function spec (name: string, note: string): WorkerSpec {
+  return {
+    name, route: `/${name}`, enabled: true, dir: '', instances: 0, entry: note, external: [], env: {},
+    timeouts: { startTimeout: 1, drainTimeout: 1, killTimeout: 1 }, publicDir: '', source: ''
+  }
+}
+
+/** A host whose builds finish when the test says; it records what each switch asked for. */
+function fakeHost () {
+  const builds: Array<{ entry: string, finish: () => void }> = []
+  const log = { level: 'info', trace () {}, debug () {}, info () {}, warn () {}, error () {}, fatal () {}, child () { return log } }
+  const host: SwitchHost = {
+    registry: new Registry(),
+    log,
+    current: () => undefined,
+    build: (s) => new Promise<BuildResult>((resolve) => {
+      builds.push({ entry: s.entry, finish: () => resolve({ id: s.entry, file: '', builtAt: 0, durationMs: 0, inputs: [] }) })
+    }),
+    createInstance: () => { throw new Error('no instances in this test') },
+    retire: async () => {},
+    committed: () => {},
+    startFailed: async () => {}
+  }
+  return { host, builds }
+}
+
+const plan = (note: string, extra: Partial<ReloadPlan> = {}): ReloadPlan => ({ spec: spec('api', note), rebuild: true, restart: false, reason: note, ...extra })
+
+test('requests made during a switch are merged into exactly one more switch', async () => {
+  const { host, builds } = fakeHost()
+  const coordinator = new ReloadCoordinator(host)
+  const first = coordinator.reload(plan('v1'))
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(builds.map((b) => b.entry), ['v1'])
+
+  const second = coordinator.reload(plan('v2'))
+  const third = coordinator.reload(plan('v3'))
+  const fourth = coordinator.reload(plan('v4'))
+  assert.equal(second, third)
+  assert.equal(third, fourth)
+  builds[0]!.finish()
+  assert.equal(await first, 'switched')
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(builds.map((b) => b.entry), ['v1', 'v4'], 'one more switch, with the latest spec')
+  builds[1]!.finish()
+  assert.equal(await fourth, 'switched')
+
+  const fifth = coordinator.reload(plan('v5'))
+  await new Promise((resolve) => setImmediate(resolve))
+  builds[2]!.finish()
+  assert.equal(await fifth, 'switched')
+  assert.equal(builds.length, 3)
+  await coordinator.idle()
+})
+
+test('other workers switch independently; idle() waits for all of them', async () => {
+  const { host, builds } = fakeHost()
+  const coordinator = new ReloadCoordinator(host)
+  void coordinator.reload({ ...plan('a1'), spec: spec('a', 'a1') })
+  void coordinator.reload({ ...plan('b1'), spec: spec('b', 'b1') })
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(builds.map((b) => b.entry), ['a1', 'b1'], 'both started at once')
+  let idle = false
+  const waiting = coordinator.idle().then(() => { idle = true })
+  builds[0]!.finish()
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(idle, false)
+  builds[1]!.finish()
+  await waiting
+})
+
+test('a merged request keeps the work each asked for: a rebuild and a restart', async () => {
+  const { host, builds } = fakeHost()
+  const coordinator = new ReloadCoordinator(host)
+  void coordinator.reload(plan('v1'))
+  await new Promise((resolve) => setImmediate(resolve))
+  const merged = coordinator.reload(plan('v2', { rebuild: true, restart: false }))
+  void coordinator.reload(plan('v3', { rebuild: false, restart: true }))
+  builds[0]!.finish()
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(builds.map((b) => b.entry), ['v1', 'v3'], 'the rebuild asked by v2 still happens, with v3')
+  builds[1]!.finish()
+  await merged
+})
