@@ -2,6 +2,7 @@
 // loaded into one instead of a freshly spawned Node, and a new standby warms up in the background.
 // Measured in bench/reload.ts and docs/performance.md.
 import type { ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { OutputBuffer, captureOutput, type OutputSink } from './log-capture.js'
 import type { Logger } from './logger.js'
 import { forkNode } from './worker-process.js'
@@ -74,7 +75,7 @@ export class StandbyPool {
 
   #spawn (): void {
     const { cwd, env, log } = this.#options
-    const child = forkNode(STANDBY_SCRIPT.pathname, cwd, env)
+    const child = forkNode(fileURLToPath(STANDBY_SCRIPT), cwd, env)
     if (child.pid === undefined) {
       this.#failures++
       return
