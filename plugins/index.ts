@@ -1,7 +1,7 @@
 // The tqserver plugin: serves the workers of a project through this Fastify instance.
 //   fastify.register(tqserver, { root: '/srv/app' })
-// registers, in order: registry -> supervisor -> router (proxy + static files) -> health, and in
-// dev mode hot-reload.
+// registers, in order: registry -> supervisor -> router (proxy + static files) -> health ->
+// prod-reload, and in dev mode hot-reload.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { BuildMode } from '../src/builder.js'
@@ -9,6 +9,7 @@ import { loadServerConfig, type ResolvedServerConfig, type ServerOverrides } fro
 import { Supervisor } from '../src/supervisor.js'
 import { tqserverHealth } from './health.js'
 import { tqserverHotReload } from './hot-reload.js'
+import { tqserverProdReload } from './prod-reload.js'
 import { tqserverRegistry } from './registry.js'
 import { tqserverRouter } from './router.js'
 import { tqserverSupervisor } from './supervisor.js'
@@ -20,18 +21,24 @@ export interface TqServerOptions extends ServerOverrides {
   mode?: BuildMode
   /** Environment read for TQ_PORT, TQ_HOST, TQ_WORKER_PORTS and TQ_CONFIG. @default process.env */
   env?: Record<string, string | undefined>
+  /** Reload on SIGHUP (as `tqserver start` does). @default false */
+  reloadOnSignal?: boolean
   /** Configuration already resolved by the caller (the tqserver CLI); the options above are then ignored. */
   resolved?: ResolvedServerConfig
+  /** Resolves the configuration again on a reload (the tqserver CLI, to keep its flags). */
+  loadConfig?: () => Promise<ResolvedServerConfig>
 }
 
 async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOptions): Promise<void> {
-  const { root, mode, env, resolved, ...overrides } = options
-  const config = resolved ?? await loadServerConfig({ root: root ?? process.cwd(), overrides, env })
+  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, ...overrides } = options
+  const loadConfig = givenLoader ?? (() => loadServerConfig({ root: root ?? process.cwd(), overrides, env }))
+  const config = resolved ?? await loadConfig()
   await fastify.register(tqserverRegistry)
   const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', registry: fastify.tqserver, log: fastify.log })
   await fastify.register(tqserverSupervisor, { supervisor })
   await fastify.register(tqserverRouter)
   await fastify.register(tqserverHealth)
+  await fastify.register(tqserverProdReload, { supervisor, config, loadConfig, reloadOnSignal: reloadOnSignal ?? false })
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
 }
 

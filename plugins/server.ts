@@ -1,11 +1,13 @@
 // The standalone server behind `tqserver dev` and `tqserver start`: a Fastify host with the
 // tqserver plugin, listening on the configured port, shut down gracefully by SIGTERM or SIGINT.
-// SIGHUP is not a shutdown here: it is the reload signal.
+// SIGHUP is not a shutdown here: it reloads what changed. .tqserver/server.json names the
+// running server for `tqserver reload`.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import type { BuildMode } from '../src/builder.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
+import { removeServerFile, writeServerFile } from '../src/pid-file.js'
 import { isPortFree } from '../src/port-pool.js'
 import { TQ_ERR_PORT_IN_USE } from '../src/errors.js'
 import { tqserver } from './index.js'
@@ -24,13 +26,14 @@ export interface StandaloneOptions {
 }
 
 export async function startServer (options: StandaloneOptions): Promise<FastifyInstance> {
-  const resolved = await loadServerConfig({
+  const loadConfig = () => loadServerConfig({
     root: options.root,
     overrides: options.flags,
     overrideLabel: (key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
     env: options.env
   })
-  const { config } = resolved
+  const resolved = await loadConfig()
+  const { config, root } = resolved
   // Before any worker starts: a held port is a quick, clear error instead of a slow one.
   if (config.port !== 0 && !await isPortFree(config.port, config.host)) throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
 
@@ -39,7 +42,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     loggerInstance,
     logController: new LogController({ disableRequestLogging: true })
   })
-  await app.register(tqserver, { resolved, mode: options.mode })
+  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true })
 
   const shutdownBound = Math.max(config.drainTimeout, 0) + config.killTimeout + SHUTDOWN_MARGIN_MS
   const closer = closeWithGrace({ delay: shutdownBound, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {
@@ -47,12 +50,9 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     else app.log.info({ signal }, 'shutting down: draining workers')
     await app.close()
   })
-  const onHangup = () => app.log.warn({ signal: 'SIGHUP' }, 'SIGHUP received: reload is not available in this version; ignored')
-  process.on('SIGHUP', onHangup)
-  app.addHook('onClose', (_instance, done) => {
+  app.addHook('onClose', async () => {
     closer.uninstall()
-    process.off('SIGHUP', onHangup)
-    done()
+    await removeServerFile(root, process.pid)
   })
 
   try {
@@ -62,8 +62,9 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
     throw err
   }
-  const workers = Object.keys(app.tqserver.status().workers)
-  app.log.info({ url: listenUrl(app), mode: options.mode, workers }, 'tqserver listening')
+  const url = listenUrl(app)
+  await writeServerFile(root, { pid: process.pid, url, mode: options.mode, startedAt: Date.now() })
+  app.log.info({ url, mode: options.mode, workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
   return app
 }
 

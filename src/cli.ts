@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The tqserver command: dev, start, build, new. Parses arguments, runs one command, and turns a
+// The tqserver command: dev, start, build, new, reload. Parses arguments, runs one command, and turns a
 // coded error into one line on stderr and a non-zero exit.
 import { cp, readFile, stat } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
@@ -8,7 +8,12 @@ import { Builder } from './builder.js'
 import { loadServerConfig, type ServerOverrides } from './config/server-config.js'
 import { createLogger } from './logger.js'
 import { discoverWorkers } from './worker-discovery.js'
-import { TQ_ERR_CLI_INVALID_NAME, TQ_ERR_CLI_USAGE, TQ_ERR_CLI_WORKER_EXISTS, TQ_ERR_WORKER_NOT_FOUND } from './errors.js'
+import type { HealthReport } from './health-report.js'
+import { readServerFile } from './pid-file.js'
+import {
+  TQ_ERR_CLI_INVALID_NAME, TQ_ERR_CLI_NOT_RUNNING, TQ_ERR_CLI_RELOAD_FAILED, TQ_ERR_CLI_RELOAD_TIMEOUT, TQ_ERR_CLI_USAGE,
+  TQ_ERR_CLI_WORKER_EXISTS, TQ_ERR_WORKER_NOT_FOUND
+} from './errors.js'
 
 const HELP = `tqserver: serve every folder of workers/ at its route, each in its own process.
 
@@ -19,12 +24,18 @@ Commands:
   start               run the server on existing builds, building what is missing (production)
   build [worker...]   build workers (all when none is named) into workers/<name>/bin/
   new NAME            create workers/NAME from a template that uses tqserver/worker
+  reload              make the server running in this root reload what changed (SIGHUP), wait
+                      until it has, and print what was switched (--no-wait: just signal)
 
 Options for dev and start (also TQ_PORT, TQ_HOST, TQ_WORKER_PORTS, TQ_CONFIG, then config/server.yaml):
   --port N            port the server listens on (default 8080)
   --host ADDR         address the server listens on (default 127.0.0.1)
   --worker-ports A-B  ports for worker processes (default 9000-9999)
   --config FILE       configuration file (default config/server.yaml)
+
+Options for reload:
+  --no-wait           send the signal and return
+  --timeout MS        how long to wait for the reload (default 120000)
 
 Options for every command:
   --root DIR          project root holding workers/ and config/ (default: the current folder)
@@ -33,6 +44,8 @@ Options for every command:
 `
 
 const WORKER_NAME = /^[a-z][a-z0-9_-]*$/
+const DEFAULT_RELOAD_TIMEOUT_MS = 120_000
+const RELOAD_POLL_MS = 100
 
 async function main (argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv)
@@ -68,6 +81,8 @@ async function main (argv: string[]): Promise<void> {
     case 'new':
       if (rest.length !== 1) throw new TQ_ERR_CLI_USAGE('new takes one worker name')
       return scaffold(root, flags, rest[0]!)
+    case 'reload':
+      return reload(root, !values['no-wait'], Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS))
     default:
       throw new TQ_ERR_CLI_USAGE(`unknown command "${command}"`)
   }
@@ -84,6 +99,8 @@ function parseCommandLine (argv: string[]) {
         'worker-ports': { type: 'string' },
         config: { type: 'string' },
         root: { type: 'string' },
+        'no-wait': { type: 'boolean' },
+        timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' }
       }
@@ -125,6 +142,45 @@ async function scaffold (root: string, flags: ServerOverrides, name: string): Pr
   await cp(new URL('../../templates/worker/', import.meta.url), target, { recursive: true })
   const route = name === 'index' ? '/' : `/${name}`
   process.stdout.write(`created ${relative(root, target)}: edit src/main.ts; it is served at ${route}\n`)
+}
+
+/** Signals the server in `root` to reload; with `wait`, follows /health until the reload is done. */
+async function reload (root: string, wait: boolean, timeoutMs: number): Promise<void> {
+  const server = await readServerFile(root)
+  if (!server) throw new TQ_ERR_CLI_NOT_RUNNING(root, 'no .tqserver/server.json')
+  const lastReloadAt = async () => ((await (await fetch(`${server.url}/health`)).json()) as HealthReport).lastReload?.at ?? 0
+  let before: number
+  try {
+    before = await lastReloadAt()
+    process.kill(server.pid, 'SIGHUP')
+  } catch (err) {
+    throw new TQ_ERR_CLI_NOT_RUNNING(root, `pid ${server.pid} at ${server.url} does not answer: ${(err as Error).message}`)
+  }
+  if (!wait) {
+    process.stdout.write(`signalled tqserver (pid ${server.pid}) to reload\n`)
+    return
+  }
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, RELOAD_POLL_MS))
+    const report = await (await fetch(`${server.url}/health`)).json() as HealthReport
+    const summary = report.lastReload
+    if (!summary || summary.at <= before) continue
+    const list = (label: string, names: string[]) => names.length > 0 ? [`${label} ${names.join(', ')}`] : []
+    process.stdout.write(`reloaded in ${summary.durationMs} ms: ${[
+      ...list('switched', summary.switched), ...list('started', summary.started), ...list('stopped', summary.stopped),
+      ...list('unchanged', summary.unchanged)
+    ].join('; ') || 'nothing to do'}\n`)
+    if (summary.needsRestart.length > 0) process.stdout.write(`changed settings that need a restart: ${summary.needsRestart.join(', ')}\n`)
+    const problems = [
+      ...(summary.error ? [summary.error] : []),
+      ...summary.failed.map((failure) => `${failure.worker}: ${failure.reason}`),
+      ...Object.entries(report.workers).filter(([, worker]) => worker.status === 'unhealthy').map(([name]) => `${name} has no healthy instance`)
+    ]
+    if (problems.length > 0) throw new TQ_ERR_CLI_RELOAD_FAILED(problems.join('; '))
+    return
+  }
+  throw new TQ_ERR_CLI_RELOAD_TIMEOUT(timeoutMs)
 }
 
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {

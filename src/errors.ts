@@ -61,3 +61,9 @@ export const TQ_ERR_CLI_INVALID_NAME = createError<[string]>(
   'TQ_ERR_CLI_INVALID_NAME', 'invalid worker name "%s": use lower-case letters, digits, "-" and "_", starting with a letter')
 export const TQ_ERR_CLI_WORKER_EXISTS = createError<[string]>(
   'TQ_ERR_CLI_WORKER_EXISTS', '%s already exists')
+export const TQ_ERR_CLI_NOT_RUNNING = createError<[string, string]>(
+  'TQ_ERR_CLI_NOT_RUNNING', 'no tqserver runs in %s (%s)')
+export const TQ_ERR_CLI_RELOAD_FAILED = createError<[string]>(
+  'TQ_ERR_CLI_RELOAD_FAILED', 'reload failed: %s')
+export const TQ_ERR_CLI_RELOAD_TIMEOUT = createError<[number]>(
+  'TQ_ERR_CLI_RELOAD_TIMEOUT', 'the server did not finish the reload within %d ms')

@@ -1,4 +1,5 @@
 // The shape of GET /health and the rule that turns worker states into one status.
+import type { ReloadSummary } from './prod-reload.js'
 import type { WorkerState } from './worker-state.js'
 
 export type OverallStatus = 'healthy' | 'degraded' | 'unhealthy'
@@ -33,6 +34,8 @@ export interface WorkerReport {
 export interface HealthReport {
   status: OverallStatus
   workers: Record<string, WorkerReport>
+  /** The last reload (SIGHUP, `tqserver reload`, fastify.tqserver.reload()), if any. */
+  lastReload: ReloadSummary | null
 }
 
 export function workerStatus (enabled: boolean, states: WorkerState[]): WorkerStatus {

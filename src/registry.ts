@@ -2,6 +2,7 @@
 // it once per request; the supervisor changes it. One object for the server's life, changed only
 // through its methods, so every Fastify context sees the same table.
 import type { HealthReport } from './health-report.js'
+import type { ReloadSummary } from './prod-reload.js'
 import type { StaticFiles } from './static-files.js'
 import type { WorkerSpec } from './worker-discovery.js'
 import type { WorkerInstance } from './worker-instance.js'
@@ -43,6 +44,7 @@ export class Registry {
   readonly #idleWaiters = new Map<string, Set<() => void>>()
   #closing = false
   #control: WorkerControl | undefined
+  #reload: ((trigger: string) => Promise<ReloadSummary>) | undefined
   readonly #retireListeners = new Set<(origin: string) => void | Promise<void>>()
 
   /** Called once by the supervisor plugin. */
@@ -58,6 +60,20 @@ export class Registry {
   /** Drains and stops a worker and removes its route. */
   stop (name: string): Promise<void> {
     return this.#controlled().stopWorker(name, 'stopped through the registry')
+  }
+
+  /** Called once by the prod-reload plugin. */
+  attachReload (reload: (trigger: string) => Promise<ReloadSummary>): void {
+    this.#reload = reload
+  }
+
+  /**
+   * Rescans workers/ and the configuration and switches what changed (what SIGHUP does under
+   * `tqserver start`): new builds, worker.yaml edits, added and removed workers.
+   */
+  reload (trigger = 'fastify.tqserver.reload()'): Promise<ReloadSummary> {
+    if (!this.#reload) throw new Error('tqserver: the prod-reload plugin is not registered')
+    return this.#reload(trigger)
   }
 
   /** Resolves when no worker switch is running or queued. */

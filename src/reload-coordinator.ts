@@ -22,6 +22,8 @@ export interface ReloadPlan {
   /** Replace the instances even when the build is unchanged (private/ or worker.yaml changed). */
   restart: boolean
   reason: string
+  /** A build made elsewhere (`tqserver build`, then SIGHUP) to switch to, instead of the current one. */
+  build?: BuildResult
 }
 
 export type ReloadOutcome = 'switched' | 'unchanged' | 'build-failed' | 'start-failed'
@@ -93,7 +95,7 @@ export class ReloadCoordinator {
     const host = this.#host
     const { spec } = plan
     const current = host.current(spec.name)
-    let build = current?.build
+    let build = plan.build ?? current?.build
     if (plan.rebuild || !build) {
       build = await host.build(spec)
       if (!build) return 'build-failed'

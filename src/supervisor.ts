@@ -8,6 +8,7 @@ import { overallStatus, workerStatus, type HealthReport, type WorkerReport } fro
 import { OutputBuffer } from './log-capture.js'
 import type { Logger } from './logger.js'
 import { PortPool } from './port-pool.js'
+import type { ReloadSummary } from './prod-reload.js'
 import type { Registry } from './registry.js'
 import { ReloadCoordinator, type ReloadOutcome, type ReloadPlan, type SwitchHost } from './reload-coordinator.js'
 import { CrashHistory } from './restart-policy.js'
@@ -47,6 +48,7 @@ export class Supervisor implements SwitchHost {
   readonly #workers = new Map<string, WorkerRuntime>()
   /** Dev only: warm processes that take a new version faster than a fresh spawn. */
   readonly #standbys: StandbyPool | undefined
+  #lastReload: ReloadSummary | undefined
   #stopping: Promise<void> | undefined
 
   constructor (options: SupervisorOptions) {
@@ -74,6 +76,10 @@ export class Supervisor implements SwitchHost {
 
   has (name: string): boolean {
     return this.#workers.has(name)
+  }
+
+  workerNames (): string[] {
+    return [...this.#workers.keys()]
   }
 
   /** Routes a new worker's prefix to it, then builds (when needed) and starts it. */
@@ -256,7 +262,12 @@ export class Supervisor implements SwitchHost {
         lastError: runtime.lastError ?? null
       }
     }
-    return { status: overallStatus(Object.values(workers)), workers }
+    return { status: overallStatus(Object.values(workers)), workers, lastReload: this.#lastReload ?? null }
+  }
+
+  /** Keeps the last production reload's summary for /health. */
+  recordReload (summary: ReloadSummary): void {
+    this.#lastReload = summary
   }
 
   /** Records an error against a worker (shown in /health), e.g. an invalid worker.yaml in dev. */

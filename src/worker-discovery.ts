@@ -1,5 +1,6 @@
 // Finds the workers: every folder of workers/ with src/main.ts, or with the entry its worker.yaml
-// names. Reads and checks each worker.yaml and turns folder names into routes.
+// names, or with a build (bin/current.json, as deployed without sources). Reads and checks each
+// worker.yaml and turns folder names into routes.
 import { access, readdir } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { timeoutNames, workerConfigSchema, type ServerConfig, type Timeouts, type WorkerConfig } from './config/schema.js'
@@ -62,7 +63,8 @@ export async function readWorker (root: string, dir: string, name: string, confi
   const raw = await readYamlFile(yamlPath, source)
   const settings = validate<WorkerConfig>(workerConfigSchema, raw ?? {}, source, true)
   const entry = resolve(dir, settings.entry)
-  if (!await exists(entry)) {
+  // A deployed worker may come without its source: its build is enough to run it.
+  if (!await exists(entry) && !await exists(join(dir, 'bin', 'current.json'))) {
     if (raw === undefined) return undefined
     throw new TQ_ERR_CONFIG_ENTRY_MISSING(source, relative(root, entry))
   }

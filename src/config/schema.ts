@@ -1,7 +1,7 @@
 // Every configuration key, with its type, default, unit and meaning. The only place defaults live:
 // server.yaml, the environment, the CLI flags, plugin options and worker.yaml are all checked
 // against these schemas, and docs/configuration.md and config/server.yaml are written from them.
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TInteger, type TOptional, type TSchema } from '@sinclair/typebox'
 
 const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 export type LogLevel = typeof logLevels[number]
@@ -60,9 +60,11 @@ export const workerConfigSchema = Type.Object({
     default: {},
     description: 'Extra environment variables for the worker process'
   }),
-  startTimeout: Type.Optional(timeoutKeys.startTimeout),
-  drainTimeout: Type.Optional(timeoutKeys.drainTimeout),
-  killTimeout: Type.Optional(timeoutKeys.killTimeout)
+  // No defaults here: a timeout left out takes the server's value.
+  ...Object.fromEntries(Object.entries(timeoutKeys).map(([key, schema]) => {
+    const { default: _serverDefault, ...rest } = schema
+    return [key, Type.Optional(Type.Integer({ ...rest, description: `${String(rest.description)}; default: the server's value` }))]
+  })) as { [Key in keyof typeof timeoutKeys]: TOptional<TInteger> }
 }, { additionalProperties: false })
 
 export type ServerConfig = Readonly<Static<typeof serverConfigSchema>>

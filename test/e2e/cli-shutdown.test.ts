@@ -38,11 +38,11 @@ test('SIGTERM lets in-flight requests finish, stops the workers and exits 0', as
   for (const pid of pids) assert.equal(isAlive(pid), false, `worker ${pid} is gone`)
 })
 
-test('SIGHUP does not stop the server', async (t) => {
+test('SIGHUP reloads instead of stopping the server', async (t) => {
   const root = await useProject(t, 'sdk')
   const server = await startCliServer(t, 'start', root, PORTS.cliShutdown)
   server.child.kill('SIGHUP')
-  await server.logs.waitFor((line) => line.signal === 'SIGHUP', 5000, 'SIGHUP to be logged')
+  await server.logs.waitFor((line) => line.msg === 'reload finished' && line.trigger === 'SIGHUP', 5000, 'SIGHUP to reload')
   const res = await clientFor(t, server.url)('/app/')
   assert.equal(res.statusCode, 200)
   await res.body.dump()

@@ -15,5 +15,7 @@ export const PORTS = {
   examples: '21100-21199',
   reloadStorm: '21200-21299',
   hotReload: '21300-21399',
-  liveReload: '21400-21499'
+  liveReload: '21400-21499',
+  prodReload: '21500-21599',
+  deploy: '21600-21699'
 } as const

@@ -111,6 +111,19 @@ for (const [what, files, code, message] of workerErrors) {
   })
 }
 
+test("a worker's timeouts are the server's unless its worker.yaml sets them", async (t) => {
+  const root = await useProject(t, undefined, {
+    'config/server.yaml': 'killTimeout: 1500\nstartTimeout: 20000\n',
+    'workers/api/src/main.ts': '',
+    'workers/slow/src/main.ts': '',
+    'workers/slow/worker.yaml': 'startTimeout: 60000\n'
+  })
+  const { config } = await loadServerConfig({ root, env: {} })
+  const [api, slow] = await discoverWorkers(root, config)
+  assert.deepEqual(api!.timeouts, { startTimeout: 20000, drainTimeout: 10000, killTimeout: 1500 })
+  assert.deepEqual(slow!.timeouts, { startTimeout: 60000, drainTimeout: 10000, killTimeout: 1500 })
+})
+
 test('a disabled worker may share a path with an enabled one', async (t) => {
   const root = await useProject(t, undefined, { ...MAIN, 'workers/old-api/src/main.ts': '', 'workers/old-api/worker.yaml': 'path: /api\nenabled: false\n' })
   const { config } = await loadServerConfig({ root, env: {} })

@@ -1,0 +1,118 @@
+// Production reload: SIGHUP to serving for 1 and for 20 changed workers, with and without load.
+// `tqserver start` runs as its own process over 20 copies of the versioned SDK worker
+// (test/fixtures/versioned); a round bumps the version of 1 or of all 20 workers, runs
+// `tqserver build` for them, sends SIGHUP, and times until every changed worker answers with its
+// new version. Run: npm run bench:prod-reload [-- rounds]
+import { spawn, spawnSync } from 'node:child_process'
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Agent } from 'undici'
+
+const ROUNDS = Number(process.argv[2] ?? 5)
+const WORKERS = 20
+const LOAD_CLIENTS = 8
+const repo = fileURLToPath(new URL('../../', import.meta.url))
+const cli = join(repo, 'dist/src/cli.js')
+const names = Array.from({ length: WORKERS }, (_, i) => `w${String(i + 1).padStart(2, '0')}`)
+
+async function main (): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'tq-bench-prod-'))
+  for (const name of names) await cp(join(repo, 'test/fixtures/versioned/workers/app'), join(root, 'workers', name), { recursive: true })
+  await mkdir(join(root, 'node_modules'))
+  await symlink(repo, join(root, 'node_modules', 'tqserver'), 'dir')
+  build(root, [])
+
+  const server = spawn(process.execPath, [cli, 'start', '--port', '0', '--worker-ports', '24000-24999'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+  let pending = ''
+  const listeners = new Set<(line: Record<string, unknown>) => void>()
+  server.stdout.on('data', (chunk: Buffer) => {
+    pending += chunk.toString()
+    let newline
+    while ((newline = pending.indexOf('\n')) !== -1) {
+      const line = JSON.parse(pending.slice(0, newline)) as Record<string, unknown>
+      pending = pending.slice(newline + 1)
+      for (const listener of listeners) listener(line)
+    }
+  })
+  const nextLine = (msg: string) => new Promise<Record<string, unknown>>((resolve) => {
+    const listener = (line: Record<string, unknown>) => {
+      if (line.msg !== msg) return
+      listeners.delete(listener)
+      resolve(line)
+    }
+    listeners.add(listener)
+  })
+  const url = String((await nextLine('tqserver listening')).url)
+  const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 })
+  const versionOf = async (name: string) => {
+    const res = await agent.request({ origin: url, path: `/${name}/version`, method: 'GET' })
+    return (await res.body.json() as { version: number }).version
+  }
+
+  let version = 0
+  async function round (changed: string[]): Promise<{ total: number, reload: number }> {
+    version++
+    for (const name of changed) await writeFile(join(root, 'workers', name, 'src/version.ts'), `export const VERSION = ${version}\n`)
+    build(root, changed)
+    const finished = nextLine('reload finished')
+    const started = performance.now()
+    server.kill('SIGHUP')
+    await Promise.all(changed.map(async (name) => {
+      while (await versionOf(name) !== version) await new Promise((resolve) => setTimeout(resolve, 2))
+    }))
+    const total = performance.now() - started
+    return { total, reload: Number((await finished).durationMs) }
+  }
+
+  for (const underLoad of [false, true]) {
+    let running = underLoad
+    let requests = 0
+    let failures = 0
+    const loops = Array.from({ length: underLoad ? LOAD_CLIENTS : 0 }, async (_, client) => {
+      for (let i = 0; running; i++) {
+        const name = names[(client + i) % WORKERS]!
+        const post = i % 2 === 1
+        try {
+          const res = await agent.request({ origin: url, path: `/${name}/${post ? 'echo' : 'version'}`, method: post ? 'POST' : 'GET', headers: post ? { 'content-type': 'application/json' } : {}, body: post ? '{"x":1}' : undefined })
+          await res.body.dump()
+          requests++
+          if (res.statusCode !== 200) failures++
+        } catch {
+          failures++
+        }
+      }
+    })
+    for (const count of [1, WORKERS]) {
+      const totals: number[] = []
+      const reloads: number[] = []
+      for (let r = 0; r < (count === 1 ? ROUNDS * 2 : ROUNDS); r++) {
+        const { total, reload } = await round(names.slice(0, count))
+        totals.push(total)
+        reloads.push(reload)
+      }
+      console.log(`${underLoad ? 'under load' : 'no load   '} ${String(count).padStart(2)} changed: SIGHUP -> all serving p50 ${median(totals).toFixed(0)} ms, max ${Math.max(...totals).toFixed(0)} ms; reload summary p50 ${median(reloads).toFixed(0)} ms (${totals.length} rounds)`)
+    }
+    running = false
+    await Promise.all(loops)
+    if (underLoad) console.log(`  requests ${requests}, failed ${failures} (${LOAD_CLIENTS} keep-alive clients over ${WORKERS} workers)`)
+  }
+  await agent.close()
+  server.kill('SIGTERM')
+  await new Promise((resolve) => server.once('exit', resolve))
+  await rm(root, { recursive: true, force: true })
+}
+
+function build (root: string, workers: string[]): void {
+  const result = spawnSync(process.execPath, [cli, 'build', ...workers], { cwd: root, encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`tqserver build failed: ${result.stderr}`)
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN
+}
+
+console.log(`tqserver production reload benchmark: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${WORKERS} SDK workers`)
+await main()

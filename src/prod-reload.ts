@@ -1,0 +1,143 @@
+// Production reload (SIGHUP or `tqserver reload`): rescans workers/ and the configuration, then
+// switches exactly the workers whose build (bin/current.json), worker.yaml or worker-relevant
+// server settings changed, starts new workers and drains removed ones. Every other worker keeps
+// its processes. A source change without a new build changes nothing: production runs builds.
+// An invalid configuration keeps the running one. Each reload ends with one summary log line.
+import { availableParallelism } from 'node:os'
+import type { ResolvedServerConfig } from './config/server-config.js'
+import type { ServerConfig } from './config/schema.js'
+import type { Logger } from './logger.js'
+import type { Supervisor } from './supervisor.js'
+import { discoverWorkers, type WorkerSpec } from './worker-discovery.js'
+
+export interface ReloadSummary {
+  trigger: string
+  at: number
+  durationMs: number
+  switched: string[]
+  started: string[]
+  stopped: string[]
+  unchanged: string[]
+  failed: Array<{ worker: string, reason: string }>
+  /** Server settings that changed but take effect only when the server restarts. */
+  needsRestart: string[]
+  /** Set when the new configuration was invalid and nothing was changed. */
+  error: string | null
+}
+
+/** Server keys a reload applies: the timeouts reach workers through their specs. */
+const LIVE_KEYS = new Set<keyof ServerConfig>(['startTimeout', 'drainTimeout', 'killTimeout', 'logLevel'])
+
+export interface ProdReloadOptions {
+  /** Resolves the configuration again, from the same flags, environment and file as at start. */
+  loadConfig: () => Promise<ResolvedServerConfig>
+  config: ServerConfig
+  supervisor: Supervisor
+  log: Logger
+}
+
+export class ProdReload {
+  readonly #options: ProdReloadOptions
+  #config: ServerConfig
+  #running: Promise<ReloadSummary> | undefined
+  #queued: Promise<ReloadSummary> | undefined
+
+  constructor (options: ProdReloadOptions) {
+    this.#options = options
+    this.#config = options.config
+  }
+
+  /** Reloads; a request made while one runs is served by exactly one more reload after it. */
+  reload (trigger: string): Promise<ReloadSummary> {
+    if (!this.#running) {
+      this.#running = this.#reload(trigger).finally(() => { this.#running = undefined })
+      return this.#running
+    }
+    this.#queued ??= this.#running.then(() => {
+      this.#queued = undefined
+      return this.reload(trigger)
+    })
+    return this.#queued
+  }
+
+  async #reload (trigger: string): Promise<ReloadSummary> {
+    const { supervisor, log } = this.#options
+    const started = performance.now()
+    const summary: ReloadSummary = {
+      trigger, at: Date.now(), durationMs: 0, switched: [], started: [], stopped: [], unchanged: [], failed: [], needsRestart: [], error: null
+    }
+    try {
+      const { root, config } = await this.#options.loadConfig()
+      const specs = await discoverWorkers(root, config)
+      summary.needsRestart = this.#applyServerSettings(config)
+      const names = new Set(specs.map((spec) => spec.name))
+      await inParallel([
+        ...specs.map((spec) => () => this.#apply(spec, summary)),
+        ...supervisor.workerNames().filter((name) => !names.has(name)).map((name) => async () => {
+          await supervisor.stopWorker(name, 'removed by a reload')
+          summary.stopped.push(name)
+        })
+      ])
+    } catch (err) {
+      summary.error = (err as Error).message
+    }
+    summary.durationMs = Math.round(performance.now() - started)
+    for (const list of [summary.switched, summary.started, summary.stopped, summary.unchanged]) list.sort()
+    supervisor.recordReload(summary)
+    const level = summary.error || summary.failed.length > 0 ? 'error' : 'info'
+    log[level](summary, summary.error ? 'reload refused: the configuration is invalid; the running one stays' : 'reload finished')
+    return summary
+  }
+
+  async #apply (spec: WorkerSpec, summary: ReloadSummary): Promise<void> {
+    const { supervisor } = this.#options
+    const name = spec.name
+    try {
+      if (!supervisor.has(name)) {
+        const outcome = await supervisor.startWorker(spec)
+        if (outcome === 'build-failed' || outcome === 'start-failed') throw new Error(outcome)
+        summary.started.push(name)
+        return
+      }
+      const current = supervisor.current(name)!
+      const build = spec.enabled ? await supervisor.builder.current(spec) : current.build
+      const changes = [
+        ...(sameSpec(spec, current.spec) ? [] : ['worker settings']),
+        ...(spec.enabled && build?.id !== current.build?.id ? ['build'] : [])
+      ]
+      if (changes.length === 0) {
+        summary.unchanged.push(name)
+        return
+      }
+      const outcome = await supervisor.reload({ spec, build, rebuild: spec.enabled && !build, restart: true, reason: `reload: ${changes.join(' and ')} changed` })
+      if (outcome === 'build-failed' || outcome === 'start-failed') throw new Error(outcome === 'build-failed' ? 'the build failed' : 'the new version failed to start')
+      summary.switched.push(name)
+    } catch (err) {
+      summary.failed.push({ worker: name, reason: (err as Error).message })
+    }
+  }
+
+  /** Applies what can change while running; returns the keys that need a restart. */
+  #applyServerSettings (config: ServerConfig): string[] {
+    const previous = this.#config
+    this.#config = config
+    if (config.logLevel !== previous.logLevel) this.#options.log.level = config.logLevel
+    return (Object.keys(config) as Array<keyof ServerConfig>)
+      .filter((key) => !LIVE_KEYS.has(key) && JSON.stringify(config[key]) !== JSON.stringify(previous[key]))
+  }
+}
+
+/** The parts of a spec that reach the worker process or its supervision. */
+function sameSpec (a: WorkerSpec, b: WorkerSpec): boolean {
+  const relevant = (spec: WorkerSpec) => JSON.stringify([spec.route, spec.enabled, spec.instances, spec.entry, spec.external, spec.env, spec.timeouts])
+  return relevant(a) === relevant(b)
+}
+
+/** Runs the tasks with at most as many at once as the machine has cores: each starts processes. */
+async function inParallel (tasks: Array<() => Promise<void>>): Promise<void> {
+  const queue = [...tasks]
+  const runners = Array.from({ length: Math.min(queue.length, availableParallelism() * 2) }, async () => {
+    for (let task = queue.shift(); task; task = queue.shift()) await task()
+  })
+  await Promise.all(runners)
+}

@@ -1,0 +1,107 @@
+// Production reload: `tqserver build` then `tqserver reload` (SIGHUP to `tqserver start`) switches
+// exactly the workers that changed, under load without a failed request; the others keep their
+// processes. One server; the subtests run in order on the same project.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { cp, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { runCliToEnd, startCliServer } from '../helpers/cli.js'
+import { clientFor } from '../helpers/host.js'
+import { startLoad } from '../helpers/load.js'
+import { PORTS } from '../helpers/ports.js'
+import { useProject, writeFiles } from '../helpers/project.js'
+import { isAlive } from '../helpers/wait.js'
+
+interface Health { workers: Record<string, { status: string, instances: Array<{ pid: number }> }> }
+
+test('production reload', async (t) => {
+  const root = await useProject(t, 'multi')
+  const cli = (...args: string[]) => runCliToEnd(t, args, { cwd: root })
+  assert.equal((await cli('build')).code, 0)
+  const server = await startCliServer(t, 'start', root, PORTS.prodReload)
+  const fetch = clientFor(t, server.url)
+  const pids = async () => {
+    const report = await (await fetch('/health')).body.json() as Health
+    return Object.fromEntries(Object.entries(report.workers).map(([name, worker]) => [name, worker.instances.map((i) => i.pid).join(',')]))
+  }
+  const answer = async (path: string) => await (await fetch(path)).body.json() as { version: number, greeting: string | null }
+  const setVersion = (worker: string, version: number) => writeFile(join(root, 'workers', worker, 'src', 'version.ts'), `export const VERSION = ${version}\n`)
+
+  await t.test('with nothing changed, a reload restarts nothing', async () => {
+    const before = await pids()
+    const result = await cli('reload')
+    assert.match(result.stdout, /^reloaded in \d+ ms: unchanged a, b, c\n$/)
+    assert.deepEqual(await pids(), before)
+  })
+
+  await t.test('a source edit without a build changes nothing', async () => {
+    const before = await pids()
+    await setVersion('a', 2)
+    assert.match((await cli('reload')).stdout, /unchanged a, b, c/)
+    assert.equal((await answer('/a/')).version, 1)
+    assert.deepEqual(await pids(), before)
+  })
+
+  await t.test('a new build of one worker, under load: only it is switched, and no request fails', async () => {
+    const before = await pids()
+    const loadA = startLoad(server.url, '/a', 4)
+    const loadB = startLoad(server.url, '/b', 4)
+    t.after(() => Promise.all([loadA.stop(), loadB.stop()]))
+    await loadA.reached(1, 5000)
+    assert.equal((await cli('build', 'a')).code, 0)
+    const result = await cli('reload')
+    assert.match(result.stdout, /^reloaded in \d+ ms: switched a; unchanged b, c\n$/)
+    await loadA.reached(2, 5000)
+    const [a, b] = await Promise.all([loadA.stop(), loadB.stop()])
+    assert.deepEqual([...a.failures, ...b.failures], [])
+    assert.ok(a.ok > 0 && b.ok > 0)
+    const after = await pids()
+    assert.notEqual(after.a, before.a)
+    assert.deepEqual([after.b, after.c], [before.b, before.c], 'the other workers keep their processes')
+    assert.equal(isAlive(Number(before.a)), false, 'the old instance of a is gone')
+  })
+
+  await t.test('a new worker is started and a removed one drained and stopped', async () => {
+    const before = await pids()
+    await cp(join(root, 'workers', 'b'), join(root, 'workers', 'd'), { recursive: true })
+    assert.equal((await cli('build', 'd')).code, 0)
+    await rm(join(root, 'workers', 'c'), { recursive: true })
+    assert.match((await cli('reload')).stdout, /^reloaded in \d+ ms: started d; stopped c; unchanged a, b\n$/)
+    assert.equal((await answer('/d/')).version, 1)
+    const gone = await fetch('/c/')
+    assert.equal(gone.statusCode, 404)
+    await gone.body.dump()
+    assert.equal(isAlive(Number(before.c)), false)
+  })
+
+  await t.test('a worker.yaml change switches that worker', async () => {
+    await writeFile(join(root, 'workers', 'b', 'worker.yaml'), 'env:\n  GREETING: hello\n')
+    assert.match((await cli('reload')).stdout, /switched b; unchanged a, d/)
+    assert.equal((await answer('/b/')).greeting, 'hello')
+  })
+
+  await t.test('an invalid configuration is refused and the running one stays', async () => {
+    const before = await pids()
+    await writeFile(join(root, 'workers', 'a', 'worker.yaml'), 'instancez: 2\n')
+    const result = await cli('reload')
+    assert.equal(result.code, 1)
+    assert.match(result.stderr, /^tqserver: reload failed: workers\/a\/worker\.yaml: unknown key "instancez" \(did you mean "instances"\?\) \[TQ_ERR_CLI_RELOAD_FAILED\]\n$/)
+    assert.deepEqual(await pids(), before)
+    assert.equal((await answer('/a/')).version, 2)
+    await rm(join(root, 'workers', 'a', 'worker.yaml'))
+  })
+
+  await t.test('changed server settings that need a restart are reported, and timeouts are applied', async () => {
+    await writeFiles(root, { 'config/server.yaml': 'restartDelay: 200\nkillTimeout: 4000\n' })
+    const result = await cli('reload')
+    assert.match(result.stdout, /switched a, b, d/, 'a new killTimeout reaches every worker')
+    assert.match(result.stdout, /changed settings that need a restart: restartDelay\n$/)
+  })
+})
+
+test('reload without a running server says so', async (t) => {
+  const root = await useProject(t, 'multi')
+  const result = await runCliToEnd(t, ['reload'], { cwd: root })
+  assert.equal(result.code, 1)
+  assert.match(result.stderr, /^tqserver: no tqserver runs in .* \(no \.tqserver\/server\.json\) \[TQ_ERR_CLI_NOT_RUNNING\]\n$/)
+})
