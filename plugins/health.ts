@@ -1,14 +1,54 @@
-// The server's own health endpoints: GET /health (the aggregated report), /livez and /readyz.
+// The server's own health endpoints. GET /health: the report as JSON (a load balancer, curl), or
+// the live dashboard for a browser; details only for loopback or the configured token, the
+// status for everyone. GET /livez, GET /readyz. The dashboard's event stream sends the report
+// every second while a page is open.
 import fp from 'fastify-plugin'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { DASHBOARD_STREAM, renderDashboard } from '../src/dashboard.js'
+import { EventStreamHub } from '../src/event-stream.js'
+import { mayReadDetails } from '../src/health-access.js'
+import { prefersHtml } from '../src/html.js'
 
-async function healthPlugin (fastify: FastifyInstance): Promise<void> {
+const STREAM_INTERVAL_MS = 1_000
+
+export interface HealthPluginOptions {
+  /** health.token from the configuration ('' for none). */
+  token: string
+}
+
+async function healthPlugin (fastify: FastifyInstance, { token }: HealthPluginOptions): Promise<void> {
   const registry = fastify.tqserver
   const noStore = { 'cache-control': 'no-store' }
+  const stream = new EventStreamHub()
+  let ticker: NodeJS.Timeout | undefined
+  const allowed = (request: FastifyRequest) =>
+    mayReadDetails({ remoteAddress: request.socket.remoteAddress, headers: request.headers, query: request.query as Record<string, unknown> }, token)
 
-  fastify.get('/health', async (_request, reply) => {
+  fastify.get('/health', async (request, reply) => {
     const report = registry.status()
-    return reply.code(report.status === 'unhealthy' ? 503 : 200).headers(noStore).send(report)
+    reply.code(report.status === 'unhealthy' ? 503 : 200).headers(noStore)
+    if (!allowed(request)) return reply.send({ status: report.status })
+    const { format, token: given } = request.query as { format?: string, token?: string }
+    if (format !== 'json' && prefersHtml(request.headers.accept)) {
+      return reply.type('text/html; charset=utf-8').send(renderDashboard(report, given ? `?token=${encodeURIComponent(given)}` : ''))
+    }
+    return reply.send(report)
+  })
+
+  fastify.get(DASHBOARD_STREAM, (request, reply) => {
+    if (!allowed(request)) return reply.code(403).headers(noStore).send({ statusCode: 403, error: 'Forbidden', message: 'health details need loopback or the token' })
+    reply.hijack()
+    stream.attach(reply.raw)
+    stream.send('report', registry.status(), reply.raw)
+    // One timer for all pages, running only while one is open.
+    ticker ??= setInterval(() => {
+      if (stream.size === 0) {
+        clearInterval(ticker)
+        ticker = undefined
+        return
+      }
+      stream.send('report', registry.status())
+    }, STREAM_INTERVAL_MS).unref()
   })
 
   // Answers while the event loop does: nothing here waits on a worker.
@@ -18,6 +58,13 @@ async function healthPlugin (fastify: FastifyInstance): Promise<void> {
     const report = registry.status()
     const ready = !registry.isClosing && Object.values(report.workers).every((worker) => worker.status !== 'unhealthy')
     return reply.code(ready ? 200 : 503).headers(noStore).send({ status: ready ? 'ready' : registry.isClosing ? 'closing' : 'not ready' })
+  })
+
+  // Open dashboards would hold the server's close until their pages go.
+  fastify.addHook('preClose', (done) => {
+    clearInterval(ticker)
+    stream.close()
+    done()
   })
 }
 

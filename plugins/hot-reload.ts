@@ -4,7 +4,8 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { ResolvedServerConfig } from '../src/config/server-config.js'
 import { HotReload } from '../src/hot-reload.js'
-import { LIVE_RELOAD_EVENTS, LIVE_RELOAD_SCRIPT, LIVE_RELOAD_SCRIPT_PATH, LiveReloadHub, withReloadScript } from '../src/live-reload.js'
+import { EventStreamHub } from '../src/event-stream.js'
+import { LIVE_RELOAD_EVENTS, LIVE_RELOAD_SCRIPT, LIVE_RELOAD_SCRIPT_PATH, withReloadScript } from '../src/live-reload.js'
 import type { Supervisor } from '../src/supervisor.js'
 
 export interface HotReloadPluginOptions {
@@ -14,7 +15,7 @@ export interface HotReloadPluginOptions {
 
 async function hotReloadPlugin (fastify: FastifyInstance, options: HotReloadPluginOptions): Promise<void> {
   const { root, config } = options.resolved
-  const liveReload = config.liveReload ? new LiveReloadHub() : undefined
+  const liveReload = config.liveReload ? new EventStreamHub() : undefined
   const hotReload = new HotReload({ root, config, supervisor: options.supervisor, registry: fastify.tqserver, log: fastify.log, liveReload })
   // Registered after the supervisor: its onReady (workers started) runs first, its onClose after.
   fastify.addHook('onReady', () => hotReload.start())

@@ -37,7 +37,7 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', registry: fastify.tqserver, log: fastify.log })
   await fastify.register(tqserverSupervisor, { supervisor })
   await fastify.register(tqserverRouter)
-  await fastify.register(tqserverHealth)
+  await fastify.register(tqserverHealth, { token: config.config.health.token })
   await fastify.register(tqserverProdReload, { supervisor, config, loadConfig, reloadOnSignal: reloadOnSignal ?? false })
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
 }

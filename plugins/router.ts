@@ -9,7 +9,8 @@ import send from '@fastify/send'
 import { Agent, Pool } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { errorBody, errorPage, prefersHtml, transportError, type ProxyError } from '../src/proxy-errors.js'
+import { prefersHtml } from '../src/html.js'
+import { errorBody, errorPage, transportError, type ProxyError } from '../src/proxy-errors.js'
 import type { WorkerEntry } from '../src/registry.js'
 import { TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../src/errors.js'
 
@@ -64,8 +65,11 @@ async function routerPlugin (fastify: FastifyInstance): Promise<void> {
     const origin = registry.acquire(entry)
     if (!origin) return sendError(request, reply, new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError)
     request.tqTarget = { worker: entry.spec.name, route: entry.spec.route, origin, path: forwardPath }
+    const started = performance.now()
     // 'close' fires once the response is done or the client has gone, whichever way it ends.
-    reply.raw.once('close', () => registry.release(origin))
+    reply.raw.once('close', () => {
+      registry.release(origin, performance.now() - started, reply.raw.statusCode >= 500 || !reply.raw.writableFinished)
+    })
   }
 
   await fastify.register(async function proxyScope (scope) {
@@ -84,8 +88,9 @@ async function routerPlugin (fastify: FastifyInstance): Promise<void> {
         // 503 to a GET up to 10 times, which multiplies load on a struggling worker.
         retryDelay: () => null,
         onError: (reply, { error }) => {
-          const request = reply.request
-          sendError(request, reply, transportError(request.tqTarget?.worker ?? 'unknown', error))
+          const { tqTarget } = reply.request
+          if (tqTarget) registry.reportFailure(tqTarget.origin)
+          sendError(reply.request, reply, transportError(tqTarget?.worker ?? 'unknown', error))
         }
       }
     })

@@ -1,5 +1,13 @@
-// Probes a worker instance with GET /health.
+// Probes worker instances with GET /health: once when they start, then every `interval`, all at
+// once (a slow worker never delays another's check). `fall` failures in a row make an instance
+// UNHEALTHY (out of rotation while another is healthy), `rise` successes HEALTHY again, and one
+// UNHEALTHY for longer than `grace` is handed over to be replaced. A proxied request that could
+// not reach an instance makes it suspect: it is probed at once, and one more failure suffices.
+// Each round also samples the processes' memory and CPU.
 import { request } from 'node:http'
+import type { Logger } from './logger.js'
+import { cpuPercent, sampleProcess, type ProcessSample } from './process-stats.js'
+import type { WorkerInstance } from './worker-instance.js'
 
 export const HEALTH_PATH = '/health'
 
@@ -26,4 +34,156 @@ export function probeHealth (port: number, host: string, timeoutMs: number): Pro
     req.once('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, error: err.code ?? err.message }))
     req.end()
   })
+}
+
+export interface HealthSettings {
+  interval: number
+  timeout: number
+  fall: number
+  rise: number
+  grace: number
+}
+
+/** What the checker knows of one instance, for /health. */
+export interface InstanceHealth {
+  lastCheck: number | null
+  lastError: string | null
+  rssBytes: number | null
+  cpuPercent: number | null
+}
+
+interface Tracking {
+  failures: number
+  successes: number
+  probing: boolean
+  suspect: boolean
+  replaced: boolean
+  lastCheck: number | null
+  lastError: string | null
+  sample: ProcessSample | null
+  cpuPercent: number | null
+}
+
+export interface HealthCheckerOptions {
+  settings: HealthSettings
+  /** The instances to check (those not HEALTHY or UNHEALTHY are skipped). */
+  instances: () => Iterable<WorkerInstance>
+  /** An instance moved between HEALTHY and UNHEALTHY: traffic must follow. */
+  onChange: (instance: WorkerInstance, healthy: boolean, reason: string) => void
+  /** An instance stayed UNHEALTHY past `grace`: replace it. Called once per instance. */
+  onStuck: (instance: WorkerInstance) => void
+  log: Logger
+}
+
+export class HealthChecker {
+  readonly #options: HealthCheckerOptions
+  readonly #tracking = new WeakMap<WorkerInstance, Tracking>()
+  #settings: HealthSettings
+  #timer: NodeJS.Timeout | undefined
+
+  constructor (options: HealthCheckerOptions) {
+    this.#options = options
+    this.#settings = options.settings
+  }
+
+  start (): void {
+    clearInterval(this.#timer)
+    this.#timer = setInterval(() => this.checkAll(), this.#settings.interval)
+    this.#timer.unref()
+  }
+
+  /** New settings from a reload; the interval restarts if it changed. */
+  update (settings: HealthSettings): void {
+    const restart = settings.interval !== this.#settings.interval && this.#timer !== undefined
+    this.#settings = settings
+    if (restart) this.start()
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  /** Probes every serving instance now, without waiting for one another. */
+  checkAll (): void {
+    for (const instance of this.#options.instances()) {
+      if (instance.state.is('HEALTHY', 'UNHEALTHY')) void this.#check(instance)
+    }
+  }
+
+  /** A request could not reach `origin`: probe its instance at once. */
+  suspect (origin: string): void {
+    for (const instance of this.#options.instances()) {
+      if (instance.origin !== origin || !instance.state.is('HEALTHY', 'UNHEALTHY')) continue
+      this.#track(instance).suspect = true
+      this.#options.log.debug({ worker: instance.spec.name, pid: instance.pid }, 'instance suspect after a failed request; probing now')
+      void this.#check(instance)
+    }
+  }
+
+  health (instance: WorkerInstance): InstanceHealth {
+    const tracking = this.#tracking.get(instance)
+    return {
+      lastCheck: tracking?.lastCheck ?? null,
+      lastError: tracking?.lastError ?? null,
+      rssBytes: tracking?.sample?.rssBytes ?? null,
+      cpuPercent: tracking?.cpuPercent ?? null
+    }
+  }
+
+  async #check (instance: WorkerInstance): Promise<void> {
+    const tracking = this.#track(instance)
+    if (tracking.probing || instance.port === undefined || instance.pid === undefined) return
+    tracking.probing = true
+    const [result, sample] = await Promise.all([
+      probeHealth(instance.port, '127.0.0.1', this.#settings.timeout),
+      sampleProcess(instance.pid)
+    ])
+    tracking.probing = false
+    if (sample) {
+      if (tracking.sample) tracking.cpuPercent = cpuPercent(tracking.sample, sample)
+      tracking.sample = sample
+    }
+    tracking.lastCheck = Date.now()
+    if (!instance.state.is('HEALTHY', 'UNHEALTHY')) return
+    const { fall, rise, grace } = this.#settings
+    if (result.ok) {
+      this.#options.log.trace({ worker: instance.spec.name, pid: instance.pid }, 'health check passed')
+      tracking.failures = 0
+      tracking.successes++
+      tracking.lastError = null
+      tracking.suspect = false
+      if (instance.state.is('UNHEALTHY') && tracking.successes >= rise) {
+        instance.state.transition('HEALTHY', `${rise} health checks passed`)
+        tracking.replaced = false
+        this.#options.onChange(instance, true, `${rise} health checks passed`)
+      }
+      return
+    }
+    tracking.successes = 0
+    tracking.failures++
+    tracking.lastError = result.error ?? 'failed'
+    this.#options.log.debug({ worker: instance.spec.name, pid: instance.pid, failures: tracking.failures, error: tracking.lastError }, 'health check failed')
+    if (instance.state.is('HEALTHY') && (tracking.failures >= fall || tracking.suspect)) {
+      const reason = tracking.suspect
+        ? `a request failed and the health check too: ${tracking.lastError}`
+        : `${tracking.failures} health checks failed: ${tracking.lastError}`
+      instance.state.transition('UNHEALTHY', reason)
+      this.#options.onChange(instance, false, reason)
+    }
+    tracking.suspect = false
+    if (instance.state.is('UNHEALTHY') && !tracking.replaced && Date.now() - instance.state.since > grace) {
+      tracking.replaced = true
+      this.#options.onStuck(instance)
+    }
+  }
+
+  #track (instance: WorkerInstance): Tracking {
+    let tracking = this.#tracking.get(instance)
+    if (!tracking) {
+      tracking = { failures: 0, successes: 0, probing: false, suspect: false, replaced: false, lastCheck: null, lastError: null, sample: null, cpuPercent: null }
+      this.#tracking.set(instance, tracking)
+    }
+    return tracking
+  }
 }

@@ -4,7 +4,8 @@
 // A broken build or a broken worker.yaml keeps the running version serving.
 import { join } from 'node:path'
 import type { ServerConfig } from './config/schema.js'
-import type { LiveReloadHub } from './live-reload.js'
+import type { ReloadEvent } from './live-reload.js'
+import type { EventStreamHub } from './event-stream.js'
 import type { Logger } from './logger.js'
 import type { Registry } from './registry.js'
 import type { Supervisor } from './supervisor.js'
@@ -19,7 +20,7 @@ export interface HotReloadOptions {
   registry: Registry
   log: Logger
   /** Told after every switch, so open pages reload. */
-  liveReload?: LiveReloadHub
+  liveReload?: EventStreamHub
 }
 
 export class HotReload {
@@ -134,6 +135,6 @@ export class HotReload {
   }
 
   #notify (worker: string, reason: string): void {
-    this.#options.liveReload?.notify({ worker, reason })
+    this.#options.liveReload?.send('reload', { worker, reason } satisfies ReloadEvent)
   }
 }

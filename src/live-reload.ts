@@ -1,6 +1,5 @@
 // Browser live reload in dev: pages get a small script that listens to a server-sent event stream
 // and reloads the page when a worker has switched to a new version (or its public/ files changed).
-import type { ServerResponse } from 'node:http'
 import { pipeline, Transform, type Readable } from 'node:stream'
 
 export const LIVE_RELOAD_PREFIX = '/__tqserver'
@@ -17,34 +16,6 @@ export const LIVE_RELOAD_SCRIPT = `// tqserver dev: reload this page when a work
 const SCRIPT_TAG = `\n<script src="${LIVE_RELOAD_SCRIPT_PATH}"></script>\n`
 
 export interface ReloadEvent { worker: string, reason: string }
-
-/** The open event streams, one per page. */
-export class LiveReloadHub {
-  readonly #clients = new Set<ServerResponse>()
-
-  /** Turns a response into an event stream that stays open until the page or the server goes. */
-  attach (res: ServerResponse): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
-    res.write(': tqserver live reload\n\n')
-    this.#clients.add(res)
-    res.once('close', () => this.#clients.delete(res))
-  }
-
-  notify (event: ReloadEvent): void {
-    const message = `event: reload\ndata: ${JSON.stringify(event)}\n\n`
-    for (const client of this.#clients) client.write(message)
-  }
-
-  get size (): number {
-    return this.#clients.size
-  }
-
-  /** Ends every stream, so that they do not hold the server's shutdown. */
-  close (): void {
-    for (const client of this.#clients) client.end()
-    this.#clients.clear()
-  }
-}
 
 /** The payload with the live-reload script tag appended (after </html> is fine for browsers). */
 export function withReloadScript (payload: unknown): unknown {

@@ -26,7 +26,7 @@ export interface ReloadSummary {
 }
 
 /** Server keys a reload applies: the timeouts reach workers through their specs. */
-const LIVE_KEYS = new Set<keyof ServerConfig>(['startTimeout', 'drainTimeout', 'killTimeout', 'logLevel'])
+const LIVE_KEYS = new Set<keyof ServerConfig>(['startTimeout', 'drainTimeout', 'killTimeout', 'logLevel', 'health'])
 
 export interface ProdReloadOptions {
   /** Resolves the configuration again, from the same flags, environment and file as at start. */
@@ -122,6 +122,7 @@ export class ProdReload {
     const previous = this.#config
     this.#config = config
     if (config.logLevel !== previous.logLevel) this.#options.log.level = config.logLevel
+    this.#options.supervisor.updateHealthSettings(config.health)
     return (Object.keys(config) as Array<keyof ServerConfig>)
       .filter((key) => !LIVE_KEYS.has(key) && JSON.stringify(config[key]) !== JSON.stringify(previous[key]))
   }

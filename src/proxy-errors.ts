@@ -2,6 +2,7 @@
 // (an HTML page for a browser), never a bare 500.
 import { STATUS_CODES } from 'node:http'
 import { TQ_ERR_PROXY_BAD_GATEWAY, TQ_ERR_PROXY_TIMEOUT } from './errors.js'
+import { escapeHtml } from './html.js'
 
 export interface ProxyError extends Error {
   code: string
@@ -29,14 +30,6 @@ export function errorBody (error: ProxyError): ErrorBody {
   return { statusCode: error.statusCode, code: error.code, error: STATUS_CODES[error.statusCode] ?? 'Error', message: error.message }
 }
 
-/** True when the client is a browser: it asks for HTML before JSON. */
-export function prefersHtml (accept: string | undefined): boolean {
-  if (!accept) return false
-  const html = accept.indexOf('text/html')
-  const json = accept.indexOf('application/json')
-  return html !== -1 && (json === -1 || html < json)
-}
-
 export function errorPage (error: ProxyError): string {
   const title = `${error.statusCode} ${STATUS_CODES[error.statusCode] ?? 'Error'}`
   return `<!doctype html>
@@ -45,8 +38,4 @@ export function errorPage (error: ProxyError): string {
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}code{color:#666}</style>
 </head><body><h1>${title}</h1><p>${escapeHtml(error.message)}</p><p><code>${error.code}</code></p></body></html>
 `
-}
-
-export function escapeHtml (text: string): string {
-  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
 }

@@ -4,6 +4,7 @@
 import type { HealthReport } from './health-report.js'
 import type { ReloadSummary } from './prod-reload.js'
 import type { StaticFiles } from './static-files.js'
+import { UpstreamTraffic } from './upstream-traffic.js'
 import type { WorkerSpec } from './worker-discovery.js'
 import type { WorkerInstance } from './worker-instance.js'
 
@@ -40,12 +41,13 @@ interface MutableEntry extends WorkerEntry {
 export class Registry {
   readonly #byName = new Map<string, MutableEntry>()
   readonly #byRoute = new Map<string, MutableEntry>()
-  readonly #inflight = new Map<string, number>()
-  readonly #idleWaiters = new Map<string, Set<() => void>>()
+  /** Requests in flight, totals and latencies, per upstream origin. */
+  readonly traffic = new UpstreamTraffic()
   #closing = false
   #control: WorkerControl | undefined
   #reload: ((trigger: string) => Promise<ReloadSummary>) | undefined
   readonly #retireListeners = new Set<(origin: string) => void | Promise<void>>()
+  readonly #failureListeners = new Set<(origin: string) => void>()
 
   /** Called once by the supervisor plugin. */
   attach (control: WorkerControl): void {
@@ -123,15 +125,18 @@ export class Registry {
   }
 
   /**
-   * Points the worker's traffic at its HEALTHY instances, in one synchronous step: a request
-   * sees either the old set or the new one. This is the switch.
+   * Points the worker's traffic at its HEALTHY instances (at its UNHEALTHY ones when none is
+   * healthy: they may still answer), in one synchronous step: a request sees either the old set
+   * or the new one. This is the switch.
    */
   publish (name: string): void {
     const entry = this.#byName.get(name)
     if (!entry) return
-    entry.upstreams = [...entry.instances]
-      .filter((instance) => instance.state.is('HEALTHY') && instance.origin !== undefined)
+    const serving = (state: 'HEALTHY' | 'UNHEALTHY') => [...entry.instances]
+      .filter((instance) => instance.state.is(state) && instance.origin !== undefined)
       .map((instance) => instance.origin!)
+    const healthy = serving('HEALTHY')
+    entry.upstreams = healthy.length > 0 ? healthy : serving('UNHEALTHY')
   }
 
   /**
@@ -161,45 +166,34 @@ export class Registry {
     if (upstreams.length === 0) return undefined
     let best = upstreams[mutable.cursor++ % upstreams.length]!
     for (const origin of upstreams) {
-      if (this.inflight(origin) < this.inflight(best)) best = origin
+      if (this.traffic.inflight(origin) < this.traffic.inflight(best)) best = origin
     }
-    this.#inflight.set(best, this.inflight(best) + 1)
+    this.traffic.begin(best)
     return best
   }
 
   /** Ends a request counted by acquire(). */
-  release (origin: string): void {
-    const count = this.inflight(origin) - 1
-    if (count > 0) {
-      this.#inflight.set(origin, count)
-      return
-    }
-    this.#inflight.delete(origin)
-    const waiters = this.#idleWaiters.get(origin)
-    this.#idleWaiters.delete(origin)
-    for (const wake of waiters ?? []) wake()
+  release (origin: string, durationMs: number, failed: boolean): void {
+    this.traffic.end(origin, durationMs, failed)
   }
 
   inflight (origin: string): number {
-    return this.#inflight.get(origin) ?? 0
+    return this.traffic.inflight(origin)
   }
 
   /** Resolves true when no request is in flight to `origin`, or false after `timeoutMs`. */
   whenIdle (origin: string, timeoutMs: number): Promise<boolean> {
-    if (this.inflight(origin) === 0) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const waiters = this.#idleWaiters.get(origin) ?? new Set()
-      this.#idleWaiters.set(origin, waiters)
-      const timer = setTimeout(() => {
-        waiters.delete(wake)
-        resolve(false)
-      }, timeoutMs)
-      function wake () {
-        clearTimeout(timer)
-        resolve(true)
-      }
-      waiters.add(wake)
-    })
+    return this.traffic.whenIdle(origin, timeoutMs)
+  }
+
+  /** `listener` runs when a proxied request could not reach `origin` (refused, reset). */
+  onUpstreamFailure (listener: (origin: string) => void): void {
+    this.#failureListeners.add(listener)
+  }
+
+  /** The proxy saw a transport error on `origin`. */
+  reportFailure (origin: string): void {
+    for (const listener of this.#failureListeners) listener(origin)
   }
 
   /** `listener` runs when an upstream leaves service for good (the proxy closes its sockets to it). */
@@ -210,6 +204,7 @@ export class Registry {
   /** Called once an upstream is out of rotation and idle, before its process is stopped. */
   async retireUpstream (origin: string): Promise<void> {
     await Promise.all([...this.#retireListeners].map((listener) => listener(origin)))
+    this.traffic.forget(origin)
   }
 
   /** Set when the server begins to shut down: /readyz fails from then on. */

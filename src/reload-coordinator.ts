@@ -24,6 +24,8 @@ export interface ReloadPlan {
   reason: string
   /** A build made elsewhere (`tqserver build`, then SIGHUP) to switch to, instead of the current one. */
   build?: BuildResult
+  /** Replace only this instance (unhealthy too long, recycled), with the current version. */
+  replace?: WorkerInstance
 }
 
 export type ReloadOutcome = 'switched' | 'unchanged' | 'build-failed' | 'start-failed'
@@ -41,7 +43,7 @@ export interface SwitchHost {
   /** Drains and stops an instance that is out of rotation (or never served). */
   retire: (instance: WorkerInstance, reason: string) => Promise<void>
   /** The new version is current (`healthy`: every new instance started). */
-  committed: (spec: WorkerSpec, build: BuildResult, healthy: boolean) => void
+  committed: (spec: WorkerSpec, build: BuildResult, healthy: boolean, reason: string) => void
   /**
    * A new instance failed to start. With `retry` (no version serves, as at first start) it is
    * restarted with backoff like a crash; otherwise it is stopped and forgotten.
@@ -101,11 +103,11 @@ export class ReloadCoordinator {
       if (!build) return 'build-failed'
     }
     const entry = host.registry.worker(spec.name)
-    const olds = [...entry?.instances ?? []]
-    const serving = olds.some((instance) => instance.state.is('HEALTHY'))
+    const olds = plan.replace ? [plan.replace] : [...entry?.instances ?? []]
+    const serving = olds.some((instance) => instance.state.is('HEALTHY', 'UNHEALTHY'))
     if (!plan.restart && serving && build.id === current?.build?.id) return 'unchanged'
 
-    const wanted = spec.enabled ? spec.instances : 0
+    const wanted = !spec.enabled ? 0 : plan.replace ? 1 : spec.instances
     let failed = false
     for (let i = 0; i < Math.max(wanted, olds.length); i++) {
       const old = olds[i]
@@ -127,7 +129,7 @@ export class ReloadCoordinator {
       }
       if (old) await host.retire(old, spec.enabled ? 'replaced by a new version' : 'worker disabled')
     }
-    host.committed(spec, build, !failed)
+    host.committed(spec, build, !failed, plan.reason)
     if (failed) return 'start-failed'
     host.log.info({ worker: spec.name, build: build.id, instances: wanted, reason: plan.reason }, 'worker switched')
     return 'switched'

@@ -4,7 +4,9 @@
 import { Builder, type BuildErrorLocation, type BuildMode, type BuildResult } from './builder.js'
 import { parsePortRange } from './config/server-config.js'
 import type { ServerConfig } from './config/schema.js'
-import { overallStatus, workerStatus, type HealthReport, type WorkerReport } from './health-report.js'
+import { EventLog } from './event-log.js'
+import { HealthChecker, type HealthSettings } from './health-checker.js'
+import { buildHealthReport, type HealthReport, type WorkerReport } from './health-report.js'
 import { OutputBuffer } from './log-capture.js'
 import type { Logger } from './logger.js'
 import { PortPool } from './port-pool.js'
@@ -35,6 +37,7 @@ interface WorkerRuntime {
   build: BuildResult | undefined
   buildError: { message: string, locations: BuildErrorLocation[], at: number } | undefined
   lastError: { message: string, at: number } | undefined
+  lastSwitch: WorkerReport['lastSwitch'] | undefined
   restartTimers: Map<WorkerInstance, NodeJS.Timeout>
 }
 
@@ -48,6 +51,8 @@ export class Supervisor implements SwitchHost {
   readonly #workers = new Map<string, WorkerRuntime>()
   /** Dev only: warm processes that take a new version faster than a fresh spawn. */
   readonly #standbys: StandbyPool | undefined
+  readonly #events = new EventLog()
+  readonly #health: HealthChecker
   #lastReload: ReloadSummary | undefined
   #stopping: Promise<void> | undefined
 
@@ -61,6 +66,20 @@ export class Supervisor implements SwitchHost {
     if (options.mode === 'dev' && options.config.standbys > 0) {
       this.#standbys = new StandbyPool({ size: options.config.standbys, cwd: options.root, env: baseEnv('dev'), log: options.log })
     }
+    this.#health = new HealthChecker({
+      settings: options.config.health,
+      instances: () => this.registry.workers().flatMap((entry) => [...entry.instances]),
+      onChange: (instance, healthy, reason) => {
+        this.registry.publish(instance.spec.name)
+        this.#events.record(healthy ? 'recovered' : 'unhealthy', instance.spec.name, `pid ${instance.pid}: ${reason}`)
+      },
+      onStuck: (instance) => {
+        this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} unhealthy for over ${this.#options.config.health.grace} ms`)
+        void this.#coordinator.reload({ spec: instance.spec, rebuild: false, restart: true, reason: 'unhealthy for too long', replace: instance })
+      },
+      log: options.log
+    })
+    this.registry.onUpstreamFailure((origin) => this.#health.suspect(origin))
   }
 
   /**
@@ -72,6 +91,12 @@ export class Supervisor implements SwitchHost {
     await Promise.all(specs.map((spec) => this.startWorker(spec)))
     // After the first start, so that warming standbys do not slow it down.
     this.#standbys?.fill()
+    this.#health.start()
+  }
+
+  /** Health check settings from a reload. */
+  updateHealthSettings (settings: HealthSettings): void {
+    this.#health.update(settings)
   }
 
   has (name: string): boolean {
@@ -95,6 +120,7 @@ export class Supervisor implements SwitchHost {
       build: this.#options.mode === 'prod' ? await this.builder.current(spec) : undefined,
       buildError: undefined,
       lastError: undefined,
+      lastSwitch: undefined,
       restartTimers: new Map()
     }
     this.#workers.set(spec.name, runtime)
@@ -130,11 +156,13 @@ export class Supervisor implements SwitchHost {
     await Promise.all([...entry.instances].map((instance) => this.retire(instance, reason)))
     this.registry.removeWorker(name)
     await this.builder.forget(name)
+    this.#events.record('stopped', name, reason)
   }
 
   /** Stops every worker (graceful drain, then SIGTERM). Idempotent. */
   stop (): Promise<void> {
     this.#stopping ??= (async () => {
+      this.#health.stop()
       await this.#coordinator.idle()
       await Promise.all([
         ...[...this.#workers.keys()].map((name) => this.stopWorker(name, 'server shutting down')),
@@ -161,6 +189,7 @@ export class Supervisor implements SwitchHost {
     } catch (err) {
       const error = err as Error & { locations?: BuildErrorLocation[] }
       runtime.buildError = { message: error.message, locations: error.locations ?? [], at: Date.now() }
+      this.#events.record('build-failed', spec.name, error.message.split('\n').slice(1, 2).join('') || error.message)
       this.log.error({ worker: spec.name, err: error }, 'worker build failed; the running version keeps serving')
       return undefined
     }
@@ -210,12 +239,15 @@ export class Supervisor implements SwitchHost {
     this.registry.removeInstance(name, instance)
   }
 
-  committed (spec: WorkerSpec, build: BuildResult, healthy: boolean): void {
+  committed (spec: WorkerSpec, build: BuildResult, healthy: boolean, reason: string): void {
     const runtime = this.#runtime(spec.name)
+    const first = runtime.lastSwitch === undefined
     runtime.spec = spec
     runtime.build = build
     this.#standbys?.fill()
     if (!healthy) return
+    runtime.lastSwitch = { at: Date.now(), reason, build: build.id }
+    this.#events.record(first ? 'started' : 'switched', spec.name, `${reason} (build ${build.id})`)
     runtime.crashes.reset()
     runtime.lastError = undefined
   }
@@ -223,6 +255,7 @@ export class Supervisor implements SwitchHost {
   async startFailed (instance: WorkerInstance, error: Error, retry: boolean): Promise<void> {
     const runtime = this.#runtime(instance.spec.name)
     runtime.lastError = { message: error.message, at: Date.now() }
+    this.#events.record('start-failed', instance.spec.name, error.message.split('\n')[0]!)
     if (retry) {
       this.log.error({ worker: instance.spec.name, err: error }, 'worker failed to start')
       this.#afterCrash(runtime, instance)
@@ -236,38 +269,29 @@ export class Supervisor implements SwitchHost {
   // --- reporting ---
 
   report (): HealthReport {
-    const workers: Record<string, WorkerReport> = {}
-    for (const [name, runtime] of this.#workers) {
-      const instances = [...this.registry.worker(name)?.instances ?? []]
-      const now = Date.now()
-      workers[name] = {
-        status: workerStatus(runtime.spec.enabled, instances.map((instance) => instance.state.current)),
-        route: runtime.spec.route,
-        instances: instances.map((instance) => ({
-          id: instance.id,
-          pid: instance.pid ?? null,
-          port: instance.port ?? null,
-          state: instance.state.current,
-          restarts: instance.restarts,
-          uptimeMs: instance.state.is('HEALTHY', 'UNHEALTHY') && instance.startedAt ? now - instance.startedAt : null,
-          inflight: instance.origin ? this.registry.inflight(instance.origin) : 0,
-          build: instance.build.id
-        })),
-        lastBuild: {
-          id: runtime.build?.id ?? null,
-          builtAt: runtime.build?.builtAt ?? null,
-          durationMs: runtime.build?.durationMs ?? null,
-          error: runtime.buildError ?? null
-        },
-        lastError: runtime.lastError ?? null
-      }
-    }
-    return { status: overallStatus(Object.values(workers)), workers, lastReload: this.#lastReload ?? null }
+    return buildHealthReport({
+      workers: [...this.#workers.values()].map((runtime) => ({
+        spec: runtime.spec,
+        instances: [...this.registry.worker(runtime.spec.name)?.instances ?? []],
+        build: runtime.build,
+        buildError: runtime.buildError,
+        lastSwitch: runtime.lastSwitch,
+        lastError: runtime.lastError,
+        output: runtime.output.last()
+      })),
+      traffic: this.registry.traffic,
+      health: (instance) => this.#health.health(instance),
+      events: this.#events,
+      lastReload: this.#lastReload
+    })
   }
 
   /** Keeps the last production reload's summary for /health. */
   recordReload (summary: ReloadSummary): void {
     this.#lastReload = summary
+    const parts = [['switched', summary.switched], ['started', summary.started], ['stopped', summary.stopped]] as const
+    const done = parts.filter(([, names]) => names.length > 0).map(([label, names]) => `${label} ${names.join(', ')}`).join('; ')
+    this.#events.record('reload', null, summary.error ?? `${summary.trigger}: ${done || 'nothing changed'} in ${summary.durationMs} ms`)
   }
 
   /** Records an error against a worker (shown in /health), e.g. an invalid worker.yaml in dev. */
@@ -303,9 +327,12 @@ export class Supervisor implements SwitchHost {
     if (this.#stopping || !this.#workers.has(runtime.spec.name)) return
     const delay = runtime.crashes.record()
     if (delay === undefined) {
-      instance.state.transition('FAILED', `crashed ${runtime.crashes.count} times within ${this.#options.config.crashWindow} ms`)
+      const reason = `crashed ${runtime.crashes.count} times within ${this.#options.config.crashWindow} ms`
+      instance.state.transition('FAILED', reason)
+      this.#events.record('failed', runtime.spec.name, reason)
       return
     }
+    this.#events.record('crashed', runtime.spec.name, `pid ${instance.pid ?? '?'}; restart in ${delay} ms`)
     instance.state.transition('BACKOFF', `restart in ${delay} ms`)
     const timer = setTimeout(() => {
       runtime.restartTimers.delete(instance)

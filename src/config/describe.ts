@@ -14,13 +14,11 @@ const OTHER_SOURCES: Record<string, string> = {
 
 interface KeyDoc { key: string, type: string, fallback: unknown, description: string }
 
-function keysOf (schema: TSchema): KeyDoc[] {
-  return Object.entries(schema.properties as Record<string, TSchema>).map(([key, property]) => ({
-    key,
-    type: typeName(property),
-    fallback: property.default,
-    description: String(property.description ?? '')
-  }))
+/** Every key, nested sections flattened to dotted keys (health.interval). */
+function keysOf (schema: TSchema, prefix = ''): KeyDoc[] {
+  return Object.entries(schema.properties as Record<string, TSchema>).flatMap(([key, property]) => property.type === 'object' && property.properties
+    ? keysOf(property, `${prefix}${key}.`)
+    : [{ key: `${prefix}${key}`, type: typeName(property), fallback: property.default, description: String(property.description ?? '') }])
 }
 
 function typeName (schema: TSchema): string {
@@ -39,9 +37,17 @@ export function renderServerYaml (): string {
     '# Reference: docs/configuration.md. Per-worker settings go in workers/<name>/worker.yaml.',
     ''
   ]
-  for (const doc of keysOf(serverConfigSchema)) {
-    const also = OTHER_SOURCES[doc.key] ? `  (also ${OTHER_SOURCES[doc.key]})` : ''
-    lines.push(`# ${doc.description}${also}`, stringify({ [doc.key]: doc.fallback }).trimEnd(), '')
+  for (const [key, property] of Object.entries(serverConfigSchema.properties as Record<string, TSchema>)) {
+    if (property.type === 'object' && property.properties) {
+      lines.push(`# ${String(property.description)}`, `${key}:`)
+      for (const doc of keysOf(property)) {
+        lines.push(`  # ${doc.description}`, `  ${stringify({ [doc.key]: doc.fallback }).trimEnd()}`)
+      }
+      lines.push('')
+      continue
+    }
+    const also = OTHER_SOURCES[key] ? `  (also ${OTHER_SOURCES[key]})` : ''
+    lines.push(`# ${String(property.description)}${also}`, stringify({ [key]: property.default }).trimEnd(), '')
   }
   return lines.join('\n')
 }

@@ -39,6 +39,14 @@ export const serverConfigSchema = Type.Object({
   reloadDebounce: Type.Integer({ minimum: 0, maximum: 10_000, default: 10, description: 'Dev: quiet time after a file change before the worker is rebuilt, so a burst of saves gives one build (ms)' }),
   standbys: Type.Integer({ minimum: 0, maximum: 8, default: 1, description: 'Dev: warm Node processes kept ready to take a new worker version (about 70 MB each; 0 turns them off)' }),
   liveReload: Type.Boolean({ default: true, description: 'Dev: pages served by tqserver reload themselves after their worker switched' }),
+  health: Type.Object({
+    interval: Milliseconds(10_000, 'Time between two GET /health probes of each instance'),
+    timeout: Milliseconds(2_000, 'A probe that takes longer has failed'),
+    fall: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Failed probes in a row that make a healthy instance UNHEALTHY (out of rotation while another is healthy)' }),
+    rise: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'Passed probes in a row that make an UNHEALTHY instance HEALTHY again' }),
+    grace: Milliseconds(30_000, 'An instance UNHEALTHY for this long is replaced by a new one'),
+    token: Type.String({ default: '', description: 'Requests carrying it (Authorization: Bearer, or ?token=) see /health details from anywhere; without it only loopback does' })
+  }, { additionalProperties: false, default: {}, description: 'Active health checks of worker instances, and who may see /health details' }),
   outputLines: Type.Integer({ minimum: 0, maximum: 10_000, default: 200, description: 'Last output lines kept per worker, shown when it fails to start' }),
   ...timeoutKeys
 }, { additionalProperties: false })

@@ -69,10 +69,26 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
     sources.set(key, { label: label(key), rank: 3 })
   }
 
-  const merged = { ...fromFile, ...fromEnv, ...fromOverrides }
+  const merged = mergeLayers(fromFile ?? {}, fromEnv, fromOverrides)
   const config = validate<ServerConfig>(serverConfigSchema, merged, 'configuration', true)
   checkPorts(config, sources)
   return { config: Object.freeze(config), root, file: fromFile === undefined ? undefined : file }
+}
+
+/** Later layers win, key by key, also inside nested sections such as health. */
+function mergeLayers (...layers: Array<Record<string, unknown>>): Record<string, unknown> {
+  const merged: Record<string, unknown> = {}
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      const previous = merged[key]
+      merged[key] = isMapping(value) && isMapping(previous) ? mergeLayers(previous, value) : value
+    }
+  }
+  return merged
+}
+
+function isMapping (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 export interface PortRange { from: number, to: number }

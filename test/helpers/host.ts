@@ -16,7 +16,7 @@ export interface Host {
 
 export async function startHost (t: TestContext, options: TqServerOptions, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<Host> {
   const logs = new LogRecorder()
-  const loggerInstance: FastifyBaseLogger = pino({ level: 'debug' }, logs)
+  const loggerInstance: FastifyBaseLogger = pino({ level: 'trace' }, logs)
   const app = Fastify({ loggerInstance, logController: new LogController({ disableRequestLogging: true }) })
   t.after(() => app.close())
   await setup?.(app)

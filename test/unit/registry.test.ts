@@ -64,7 +64,7 @@ test('acquire picks the least busy upstream and counts the request until release
   const first = registry.acquire(entry)!
   const second = registry.acquire(entry)!
   assert.notEqual(first, second, 'the second request goes to the idle upstream')
-  registry.release(first)
+  registry.release(first, 1, false)
   assert.equal(registry.acquire(entry), first)
   assert.deepEqual([registry.inflight('http://a'), registry.inflight('http://b')], [1, 1])
 })
@@ -76,8 +76,8 @@ test('whenIdle resolves when the last request ends, or false at the deadline', a
   registry.acquire(entry)
   registry.acquire(entry)
   const idle = registry.whenIdle('http://a', 5000)
-  registry.release('http://a')
-  registry.release('http://a')
+  registry.release('http://a', 1, false)
+  registry.release('http://a', 1, false)
   assert.equal(await idle, true)
   registry.acquire(entry)
   assert.equal(await registry.whenIdle('http://a', 20), false)

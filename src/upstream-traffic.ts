@@ -1,0 +1,94 @@
+// Traffic per upstream origin: requests in flight (for the drain and the least-busy choice), and
+// request and error totals with recent latencies (for /health).
+
+/** Latencies kept per upstream for p50/p99: the most recent ones. */
+const LATENCY_SAMPLES = 512
+
+interface Counters {
+  inflight: number
+  requests: number
+  errors: number
+  latencies: Float64Array
+  next: number
+  filled: number
+}
+
+export interface TrafficStats {
+  inflight: number
+  requests: number
+  errors: number
+  latencyMs: { p50: number, p99: number } | null
+}
+
+export class UpstreamTraffic {
+  readonly #byOrigin = new Map<string, Counters>()
+  readonly #idleWaiters = new Map<string, Set<() => void>>()
+
+  begin (origin: string): void {
+    this.#counters(origin).inflight++
+  }
+
+  /** Ends a request begun with begin(): `failed` for a 5xx or a request that did not complete. */
+  end (origin: string, durationMs: number, failed: boolean): void {
+    const counters = this.#counters(origin)
+    counters.inflight--
+    counters.requests++
+    if (failed) counters.errors++
+    counters.latencies[counters.next] = durationMs
+    counters.next = (counters.next + 1) % LATENCY_SAMPLES
+    counters.filled = Math.min(counters.filled + 1, LATENCY_SAMPLES)
+    if (counters.inflight > 0) return
+    const waiters = this.#idleWaiters.get(origin)
+    this.#idleWaiters.delete(origin)
+    for (const wake of waiters ?? []) wake()
+  }
+
+  inflight (origin: string): number {
+    return this.#byOrigin.get(origin)?.inflight ?? 0
+  }
+
+  /** Resolves true when no request is in flight to `origin`, or false after `timeoutMs`. */
+  whenIdle (origin: string, timeoutMs: number): Promise<boolean> {
+    if (this.inflight(origin) === 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const waiters = this.#idleWaiters.get(origin) ?? new Set()
+      this.#idleWaiters.set(origin, waiters)
+      const timer = setTimeout(() => {
+        waiters.delete(wake)
+        resolve(false)
+      }, timeoutMs)
+      function wake () {
+        clearTimeout(timer)
+        resolve(true)
+      }
+      waiters.add(wake)
+    })
+  }
+
+  stats (origin: string): TrafficStats {
+    const counters = this.#byOrigin.get(origin)
+    if (!counters) return { inflight: 0, requests: 0, errors: 0, latencyMs: null }
+    const sorted = counters.latencies.slice(0, counters.filled).sort()
+    const at = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]! * 10) / 10
+    return {
+      inflight: counters.inflight,
+      requests: counters.requests,
+      errors: counters.errors,
+      latencyMs: sorted.length > 0 ? { p50: at(0.5), p99: at(0.99) } : null
+    }
+  }
+
+  /** Drops an upstream that has left service (its port will serve another instance later). */
+  forget (origin: string): void {
+    if (this.inflight(origin) === 0) this.#byOrigin.delete(origin)
+  }
+
+  #counters (origin: string): Counters {
+    let counters = this.#byOrigin.get(origin)
+    if (!counters) {
+      counters = { inflight: 0, requests: 0, errors: 0, latencies: new Float64Array(LATENCY_SAMPLES), next: 0, filled: 0 }
+      this.#byOrigin.set(origin, counters)
+    }
+    return counters
+  }
+}
