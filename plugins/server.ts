@@ -12,6 +12,8 @@ import { isPortFree } from '../src/port-pool.js'
 import { TQ_ERR_PORT_IN_USE } from '../src/errors.js'
 import { tqserver } from './index.js'
 
+/** How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s). */
+const SLOW_CLIENT_CHECK_MS = 1_000
 /** Time left for shutdown after the workers' own bounds (drain, then kill). */
 const SHUTDOWN_MARGIN_MS = 2_000
 
@@ -40,6 +42,9 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   const loggerInstance: FastifyBaseLogger = createLogger(config.logLevel, options.prettyLogs ?? false)
   const app = Fastify({
     loggerInstance,
+    // Slow clients (slowloris headers, trickled bodies) are cut off; Node checks every second.
+    requestTimeout: config.requestTimeout,
+    http: { headersTimeout: config.headersTimeout, connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS },
     logController: new LogController({ disableRequestLogging: true })
   })
   await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true })

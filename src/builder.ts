@@ -5,6 +5,7 @@
 //
 //   bin/current.json      {"id": "3f2a…", "file": "main.mjs", ...}
 //   bin/3f2a…/main.mjs    the bundle (+ main.mjs.map)
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, join, relative, resolve } from 'node:path'
@@ -52,6 +53,7 @@ export class Builder {
    * Older builds are removed, except the last few and those named in `inUse` (running instances).
    */
   async build (spec: WorkerSpec, inUse: Iterable<string> = []): Promise<BuildResult> {
+    if (spec.command !== undefined) return this.#buildCommand(spec)
     const started = performance.now()
     let result: esbuild.BuildResult<{ write: false, metafile: true }>
     try {
@@ -87,6 +89,7 @@ export class Builder {
     const binDir = join(spec.dir, 'bin')
     try {
       const manifest = JSON.parse(await readFile(join(binDir, MANIFEST), 'utf8')) as BuildResult
+      if (spec.command !== undefined) return manifest.file === '' ? manifest : undefined
       const file = join(binDir, manifest.file)
       await stat(file)
       return { ...manifest, file }
@@ -105,6 +108,32 @@ export class Builder {
   /** Frees every esbuild context; the esbuild service would otherwise keep the process alive. */
   async dispose (): Promise<void> {
     await Promise.all([...this.#contexts.keys()].map((name) => this.forget(name)))
+  }
+
+  /**
+   * A `command:` worker: runs its `build:` (if any) in its folder, then records a build whose id
+   * is the hash of the folder's files (not public/, private/, bin/): what `command` will run.
+   */
+  async #buildCommand (spec: WorkerSpec): Promise<BuildResult> {
+    const started = performance.now()
+    if (spec.build) {
+      const result = await runShell(spec.build, spec.dir)
+      if (result.code !== 0) throw new TQ_ERR_BUILD_FAILED(spec.name, `${spec.build} exited with code ${result.code}\n${result.output}`.trimEnd())
+    }
+    const files = await listFiles(spec.dir)
+    const hash = createHash('sha256')
+    for (const file of files) hash.update(file).update(await readFile(join(spec.dir, file)))
+    const build: BuildResult = {
+      id: hash.digest('hex').slice(0, 12),
+      file: '',
+      builtAt: Date.now(),
+      durationMs: Math.round((performance.now() - started) * 10) / 10,
+      inputs: files.map((file) => join(spec.dir, file))
+    }
+    const binDir = join(spec.dir, 'bin')
+    await mkdir(binDir, { recursive: true })
+    await writeAtomically(join(binDir, MANIFEST), JSON.stringify({ ...build, mode: this.#mode }, null, 2))
+    return build
   }
 
   async #run (spec: WorkerSpec) {
@@ -174,6 +203,30 @@ async function prune (binDir: string, keep: Set<string>): Promise<void> {
     .map(async (entry) => ({ name: entry.name, mtime: (await stat(join(binDir, entry.name))).mtimeMs })))
   builds.sort((a, b) => b.mtime - a.mtime)
   await Promise.all(builds.slice(Math.max(0, KEEP_BUILDS - keep.size)).map((build) => rm(join(binDir, build.name), { recursive: true, force: true })))
+}
+
+/** Files of a worker folder that make up a `command:` worker, sorted, relative to the folder. */
+async function listFiles (dir: string, prefix = ''): Promise<string[]> {
+  const entries = await readdir(join(dir, prefix), { withFileTypes: true })
+  const nested = await Promise.all(entries
+    .filter((entry) => !entry.name.startsWith('.') && !(prefix === '' && ['bin', 'public', 'private', 'node_modules'].includes(entry.name)))
+    .map(async (entry) => {
+      const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`
+      if (entry.isDirectory()) return listFiles(dir, path)
+      return entry.isFile() ? [path] : []
+    }))
+  return nested.flat().sort()
+}
+
+function runShell (command: string, cwd: string): Promise<{ code: number | null, output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, { cwd, shell: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.once('error', (err) => resolve({ code: null, output: err.message }))
+    child.once('close', (code) => resolve({ code, output }))
+  })
 }
 
 async function writeAtomically (path: string, data: string): Promise<void> {

@@ -72,6 +72,8 @@ export interface HealthCheckerOptions {
   onChange: (instance: WorkerInstance, healthy: boolean, reason: string) => void
   /** An instance stayed UNHEALTHY past `grace`: replace it. Called once per instance. */
   onStuck: (instance: WorkerInstance) => void
+  /** Each memory sample of a serving instance (for maxMemoryMb). */
+  onSample: (instance: WorkerInstance, rssBytes: number) => void
   log: Logger
 }
 
@@ -137,7 +139,7 @@ export class HealthChecker {
     tracking.probing = true
     const [result, sample] = await Promise.all([
       probeHealth(instance.port, '127.0.0.1', this.#settings.timeout),
-      sampleProcess(instance.pid)
+      sampleProcess(instance.measuredPid ?? instance.pid)
     ])
     tracking.probing = false
     if (sample) {
@@ -146,6 +148,7 @@ export class HealthChecker {
     }
     tracking.lastCheck = Date.now()
     if (!instance.state.is('HEALTHY', 'UNHEALTHY')) return
+    if (sample) this.#options.onSample(instance, sample.rssBytes)
     const { fall, rise, grace } = this.#settings
     if (result.ok) {
       this.#options.log.trace({ worker: instance.spec.name, pid: instance.pid }, 'health check passed')

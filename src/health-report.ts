@@ -63,6 +63,8 @@ export interface HealthReport {
   /** The last reload (SIGHUP, `tqserver reload`, fastify.tqserver.reload()), if any. */
   lastReload: ReloadSummary | null
   events: ServerEvent[]
+  /** Worker ports: how many the range holds, how many are leased to instances. */
+  ports: { size: number, leased: number }
 }
 
 /** What anyone may see: the status alone. */
@@ -87,6 +89,7 @@ export interface ReportSources {
   health: (instance: WorkerInstance) => InstanceHealth
   events: EventLog
   lastReload: ReloadSummary | undefined
+  ports: HealthReport['ports']
 }
 
 const STATE_ORDER: WorkerState[] = ['HEALTHY', 'UNHEALTHY', 'STARTING', 'BACKOFF', 'DRAINING', 'CRASHED', 'FAILED', 'BUILDING', 'STOPPED']
@@ -138,7 +141,8 @@ export function buildHealthReport (sources: ReportSources): HealthReport {
     generatedAt: now,
     workers,
     lastReload: sources.lastReload ?? null,
-    events: sources.events.recent(EVENTS)
+    events: sources.events.recent(EVENTS),
+    ports: sources.ports
   }
 }
 

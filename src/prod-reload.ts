@@ -101,9 +101,12 @@ export class ProdReload {
       }
       const current = supervisor.current(name)!
       const build = spec.enabled ? await supervisor.builder.current(spec) : current.build
+      // A worker left FAILED by a crash loop gets another chance with every reload.
+      const failed = spec.enabled && ![...supervisor.registry.worker(name)?.instances ?? []].some((instance) => instance.state.is('HEALTHY'))
       const changes = [
         ...(sameSpec(spec, current.spec) ? [] : ['worker settings']),
-        ...(spec.enabled && build?.id !== current.build?.id ? ['build'] : [])
+        ...(spec.enabled && build?.id !== current.build?.id ? ['build'] : []),
+        ...(failed ? ['health (no healthy instance)'] : [])
       ]
       if (changes.length === 0) {
         summary.unchanged.push(name)
@@ -130,7 +133,10 @@ export class ProdReload {
 
 /** The parts of a spec that reach the worker process or its supervision. */
 function sameSpec (a: WorkerSpec, b: WorkerSpec): boolean {
-  const relevant = (spec: WorkerSpec) => JSON.stringify([spec.route, spec.enabled, spec.instances, spec.entry, spec.external, spec.env, spec.timeouts])
+  const relevant = (spec: WorkerSpec) => JSON.stringify([
+    spec.route, spec.enabled, spec.instances, spec.entry, spec.command, spec.build, spec.external, spec.env, spec.timeouts,
+    spec.maxRequests, spec.maxMemoryMb, spec.bodyLimit
+  ])
   return relevant(a) === relevant(b)
 }
 

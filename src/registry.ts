@@ -23,10 +23,18 @@ export interface RouteMatch {
   forwardPath: string
 }
 
+/**
+ * What happens to an upstream, for those who hold something of it: failed (a proxied request could
+ * not reach it), exhausted (it served its maxRequests), draining (out of rotation: end long-lived
+ * connections), retired (idle and about to stop: close the proxy's sockets to it).
+ */
+export type UpstreamEvent = 'failed' | 'exhausted' | 'draining' | 'retired'
+
 /** What the supervisor offers through the registry (fastify.tqserver). */
 export interface WorkerControl {
   report: () => HealthReport
   stopWorker: (name: string, reason: string) => Promise<void>
+  restartWorker: (name: string, reason: string) => Promise<unknown>
   idle: () => Promise<void>
 }
 
@@ -46,8 +54,7 @@ export class Registry {
   #closing = false
   #control: WorkerControl | undefined
   #reload: ((trigger: string) => Promise<ReloadSummary>) | undefined
-  readonly #retireListeners = new Set<(origin: string) => void | Promise<void>>()
-  readonly #failureListeners = new Set<(origin: string) => void>()
+  readonly #upstreamListeners = new Map<UpstreamEvent, Set<(origin: string) => void | Promise<void>>>()
 
   /** Called once by the supervisor plugin. */
   attach (control: WorkerControl): void {
@@ -62,6 +69,11 @@ export class Registry {
   /** Drains and stops a worker and removes its route. */
   stop (name: string): Promise<void> {
     return this.#controlled().stopWorker(name, 'stopped through the registry')
+  }
+
+  /** Replaces a worker's instances with fresh ones of the same version, with the switch. */
+  async restart (name: string): Promise<void> {
+    await this.#controlled().restartWorker(name, 'restart requested')
   }
 
   /** Called once by the prod-reload plugin. */
@@ -172,9 +184,9 @@ export class Registry {
     return best
   }
 
-  /** Ends a request counted by acquire(). */
-  release (origin: string, durationMs: number, failed: boolean): void {
-    this.traffic.end(origin, durationMs, failed)
+  /** Ends a request counted by acquire(); returns how many requests `origin` has served. */
+  release (origin: string, durationMs: number, failed: boolean): number {
+    return this.traffic.end(origin, durationMs, failed)
   }
 
   inflight (origin: string): number {
@@ -186,25 +198,16 @@ export class Registry {
     return this.traffic.whenIdle(origin, timeoutMs)
   }
 
-  /** `listener` runs when a proxied request could not reach `origin` (refused, reset). */
-  onUpstreamFailure (listener: (origin: string) => void): void {
-    this.#failureListeners.add(listener)
+  onUpstream (event: UpstreamEvent, listener: (origin: string) => void | Promise<void>): void {
+    const listeners = this.#upstreamListeners.get(event) ?? new Set()
+    listeners.add(listener)
+    this.#upstreamListeners.set(event, listeners)
   }
 
-  /** The proxy saw a transport error on `origin`. */
-  reportFailure (origin: string): void {
-    for (const listener of this.#failureListeners) listener(origin)
-  }
-
-  /** `listener` runs when an upstream leaves service for good (the proxy closes its sockets to it). */
-  onUpstreamRetired (listener: (origin: string) => void | Promise<void>): void {
-    this.#retireListeners.add(listener)
-  }
-
-  /** Called once an upstream is out of rotation and idle, before its process is stopped. */
-  async retireUpstream (origin: string): Promise<void> {
-    await Promise.all([...this.#retireListeners].map((listener) => listener(origin)))
-    this.traffic.forget(origin)
+  /** Tells the listeners of `event`, and waits for them. */
+  async emitUpstream (event: UpstreamEvent, origin: string): Promise<void> {
+    await Promise.all([...this.#upstreamListeners.get(event) ?? []].map((listener) => listener(origin)))
+    if (event === 'retired') this.traffic.forget(origin)
   }
 
   /** Set when the server begins to shut down: /readyz fails from then on. */

@@ -52,6 +52,8 @@ export class Supervisor implements SwitchHost {
   /** Dev only: warm processes that take a new version faster than a fresh spawn. */
   readonly #standbys: StandbyPool | undefined
   readonly #events = new EventLog()
+  /** Instances already being replaced (unhealthy too long, or recycled), so as to replace them once. */
+  readonly #recycling = new WeakSet<WorkerInstance>()
   readonly #health: HealthChecker
   #lastReload: ReloadSummary | undefined
   #stopping: Promise<void> | undefined
@@ -73,13 +75,15 @@ export class Supervisor implements SwitchHost {
         this.registry.publish(instance.spec.name)
         this.#events.record(healthy ? 'recovered' : 'unhealthy', instance.spec.name, `pid ${instance.pid}: ${reason}`)
       },
-      onStuck: (instance) => {
-        this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} unhealthy for over ${this.#options.config.health.grace} ms`)
-        void this.#coordinator.reload({ spec: instance.spec, rebuild: false, restart: true, reason: 'unhealthy for too long', replace: instance })
+      onStuck: (instance) => this.#recycle(instance.origin!, 'unhealthy for too long'),
+      onSample: (instance, rssBytes) => {
+        const { maxMemoryMb } = instance.spec
+        if (maxMemoryMb > 0 && rssBytes > maxMemoryMb * 1024 * 1024) this.#recycle(instance.origin!, `uses more than ${maxMemoryMb} MB`)
       },
       log: options.log
     })
-    this.registry.onUpstreamFailure((origin) => this.#health.suspect(origin))
+    this.registry.onUpstream('failed', (origin) => this.#health.suspect(origin))
+    this.registry.onUpstream('exhausted', (origin) => this.#recycle(origin, 'served its maxRequests'))
   }
 
   /**
@@ -140,6 +144,11 @@ export class Supervisor implements SwitchHost {
   reload (plan: ReloadPlan): Promise<ReloadOutcome> {
     if (!this.#workers.has(plan.spec.name)) throw new TQ_ERR_WORKER_NOT_FOUND(plan.spec.name)
     return this.#coordinator.reload(plan)
+  }
+
+  /** Replaces a worker's instances with fresh ones of its current version. */
+  restartWorker (name: string, reason: string): Promise<ReloadOutcome> {
+    return this.reload({ spec: this.#runtime(name).spec, rebuild: false, restart: true, reason })
   }
 
   /** Rescans a worker's public/ folder. */
@@ -230,10 +239,11 @@ export class Supervisor implements SwitchHost {
     }
     if (origin && instance.state.is('DRAINING')) {
       const { drainTimeout } = instance.spec.timeouts
+      await this.registry.emitUpstream('draining', origin)
       if (!await this.registry.whenIdle(origin, drainTimeout)) {
         this.log.warn({ worker: name, pid: instance.pid, inflight: this.registry.inflight(origin), drainTimeout }, 'drain timed out; stopping with requests in flight')
       }
-      await this.registry.retireUpstream(origin)
+      await this.registry.emitUpstream('retired', origin)
     }
     await instance.stop(reason)
     this.registry.removeInstance(name, instance)
@@ -282,7 +292,8 @@ export class Supervisor implements SwitchHost {
       traffic: this.registry.traffic,
       health: (instance) => this.#health.health(instance),
       events: this.#events,
-      lastReload: this.#lastReload
+      lastReload: this.#lastReload,
+      ports: { size: this.pool.size, leased: this.pool.leased }
     })
   }
 
@@ -310,9 +321,18 @@ export class Supervisor implements SwitchHost {
     return this.#workers.get(name)?.build?.inputs ?? []
   }
 
+  /** Replaces the instance serving `origin` with a fresh one of the same version, once. */
+  #recycle (origin: string, reason: string): void {
+    const instance = this.registry.workers().flatMap((entry) => [...entry.instances]).find((candidate) => candidate.origin === origin)
+    if (!instance || this.#recycling.has(instance) || !instance.state.is('HEALTHY', 'UNHEALTHY')) return
+    this.#recycling.add(instance)
+    this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} ${reason}`)
+    void this.#coordinator.reload({ spec: instance.spec, rebuild: false, restart: true, reason, replace: instance })
+  }
+
   /** A warm standby takes the new process when one is ready (dev); otherwise a fresh spawn. */
   #launch (options: SpawnOptions): WorkerProcess {
-    const standby = this.#standbys?.take()
+    const standby = options.command === undefined ? this.#standbys?.take() : undefined
     return standby ? WorkerProcess.adopt(standby.child, standby.sink, options) : WorkerProcess.spawn(options)
   }
 

@@ -28,8 +28,11 @@ export class UpstreamTraffic {
     this.#counters(origin).inflight++
   }
 
-  /** Ends a request begun with begin(): `failed` for a 5xx or a request that did not complete. */
-  end (origin: string, durationMs: number, failed: boolean): void {
+  /**
+   * Ends a request begun with begin(): `failed` for a 5xx or a request that did not complete.
+   * Returns how many requests the upstream has now served.
+   */
+  end (origin: string, durationMs: number, failed: boolean): number {
     const counters = this.#counters(origin)
     counters.inflight--
     counters.requests++
@@ -37,10 +40,12 @@ export class UpstreamTraffic {
     counters.latencies[counters.next] = durationMs
     counters.next = (counters.next + 1) % LATENCY_SAMPLES
     counters.filled = Math.min(counters.filled + 1, LATENCY_SAMPLES)
-    if (counters.inflight > 0) return
-    const waiters = this.#idleWaiters.get(origin)
-    this.#idleWaiters.delete(origin)
-    for (const wake of waiters ?? []) wake()
+    if (counters.inflight === 0) {
+      const waiters = this.#idleWaiters.get(origin)
+      this.#idleWaiters.delete(origin)
+      for (const wake of waiters ?? []) wake()
+    }
+    return counters.requests
   }
 
   inflight (origin: string): number {
@@ -76,6 +81,11 @@ export class UpstreamTraffic {
       errors: counters.errors,
       latencyMs: sorted.length > 0 ? { p50: at(0.5), p99: at(0.99) } : null
     }
+  }
+
+  /** Upstreams with counters (each one that served since it started and has not left service). */
+  get size (): number {
+    return this.#byOrigin.size
   }
 
   /** Drops an upstream that has left service (its port will serve another instance later). */

@@ -25,8 +25,18 @@ export interface WorkerSpec {
   route: string
   enabled: boolean
   instances: number
-  /** Absolute path of the source entry esbuild bundles. */
+  /** Absolute path of the source entry esbuild bundles (unused with `command`). */
   entry: string
+  /** A worker that is not TypeScript: what to run instead of a bundle. */
+  command: string | string[] | undefined
+  /** Shell command that builds a `command` worker. */
+  build: string | undefined
+  /** Replace an instance after this many requests (0: never). */
+  maxRequests: number
+  /** Replace an instance above this RSS, in MB (0: never). */
+  maxMemoryMb: number
+  /** Largest request body passed on, in bytes (0: no limit). */
+  bodyLimit: number
   /** Packages esbuild leaves out of the bundle. */
   external: string[]
   env: Record<string, string>
@@ -64,7 +74,7 @@ export async function readWorker (root: string, dir: string, name: string, confi
   const settings = validate<WorkerConfig>(workerConfigSchema, raw ?? {}, source, true)
   const entry = resolve(dir, settings.entry)
   // A deployed worker may come without its source: its build is enough to run it.
-  if (!await exists(entry) && !await exists(join(dir, 'bin', 'current.json'))) {
+  if (settings.command === undefined && !await exists(entry) && !await exists(join(dir, 'bin', 'current.json'))) {
     if (raw === undefined) return undefined
     throw new TQ_ERR_CONFIG_ENTRY_MISSING(source, relative(root, entry))
   }
@@ -81,6 +91,11 @@ export async function readWorker (root: string, dir: string, name: string, confi
     enabled: settings.enabled,
     instances: settings.instances,
     entry,
+    command: settings.command,
+    build: settings.build,
+    maxRequests: settings.maxRequests,
+    maxMemoryMb: settings.maxMemoryMb,
+    bodyLimit: settings.bodyLimit ?? config.bodyLimit,
     external: settings.external,
     env: Object.fromEntries(Object.entries(settings.env).map(([key, value]) => [key, String(value)])),
     timeouts,

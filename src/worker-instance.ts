@@ -67,6 +67,11 @@ export class WorkerInstance {
     return this.#process?.origin
   }
 
+  /** The process whose memory and CPU are this instance's. */
+  get measuredPid (): number | undefined {
+    return this.#process?.measuredPid
+  }
+
   get restarts (): number {
     return this.#restarts
   }
@@ -90,7 +95,7 @@ export class WorkerInstance {
       const port = await pool.acquire()
       try {
         const launch = this.#options.launch ?? WorkerProcess.spawn
-        process = launch({ worker: spec.name, file: this.build.file, cwd: spec.dir, port, host: WORKER_HOST, env: this.#env(port), log, output })
+        process = launch({ worker: spec.name, file: this.build.file, command: spec.command, cwd: spec.dir, port, host: WORKER_HOST, env: this.#env(port), log, output })
       } catch (err) {
         pool.release(port)
         throw err

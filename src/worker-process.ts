@@ -1,10 +1,13 @@
 // One worker process on one port: spawn it, wait until it serves, stop it (gracefully, or not).
 import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { probeHealth } from './health-checker.js'
 import { captureOutput, type OutputBuffer, type OutputSink } from './log-capture.js'
 import type { Logger } from './logger.js'
 import { TQ_ERR_WORKER_EXITED, TQ_ERR_WORKER_SPAWN, TQ_ERR_WORKER_START_TIMEOUT } from './errors.js'
 
+/** Runs a `command:` worker (not Node) under the contract's process rules. */
+const COMMAND_SHIM = fileURLToPath(new URL('./command-shim.js', import.meta.url))
 /** Loaded into every Node worker before its own code: exit when the server is gone. */
 const PRELOAD = new URL('./worker-preload.js', import.meta.url).href
 /** Not the server's own flags (an --inspect port would clash). Source maps for stack traces. */
@@ -22,6 +25,8 @@ export interface SpawnOptions {
   worker: string
   /** Built file run with node. */
   file: string
+  /** Instead of `file`: a program that is not Node (`command:` in worker.yaml). */
+  command?: string | string[]
   cwd: string
   port: number
   host: string
@@ -39,6 +44,8 @@ export class WorkerProcess {
   readonly exited: Promise<ExitInfo>
   readonly #child: ChildProcess
   readonly #output: OutputBuffer
+  /** The program's own pid when a shim runs it (a `command:` worker), for its memory and CPU. */
+  #commandPid: number | undefined
   #exit: ExitInfo | undefined
   #wake: (() => void) | undefined
   #stopping: Promise<ExitInfo> | undefined
@@ -65,15 +72,18 @@ export class WorkerProcess {
         child.once('close', settle)
       })
     })
-    child.on('message', (message: { type?: unknown }) => {
+    child.on('message', (message: { type?: unknown, pid?: number }) => {
       if (message?.type === 'ready') this.#wake?.()
+      if (message?.type === 'command') this.#commandPid = message.pid
     })
     // A worker's IPC errors (it exited while we wrote) must not crash the server.
     child.on('error', (err) => options.log.debug({ err }, 'worker process error'))
   }
 
   static spawn (options: SpawnOptions): WorkerProcess {
-    const child = forkNode(options.file, options.cwd, options.env)
+    const child = options.command === undefined
+      ? forkNode(options.file, options.cwd, options.env)
+      : forkNode(COMMAND_SHIM, options.cwd, { ...options.env, TQ_COMMAND: JSON.stringify(options.command) })
     if (child.pid === undefined) throw new TQ_ERR_WORKER_SPAWN(options.worker, 'the operating system refused to start node')
     captureOutput({ stdout: child.stdout, stderr: child.stderr }, child.pid, { log: options.log.child({ worker: options.worker, pid: child.pid }), buffer: options.output })
     return new WorkerProcess(child, options)
@@ -89,6 +99,11 @@ export class WorkerProcess {
     const process = new WorkerProcess(child, options)
     child.send({ type: 'load', file: options.file, cwd: options.cwd, env: options.env })
     return process
+  }
+
+  /** The process whose memory and CPU are the worker's. */
+  get measuredPid (): number {
+    return this.#commandPid ?? this.pid
   }
 
   get origin (): string {

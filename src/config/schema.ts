@@ -13,8 +13,11 @@ const Milliseconds = (fallback: number, description: string) =>
 const timeoutKeys = {
   startTimeout: Milliseconds(10_000, 'How long a new instance may take to answer GET /health with 200'),
   drainTimeout: Milliseconds(10_000, 'How long a retiring instance may take to finish its in-flight requests'),
-  killTimeout: Milliseconds(5_000, 'How long a worker may take to exit after SIGTERM before it is killed')
+  killTimeout: Milliseconds(5_000, 'How long a worker may take to exit after SIGTERM before it is killed'),
+  upstreamTimeout: Milliseconds(60_000, 'How long a worker may take to start its answer, and the longest pause within it, before the client gets 504')
 }
+
+const BodyLimit = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 1024 ** 3, description: 'Largest request body passed to a worker, in bytes (413 beyond; 0: no limit)' })
 
 export const serverConfigSchema = Type.Object({
   port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port the server listens on (0 picks a free one)' }),
@@ -25,6 +28,9 @@ export const serverConfigSchema = Type.Object({
     default: '9000-9999',
     description: 'Ports handed to worker instances, as from-to; used in turn, so a released port is not reused at once'
   }),
+  bodyLimit: BodyLimit,
+  headersTimeout: Milliseconds(10_000, 'How long a client may take to send the request headers (slow clients are cut off)'),
+  requestTimeout: Milliseconds(300_000, 'How long a client may take to send its whole request, body included'),
   workersDir: Type.String({ minLength: 1, default: 'workers', description: 'Folder holding one sub-folder per worker, relative to the root' }),
   logLevel: Type.Unsafe<LogLevel>({
     type: 'string',
@@ -60,6 +66,13 @@ export const workerConfigSchema = Type.Object({
   enabled: Type.Boolean({ default: true, description: 'false keeps the worker out of service without deleting it' }),
   instances: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Processes started for this worker; requests go to the least busy' }),
   entry: Type.String({ minLength: 1, default: 'src/main.ts', description: 'Source file esbuild bundles, relative to the worker folder' }),
+  command: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+    description: 'Runs a worker that is not TypeScript (a binary, Python, Go...): a shell command line, or a list (program and arguments); no esbuild build'
+  })),
+  build: Type.Optional(Type.String({ minLength: 1, description: 'Shell command that builds a `command` worker (tqserver build, and dev on change)' })),
+  maxRequests: Type.Integer({ minimum: 0, default: 0, description: 'Replace an instance after it has served this many requests (0: never)' }),
+  maxMemoryMb: Type.Integer({ minimum: 0, default: 0, description: 'Replace an instance whose memory (RSS) exceeds this, checked with each health check (0: never)' }),
+  bodyLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "Largest request body for this worker, in bytes; default: the server's value" })),
   external: Type.Array(Type.String({ minLength: 1 }), {
     default: [],
     description: 'Packages left out of the bundle and loaded from node_modules at run time (native addons, dynamic requires)'

@@ -1,11 +1,13 @@
 // Signals to `tqserver start`: SIGTERM drains in-flight requests, stops the workers and exits 0;
 // SIGHUP does not stop the server; SIGKILL leaves no worker behind.
 import { test } from 'node:test'
+import { cp } from 'node:fs/promises'
+import { join } from 'node:path'
 import assert from 'node:assert/strict'
 import { startCliServer } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
-import { useProject } from '../helpers/project.js'
+import { REPO_ROOT, useProject } from '../helpers/project.js'
 import { isAlive, waitForExit, within } from '../helpers/wait.js'
 
 interface Health { workers: Record<string, { instances: Array<{ pid: number }> }> }
@@ -48,12 +50,15 @@ test('SIGHUP reloads instead of stopping the server', async (t) => {
   await res.body.dump()
 })
 
-test('a server killed with SIGKILL leaves no worker process behind', async (t) => {
+test('a server killed with SIGKILL leaves no worker process behind, Node or not', async (t) => {
   const root = await useProject(t, 'routing')
+  await cp(join(REPO_ROOT, 'workers', 'py'), join(root, 'workers', 'py'), { recursive: true })
   const server = await startCliServer(t, 'start', root, PORTS.cliShutdown)
-  const pids = await workerPids(clientFor(t, server.url))
-  assert.equal(pids.length, 4)
+  const fetch = clientFor(t, server.url)
+  const pids = await workerPids(fetch)
+  assert.equal(pids.length, 5)
+  const python = (await (await fetch('/py/')).body.json() as { pid: number }).pid
   server.child.kill('SIGKILL')
   await server.exited
-  for (const pid of pids) await waitForExit(pid, 5000)
+  for (const pid of [...pids, python]) await waitForExit(pid, 5000)
 })

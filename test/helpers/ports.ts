@@ -19,5 +19,12 @@ export const PORTS = {
   prodReload: '21500-21599',
   deploy: '21600-21699',
   healthChecks: '21700-21799',
-  dashboard: '21800-21899'
+  dashboard: '21800-21899',
+  crashUnderLoad: '21900-21999',
+  instances: '22000-22099',
+  recycling: '22100-22199',
+  hostile: '22200-22299',
+  websocket: '22300-22399',
+  noLeaks: '22400-22499',
+  commandWorker: '22500-22599'
 } as const

@@ -9,13 +9,17 @@ import type { TestContext } from 'node:test'
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export const FIXTURES = join(REPO_ROOT, 'test', 'fixtures')
 
-/** Copies test/fixtures/<fixture> (and `files`, path -> content) into a new temp project root. */
-export async function useProject (t: TestContext, fixture: string | undefined, files: Record<string, string> = {}): Promise<string> {
+/**
+ * Copies test/fixtures/<fixture> (and `files`, path -> content) into a new temp project root.
+ * `packages` are linked from this repository's node_modules, for workers that import them.
+ */
+export async function useProject (t: TestContext, fixture: string | undefined, files: Record<string, string> = {}, packages: string[] = []): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), `tq-${fixture ?? 'empty'}-`))
   t.after(() => rm(root, { recursive: true, force: true }))
   if (fixture) await cp(join(FIXTURES, fixture), root, { recursive: true, filter: (source) => !source.includes('/bin') })
   await mkdir(join(root, 'node_modules'), { recursive: true })
   await symlink(REPO_ROOT, join(root, 'node_modules', 'tqserver'), 'dir')
+  for (const name of packages) await symlink(join(REPO_ROOT, 'node_modules', name), join(root, 'node_modules', name), 'dir')
   await writeFiles(root, files)
   return root
 }

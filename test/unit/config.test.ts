@@ -85,7 +85,7 @@ test('workers: folders with src/main.ts or an entry, routes from folder names or
   const admin = specs[0]!
   assert.equal(admin.entry, `${root}/workers/admin/server.ts`)
   assert.deepEqual(admin.env, { DEBUG: '1', FLAG: 'true' })
-  assert.deepEqual(admin.timeouts, { startTimeout: 10000, drainTimeout: 10000, killTimeout: 5000 })
+  assert.deepEqual(admin.timeouts, { startTimeout: 10000, drainTimeout: 10000, killTimeout: 5000, upstreamTimeout: 60000 })
 })
 
 const workerErrors: Array<[string, Record<string, string>, string, string]> = [
@@ -120,8 +120,8 @@ test("a worker's timeouts are the server's unless its worker.yaml sets them", as
   })
   const { config } = await loadServerConfig({ root, env: {} })
   const [api, slow] = await discoverWorkers(root, config)
-  assert.deepEqual(api!.timeouts, { startTimeout: 20000, drainTimeout: 10000, killTimeout: 1500 })
-  assert.deepEqual(slow!.timeouts, { startTimeout: 60000, drainTimeout: 10000, killTimeout: 1500 })
+  assert.deepEqual(api!.timeouts, { startTimeout: 20000, drainTimeout: 10000, killTimeout: 1500, upstreamTimeout: 60000 })
+  assert.deepEqual(slow!.timeouts, { startTimeout: 60000, drainTimeout: 10000, killTimeout: 1500, upstreamTimeout: 60000 })
 })
 
 test('a disabled worker may share a path with an enabled one', async (t) => {

@@ -4,14 +4,10 @@ import assert from 'node:assert/strict'
 import { Registry, type WorkerEntry } from '../../src/registry.js'
 import { StaticFiles } from '../../src/static-files.js'
 import type { WorkerSpec } from '../../src/worker-discovery.js'
+import { testSpec } from '../helpers/spec.js'
 import type { WorkerInstance } from '../../src/worker-instance.js'
 
-function spec (name: string, route: string, enabled = true): WorkerSpec {
-  return {
-    name, route, enabled, dir: `/w/${name}`, instances: 1, entry: '', external: [], env: {},
-    timeouts: { startTimeout: 1, drainTimeout: 1, killTimeout: 1 }, publicDir: '/nonexistent', source: ''
-  }
-}
+const spec = (name: string, route: string, enabled = true) => testSpec(name, route, { enabled })
 
 function registryWith (...specs: WorkerSpec[]): Registry {
   const registry = new Registry()

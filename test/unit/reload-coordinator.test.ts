@@ -6,13 +6,9 @@ import { ReloadCoordinator, type ReloadPlan, type SwitchHost } from '../../src/r
 import { Registry } from '../../src/registry.js'
 import type { BuildResult } from '../../src/builder.js'
 import type { WorkerSpec } from '../../src/worker-discovery.js'
+import { testSpec } from '../helpers/spec.js'
 
-function spec (name: string, note: string): WorkerSpec {
-  return {
-    name, route: `/${name}`, enabled: true, dir: '', instances: 0, entry: note, external: [], env: {},
-    timeouts: { startTimeout: 1, drainTimeout: 1, killTimeout: 1 }, publicDir: '', source: ''
-  }
-}
+const spec = (name: string, note: string): WorkerSpec => testSpec(name, `/${name}`, { instances: 0, entry: note })
 
 /** A host whose builds finish when the test says; it records what each switch asked for. */
 function fakeHost () {

@@ -1,0 +1,35 @@
+// 200 restarts leave the host's file descriptors, port pool, per-upstream counters and memory
+// where they started (bench/leaks.ts runs 1000 and reports the figures).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readdirSync } from 'node:fs'
+import { startHost } from '../helpers/host.js'
+import { PORTS } from '../helpers/ports.js'
+import { useProject } from '../helpers/project.js'
+
+const RESTARTS = 200
+
+test(`${RESTARTS} restarts leave file descriptors, ports and memory where they were`, async (t) => {
+  const root = await useProject(t, 'plain')
+  const host = await startHost(t, { root, workerPorts: PORTS.noLeaks })
+  const restart = async (times: number) => {
+    for (let i = 0; i < times; i++) {
+      await host.app.tqserver.restart('hello')
+      await (await host.fetch('/hello/x')).body.dump()
+    }
+  }
+  const measure = () => ({
+    fds: readdirSync('/proc/self/fd').length,
+    leasedPorts: host.app.tqserver.status().ports.leased,
+    upstreamCounters: host.app.tqserver.traffic.size,
+    instances: host.app.tqserver.status().workers.hello!.instances.length,
+    rssMb: process.memoryUsage().rss / 1048576
+  })
+  await restart(20) // warm up: JIT, pools, buffers
+  const before = measure()
+  await restart(RESTARTS)
+  const after = measure()
+  t.diagnostic(`before ${JSON.stringify(before)} after ${JSON.stringify(after)}`)
+  assert.deepEqual({ ...after, rssMb: 0 }, { ...before, rssMb: 0 })
+  assert.ok(after.rssMb - before.rssMb < 30, `host RSS grew by ${(after.rssMb - before.rssMb).toFixed(1)} MB`)
+})
