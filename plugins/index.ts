@@ -11,7 +11,7 @@ import { tqserverHealth } from './health.js'
 import { tqserverHotReload } from './hot-reload.js'
 import { tqserverProdReload } from './prod-reload.js'
 import { tqserverRegistry } from './registry.js'
-import { tqserverRouter } from './router.js'
+import { tqserverRouter, type RouterOptions } from './router.js'
 import { tqserverSupervisor } from './supervisor.js'
 
 export interface TqServerOptions extends ServerOverrides {
@@ -27,16 +27,18 @@ export interface TqServerOptions extends ServerOverrides {
   resolved?: ResolvedServerConfig
   /** Resolves the configuration again on a reload (the tqserver CLI, to keep its flags). */
   loadConfig?: () => Promise<ResolvedServerConfig>
+  /** Filled with a raw request handler for requests that bypass Fastify (the tqserver CLI). */
+  fastPath?: RouterOptions['fastPath']
 }
 
 async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOptions): Promise<void> {
-  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, ...overrides } = options
+  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, ...overrides } = options
   const loadConfig = givenLoader ?? (() => loadServerConfig({ root: root ?? process.cwd(), overrides, env }))
   const config = resolved ?? await loadConfig()
   await fastify.register(tqserverRegistry)
   const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', registry: fastify.tqserver, log: fastify.log })
   await fastify.register(tqserverSupervisor, { supervisor })
-  await fastify.register(tqserverRouter)
+  await fastify.register(tqserverRouter, { liveReload: mode === 'dev' && config.config.liveReload, fastPath })
   await fastify.register(tqserverHealth, { token: config.config.health.token })
   await fastify.register(tqserverProdReload, { supervisor, config, loadConfig, reloadOnSignal: reloadOnSignal ?? false })
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })

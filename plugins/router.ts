@@ -1,43 +1,45 @@
-// Routes every request the app does not answer itself to a worker: longest prefix from the
-// registry, read once per request in onRequest and pinned on the request, then forwarded by
-// @fastify/http-proxy (reply-from over one shared undici Agent; WebSocket upgrades too). A
-// worker's public/ files are served here without reaching the worker. Routes live in the
-// registry, not in Fastify's router, so workers can come and go while the server listens.
+// Routes every request the app does not answer itself to a worker (src/request-router.ts does
+// the work): from an onRequest hook on a catch-all registered by @fastify/http-proxy, which also
+// forwards WebSocket upgrades. Routes live in the registry, not in Fastify's router, so workers
+// can come and go while the server listens. One undici Agent reaches every worker.
 import fp from 'fastify-plugin'
 import httpProxy from '@fastify/http-proxy'
-import send from '@fastify/send'
 import { Agent, Pool } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { IncomingHttpHeaders } from 'node:http'
-import type { Readable } from 'node:stream'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { WebSocket } from 'ws'
+import { forwardingHeaders } from '../src/forwarder.js'
 import { prefersHtml } from '../src/html.js'
-import { limitBody } from '../src/body-limit.js'
-import { errorBody, errorPage, transportError, type ProxyError } from '../src/proxy-errors.js'
-import type { WorkerEntry } from '../src/registry.js'
-import { TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../src/errors.js'
-
-/** Where one request goes, decided once in onRequest. */
-export interface PinnedTarget {
-  worker: string
-  route: string
-  origin: string
-  path: string
-  timeout: number
-  bodyLimit: number
-}
+import { errorBody, errorPage, type ProxyError } from '../src/proxy-errors.js'
+import { RequestRouter, type PinnedTarget } from '../src/request-router.js'
+import { TQ_ERR_PROXY_NO_ROUTE } from '../src/errors.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The worker upstream chosen for this request (null for the app's own routes). */
+    /** The worker upstream a WebSocket upgrade was pinned to (null otherwise). */
     tqTarget: PinnedTarget | null
   }
+}
+
+export interface RouterOptions {
+  /** Dev live reload: append the reload script to HTML answers from workers. */
+  liveReload: boolean
+  /**
+   * Filled with the raw request handler, for a server that hands plain requests over before
+   * Fastify routes them (the standalone server does, for every path that is not its own).
+   */
+  fastPath?: { handle?: (req: IncomingMessage, res: ServerResponse) => void }
 }
 
 /** Code sent to WebSocket clients of a retiring instance: "service restart", reconnect. */
 const WS_SERVICE_RESTART = 1012
 
-async function routerPlugin (fastify: FastifyInstance): Promise<void> {
+export interface RouterOptions {
+  /** Dev live reload: append the reload script to HTML answers from workers. */
+  liveReload: boolean
+}
+
+async function routerPlugin (fastify: FastifyInstance, { liveReload, fastPath }: RouterOptions): Promise<void> {
   const registry = fastify.tqserver
   // One dispatcher for every worker. Its pools are kept by origin so that a retired instance's
   // idle keep-alive sockets are closed by us, not by the worker: a worker closing a socket the
@@ -69,46 +71,29 @@ async function routerPlugin (fastify: FastifyInstance): Promise<void> {
   })
 
   fastify.decorateRequest('tqTarget', null)
+  const router = new RequestRouter({ registry, dispatcher: agent, liveReload })
+  if (fastPath) fastPath.handle = (req, res) => { void router.handle(req, res) }
 
+  // Plain requests are forwarded from this hook with the reply hijacked, so Fastify neither
+  // parses the body nor runs the route; WebSocket upgrades are pinned here and go on to
+  // http-proxy's handler.
   async function routeRequest (request: FastifyRequest, reply: FastifyReply) {
-    const match = registry.match(request.url)
-    if (!match) return sendError(request, reply, new TQ_ERR_PROXY_NO_ROUTE(request.url.split('?')[0] ?? '') as ProxyError)
-    const { entry, forwardPath } = match
-    if ((request.method === 'GET' || request.method === 'HEAD') && entry.staticFiles.has(forwardPath) &&
-        await sendStatic(request, reply, entry, forwardPath)) {
+    if (request.headers.upgrade === undefined) {
+      reply.hijack()
+      await router.handle(request.raw, reply.raw)
       return reply
     }
-    const { bodyLimit } = entry.spec
-    if (bodyLimit > 0 && Number(request.headers['content-length'] ?? 0) > bodyLimit) {
-      return sendError(request, reply, new TQ_ERR_PROXY_BODY_TOO_LARGE(entry.spec.name, bodyLimit) as ProxyError)
-    }
-    const origin = registry.acquire(entry)
-    if (!origin) return sendError(request, reply, new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError)
-    request.tqTarget = { worker: entry.spec.name, route: entry.spec.route, origin, path: forwardPath, timeout: entry.spec.timeouts.upstreamTimeout, bodyLimit }
-    const started = performance.now()
-    const upgrade = request.headers.upgrade !== undefined
-    if (upgrade) {
-      // http-proxy forwards an upgrade to the path in the request, not through our handler.
-      const queryAt = request.raw.url!.indexOf('?')
-      request.raw.url = forwardPath + (queryAt === -1 ? '' : request.raw.url!.slice(queryAt))
-    }
-    // The request ends when its response does, or for a WebSocket when the connection closes.
-    const ended = upgrade ? request.raw.socket : reply.raw
-    ended.once('close', () => {
-      const served = registry.release(origin, performance.now() - started, !upgrade && (reply.raw.statusCode >= 500 || !reply.raw.writableFinished))
-      if (served === entry.spec.maxRequests) void registry.emitUpstream('exhausted', origin)
-    })
+    const match = registry.match(request.url)
+    if (!match) return sendError(request, reply, new TQ_ERR_PROXY_NO_ROUTE(request.url.split('?')[0] ?? '') as ProxyError)
+    // A WebSocket counts as in flight until its connection closes.
+    const target = router.pin(request.raw, match, request.raw.socket, () => false)
+    if (!('origin' in target)) return sendError(request, reply, target)
+    request.tqTarget = target
+    request.raw.url = target.path
   }
 
   await fastify.register(async function proxyScope (scope) {
     scope.addHook('onRequest', routeRequest)
-    // Bodies pass through as streams, counted against the worker's bodyLimit on the way.
-    const passThrough = (request: FastifyRequest, payload: Readable, done: (err: Error | null, body?: unknown) => void) => {
-      const target = request.tqTarget
-      done(null, target && target.bodyLimit > 0 ? limitBody(payload, target.bodyLimit, target.worker) : payload)
-    }
-    scope.addContentTypeParser('application/json', passThrough)
-    scope.addContentTypeParser('*', passThrough)
     await scope.register(httpProxy, {
       upstream: '',
       undici: agent,
@@ -133,62 +118,16 @@ async function routerPlugin (fastify: FastifyInstance): Promise<void> {
       wsClientOptions: {
         rewriteRequestHeaders: (headers: IncomingHttpHeaders | undefined, request: FastifyRequest) => {
           const { cookie, authorization } = request.headers
-          return { ...forwardedHeaders(request, { ...headers }), ...(cookie && { cookie }), ...(authorization && { authorization }) }
+          return { ...headers, ...forwardingHeaders(request.raw, request.tqTarget!.route, request.protocol), ...(cookie && { cookie }), ...(authorization && { authorization }) }
         }
       } as object,
-      handler: (request, reply, _dest, options) => reply.from(request.tqTarget!.path, { ...options, timeout: request.tqTarget!.timeout }),
-      replyOptions: {
-        getUpstream: (request) => request.tqTarget!.origin,
-        rewriteRequestHeaders: (request, headers) => forwardedHeaders(request, headers as IncomingHttpHeaders),
-        rewriteHeaders: (headers, request) => rewriteLocation(headers as IncomingHttpHeaders, request?.tqTarget),
-        // A retry would go to the same, possibly retired, origin; and reply-from retries every
-        // 503 to a GET up to 10 times, which multiplies load on a struggling worker.
-        retryDelay: () => null,
-        onError: (reply, { error }) => {
-          const { tqTarget } = reply.request
-          const tooLarge = (error.cause as { code?: string } | undefined)?.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE'
-          if (tqTarget && !tooLarge) void registry.emitUpstream('failed', tqTarget.origin)
-          sendError(reply.request, reply, tooLarge ? error.cause as ProxyError : transportError(tqTarget?.worker ?? 'unknown', error))
-        }
-      }
+      // WebSockets go to the upstream pinned in onRequest.
+      replyOptions: { getUpstream: (request) => request.tqTarget!.origin }
     })
   })
 }
 
-type ProxiedRequest = Pick<FastifyRequest, 'tqTarget' | 'socket' | 'headers' | 'protocol' | 'host'>
-
-function forwardedHeaders (request: ProxiedRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const target = request.tqTarget!
-  const client = request.socket.remoteAddress ?? ''
-  const prior = request.headers['x-forwarded-for']
-  headers['x-forwarded-for'] = prior ? `${prior}, ${client}` : client
-  headers['x-forwarded-proto'] = request.protocol
-  headers['x-forwarded-host'] = request.host
-  if (target.route === '/') delete headers['x-forwarded-prefix']
-  else headers['x-forwarded-prefix'] = target.route
-  return headers
-}
-
-/** A redirect to the worker's own origin becomes one to its public route. */
-function rewriteLocation (headers: IncomingHttpHeaders, target: PinnedTarget | null | undefined): IncomingHttpHeaders {
-  const location = headers.location
-  if (target && location?.startsWith(target.origin)) {
-    const path = location.slice(target.origin.length) || '/'
-    headers.location = target.route === '/' ? path : `${target.route}${path === '/' ? '' : path}`
-  }
-  return headers
-}
-
-/** Sends a public/ file; false when send refuses it (deleted since the scan): the worker answers then. */
-async function sendStatic (request: FastifyRequest, reply: FastifyReply, entry: WorkerEntry, path: string): Promise<boolean> {
-  const result = await send(request.raw, path, { root: entry.staticFiles.dir, dotfiles: 'deny', index: false })
-  if (result.type === 'error') return false
-  await reply.code(result.statusCode).headers(result.headers).send(result.stream)
-  return true
-}
-
-// Typed loosely: reply-from's onError hands over a reply of the generic RawServerBase kind.
-function sendError (request: Pick<FastifyRequest, 'headers'>, reply: FastifyReply<any, any, any, any>, error: ProxyError) { // eslint-disable-line @typescript-eslint/no-explicit-any
+function sendError (request: FastifyRequest, reply: FastifyReply, error: ProxyError) {
   reply.code(error.statusCode).header('cache-control', 'no-store')
   if (prefersHtml(request.headers.accept)) return reply.type('text/html; charset=utf-8').send(errorPage(error))
   return reply.send(errorBody(error))

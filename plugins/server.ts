@@ -2,6 +2,7 @@
 // tqserver plugin, listening on the configured port, shut down gracefully by SIGTERM or SIGINT.
 // SIGHUP is not a shutdown here: it reloads what changed. .tqserver/server.json names the
 // running server for `tqserver reload`.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import type { BuildMode } from '../src/builder.js'
@@ -9,11 +10,14 @@ import { loadServerConfig, type ServerOverrides } from '../src/config/server-con
 import { createLogger } from '../src/logger.js'
 import { removeServerFile, writeServerFile } from '../src/pid-file.js'
 import { isPortFree } from '../src/port-pool.js'
+import { isHostPath } from '../src/worker-discovery.js'
 import { TQ_ERR_PORT_IN_USE } from '../src/errors.js'
 import { tqserver } from './index.js'
 
 /** How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s). */
 const SLOW_CLIENT_CHECK_MS = 1_000
+/** Idle keep-alive connections from clients are kept this long (Fastify's default). */
+const CLIENT_KEEP_ALIVE_MS = 72_000
 /** Time left for shutdown after the workers' own bounds (drain, then kill). */
 const SHUTDOWN_MARGIN_MS = 2_000
 
@@ -40,14 +44,25 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   if (config.port !== 0 && !await isPortFree(config.port, config.host)) throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
 
   const loggerInstance: FastifyBaseLogger = createLogger(config.logLevel, options.prettyLogs ?? false)
+  // Requests for workers skip Fastify: the HTTP server hands them to the proxy directly, and
+  // Fastify routes only the server's own paths (/health, /livez, /readyz, /__tqserver/...).
+  // WebSocket upgrades still go through Fastify (http-proxy).
+  const fastPath: { handle?: (req: IncomingMessage, res: ServerResponse) => void } = {}
   const app = Fastify({
     loggerInstance,
-    // Slow clients (slowloris headers, trickled bodies) are cut off; Node checks every second.
-    requestTimeout: config.requestTimeout,
-    http: { headersTimeout: config.headersTimeout, connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS },
-    logController: new LogController({ disableRequestLogging: true })
+    logController: new LogController({ disableRequestLogging: true }),
+    serverFactory: (fastifyHandler) => createServer({
+      // Slow clients (slowloris headers, trickled bodies) are cut off; Node checks every second.
+      headersTimeout: config.headersTimeout,
+      requestTimeout: config.requestTimeout,
+      connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS,
+      keepAliveTimeout: CLIENT_KEEP_ALIVE_MS
+    }, (req, res) => {
+      if (fastPath.handle && !isHostPath(req.url ?? '/')) fastPath.handle(req, res)
+      else fastifyHandler(req, res)
+    })
   })
-  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true })
+  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath })
 
   const shutdownBound = Math.max(config.drainTimeout, 0) + config.killTimeout + SHUTDOWN_MARGIN_MS
   const closer = closeWithGrace({ delay: shutdownBound, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {

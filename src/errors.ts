@@ -53,6 +53,8 @@ export const TQ_ERR_PROXY_BAD_GATEWAY = createError<[string, string]>(
   'TQ_ERR_PROXY_BAD_GATEWAY', 'worker %s could not be reached: %s', 502)
 export const TQ_ERR_PROXY_TIMEOUT = createError<[string, string]>(
   'TQ_ERR_PROXY_TIMEOUT', 'worker %s did not answer in time: %s', 504)
+export const TQ_ERR_PROXY_BAD_PATH = createError<[string]>(
+  'TQ_ERR_PROXY_BAD_PATH', 'the path %s is malformed or climbs out of its route', 400)
 export const TQ_ERR_PROXY_BODY_TOO_LARGE = createError<[string, number]>(
   'TQ_ERR_PROXY_BODY_TOO_LARGE', 'the request body for worker %s is larger than its limit of %d bytes', 413)
 

@@ -13,18 +13,19 @@ export const LIVE_RELOAD_SCRIPT = `// tqserver dev: reload this page when a work
 })()
 `
 
-const SCRIPT_TAG = `\n<script src="${LIVE_RELOAD_SCRIPT_PATH}"></script>\n`
+/** Appended to HTML pages (after </html> is fine for browsers). */
+export const LIVE_RELOAD_TAG = `\n<script src="${LIVE_RELOAD_SCRIPT_PATH}"></script>\n`
 
 export interface ReloadEvent { worker: string, reason: string }
 
 /** The payload with the live-reload script tag appended (after </html> is fine for browsers). */
 export function withReloadScript (payload: unknown): unknown {
-  if (typeof payload === 'string') return payload + SCRIPT_TAG
-  if (Buffer.isBuffer(payload)) return Buffer.concat([payload, Buffer.from(SCRIPT_TAG)])
+  if (typeof payload === 'string') return payload + LIVE_RELOAD_TAG
+  if (Buffer.isBuffer(payload)) return Buffer.concat([payload, Buffer.from(LIVE_RELOAD_TAG)])
   if (payload && typeof (payload as Readable).pipe === 'function') {
     const appended = new Transform({
       transform (chunk, _encoding, done) { done(null, chunk) },
-      flush (done) { done(null, SCRIPT_TAG) }
+      flush (done) { done(null, LIVE_RELOAD_TAG) }
     })
     // pipeline, not pipe: an error or an aborted client tears down both streams.
     pipeline(payload as Readable, appended, () => {})

@@ -24,6 +24,21 @@ export interface RouteMatch {
 }
 
 /**
+ * True when a request path is safe to forward: valid percent-encoding and no `..` segment, also
+ * encoded or with backslashes. Most paths need no decoding at all.
+ */
+export function isSafePath (path: string): boolean {
+  if (!/[.%\\]/.test(path)) return true
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch {
+    return false
+  }
+  return !decoded.replaceAll('\\', '/').split('/').includes('..')
+}
+
+/**
  * What happens to an upstream, for those who hold something of it: failed (a proxied request could
  * not reach it), exhausted (it served its maxRequests), draining (out of rotation: end long-lived
  * connections), retired (idle and about to stop: close the proxy's sockets to it).

@@ -13,8 +13,15 @@ import {
 
 /** Paths the host answers itself; a worker there would never be reached. */
 export const RESERVED_ROUTES = new Set(['/health', '/livez', '/readyz'])
-/** The host's own tools (live reload) live under this prefix. */
+/** The host's own tools (live reload, the dashboard's stream) live under this prefix. */
 export const RESERVED_PREFIX = '/__tqserver'
+
+/** Whether the host answers `url` itself (its path, whatever the query string). */
+export function isHostPath (url: string): boolean {
+  const queryAt = url.indexOf('?')
+  const path = queryAt === -1 ? url : url.slice(0, queryAt)
+  return RESERVED_ROUTES.has(path) || path.startsWith(RESERVED_PREFIX)
+}
 
 /** What the server needs to know to build, start and route one worker. */
 export interface WorkerSpec {

@@ -91,10 +91,17 @@ test('proxy routing', async (t) => {
     await res.body.dump()
   })
 
-  await t.test('refuses a path that climbs out of the route with ..', async () => {
-    const res = await host.fetch('/api/%2e%2e/index/x')
-    assert.equal(res.statusCode, 400)
-    await res.body.dump()
+  await t.test('refuses a path that climbs out of the route with .., encoded or not', async () => {
+    for (const path of ['/api/%2e%2e/index/x', '/api/../index/x', '/api/..%5cx']) {
+      const res = await host.fetch(path)
+      assert.equal(res.statusCode, 400, path)
+      assert.equal((await res.body.json() as { code: string }).code, 'TQ_ERR_PROXY_BAD_PATH', path)
+    }
+    const malformed = await host.fetch('/api/%zz')
+    assert.equal(malformed.statusCode, 400, 'an invalid percent-encoding (refused by Fastify first)')
+    await malformed.body.dump()
+    const dots = await host.fetch('/api/v1.2/file...txt')
+    assert.equal((await dots.body.json() as Echo).url, '/v1.2/file...txt', 'dots that are no .. segment pass')
   })
 })
 

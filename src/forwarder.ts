@@ -1,0 +1,108 @@
+// Forwards one HTTP request to a worker and streams the answer back, on undici's low-level
+// dispatch API: headers are copied once, bodies flow chunk by chunk with backpressure in both
+// directions, and no intermediate stream or response object is built. This is the proxy's hot
+// path (docs/performance.md); reply-from did the same with about twice the work per request.
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+
+/** Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'])
+
+export interface ForwardTarget {
+  origin: string
+  /** Path and query the worker sees. */
+  path: string
+  /** Route prefix, for X-Forwarded-Prefix ('/' sends none). */
+  route: string
+  timeout: number
+}
+
+export interface ForwardHooks {
+  /** The response headers are about to be written: last chance to change them. */
+  onResponseHeaders?: (statusCode: number, headers: OutgoingHttpHeaders) => void
+  /** Appended to the body (dev live reload); given, the length header is dropped. */
+  trailer?: (statusCode: number, headers: OutgoingHttpHeaders) => string | undefined
+  /** The worker could not be reached, timed out or broke off before answering. */
+  onError: (error: Error & { code?: string }) => void
+}
+
+/** Client request headers as the worker should see them. */
+export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string): IncomingHttpHeaders {
+  const connection = req.headers.connection
+  const named = connection ? connection.toLowerCase().split(',').map((name) => name.trim()) : []
+  const headers: IncomingHttpHeaders = {}
+  for (const name in req.headers) {
+    if (HOP_BY_HOP.has(name) || name === 'host' || named.includes(name)) continue
+    headers[name] = req.headers[name]
+  }
+  delete headers['x-forwarded-prefix']
+  return Object.assign(headers, forwardingHeaders(req, target.route, protocol))
+}
+
+/**
+ * X-Forwarded-For (the client's address appended), -Proto, -Host, and -Prefix (the route; none
+ * for '/', and never the client's own).
+ */
+export function forwardingHeaders (req: IncomingMessage, route: string, protocol: string): IncomingHttpHeaders {
+  const client = req.socket.remoteAddress ?? ''
+  const prior = req.headers['x-forwarded-for']
+  const headers: IncomingHttpHeaders = {
+    'x-forwarded-for': prior ? `${String(prior)}, ${client}` : client,
+    'x-forwarded-proto': protocol,
+    'x-forwarded-host': req.headers.host ?? ''
+  }
+  if (route !== '/') headers['x-forwarded-prefix'] = route
+  return headers
+}
+
+export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, target: ForwardTarget,
+  headers: IncomingHttpHeaders, body: Readable | null, hooks: ForwardHooks): void {
+  let trailer: string | undefined
+  let controller: Dispatcher.DispatchController | undefined
+  // The client went away before the worker finished: stop the upstream request too.
+  const onClose = () => {
+    if (!res.writableFinished) controller?.abort(new Error('client closed the connection'))
+  }
+  res.once('close', onClose)
+
+  dispatcher.dispatch({
+    origin: target.origin,
+    path: target.path,
+    method: req.method as Dispatcher.HttpMethod,
+    headers,
+    body,
+    headersTimeout: target.timeout,
+    bodyTimeout: target.timeout
+  }, {
+    onRequestStart (ctrl) {
+      controller = ctrl
+      if (res.destroyed) ctrl.abort(new Error('client closed the connection'))
+    },
+    onResponseStart (_ctrl, statusCode, upstream) {
+      const out: OutgoingHttpHeaders = {}
+      for (const name in upstream) if (!HOP_BY_HOP.has(name)) out[name] = upstream[name]
+      hooks.onResponseHeaders?.(statusCode, out)
+      trailer = hooks.trailer?.(statusCode, out)
+      if (trailer !== undefined) delete out['content-length']
+      // An answer before the whole request body was read leaves the connection unusable.
+      if (!req.complete && body) out.connection = 'close'
+      res.writeHead(statusCode, out)
+    },
+    onResponseData (ctrl, chunk) {
+      if (!res.write(chunk)) {
+        ctrl.pause()
+        res.once('drain', () => ctrl.resume())
+      }
+    },
+    onResponseEnd () {
+      res.off('close', onClose)
+      res.end(trailer)
+    },
+    onResponseError (_ctrl, error) {
+      res.off('close', onClose)
+      if (res.headersSent) res.destroy(error)
+      else if (!res.destroyed) hooks.onError(error)
+    }
+  })
+}

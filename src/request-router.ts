@@ -1,0 +1,138 @@
+// Routes one plain HTTP request (not an upgrade) to a worker, on Node's own request and response
+// objects: longest prefix from the registry, a public/ file if there is one, else the upstream
+// picked once and the request forwarded. Used from the router plugin's onRequest hook (any
+// Fastify app) and, in the standalone server, straight from the HTTP server, before Fastify.
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import send from '@fastify/send'
+import type { Dispatcher } from 'undici'
+import { limitBody } from './body-limit.js'
+import { forward, upstreamHeaders, type ForwardTarget } from './forwarder.js'
+import { prefersHtml } from './html.js'
+import { LIVE_RELOAD_TAG } from './live-reload.js'
+import { errorBody, errorPage, transportError, type ProxyError } from './proxy-errors.js'
+import { isSafePath, type Registry, type RouteMatch, type WorkerEntry } from './registry.js'
+import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from './errors.js'
+
+/** Where one request goes, decided once. */
+export interface PinnedTarget extends ForwardTarget {
+  worker: string
+  bodyLimit: number
+}
+
+export interface RequestRouterOptions {
+  registry: Registry
+  dispatcher: Dispatcher
+  /** Dev live reload: append the reload script to HTML pages. */
+  liveReload: boolean
+}
+
+export class RequestRouter {
+  readonly #registry: Registry
+  readonly #dispatcher: Dispatcher
+  readonly #liveReload: boolean
+
+  constructor (options: RequestRouterOptions) {
+    this.#registry = options.registry
+    this.#dispatcher = options.dispatcher
+    this.#liveReload = options.liveReload
+  }
+
+  /**
+   * The worker and upstream for a request, counted in flight until `ended` closes; or an error
+   * to answer with. Shared with WebSocket upgrades, which http-proxy then forwards.
+   */
+  pin (req: IncomingMessage, match: RouteMatch, ended: NodeJS.EventEmitter, failed: () => boolean): PinnedTarget | ProxyError {
+    const { entry, forwardPath } = match
+    const url = req.url ?? '/'
+    if (!isSafePath(forwardPath)) return new TQ_ERR_PROXY_BAD_PATH(url.split('?')[0] ?? '') as ProxyError
+    const { bodyLimit, maxRequests } = entry.spec
+    if (bodyLimit > 0 && Number(req.headers['content-length'] ?? 0) > bodyLimit) {
+      return new TQ_ERR_PROXY_BODY_TOO_LARGE(entry.spec.name, bodyLimit) as ProxyError
+    }
+    const origin = this.#registry.acquire(entry)
+    if (!origin) return new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError
+    const started = performance.now()
+    ended.once('close', () => {
+      const served = this.#registry.release(origin, performance.now() - started, failed())
+      if (served === maxRequests) void this.#registry.emitUpstream('exhausted', origin)
+    })
+    const queryAt = url.indexOf('?')
+    return {
+      worker: entry.spec.name,
+      route: entry.spec.route,
+      origin,
+      path: queryAt === -1 ? forwardPath : forwardPath + url.slice(queryAt),
+      timeout: entry.spec.timeouts.upstreamTimeout,
+      bodyLimit
+    }
+  }
+
+  /** Answers a plain request: a public/ file, the worker's answer, or a JSON (or HTML) error. */
+  async handle (req: IncomingMessage, res: ServerResponse, match = this.#registry.match(req.url ?? '/')): Promise<void> {
+    if (!match) return writeError(req, res, new TQ_ERR_PROXY_NO_ROUTE((req.url ?? '/').split('?')[0] ?? '') as ProxyError)
+    if ((req.method === 'GET' || req.method === 'HEAD') && match.entry.staticFiles.has(match.forwardPath) &&
+        await this.#sendStatic(req, res, match.entry, match.forwardPath)) {
+      return
+    }
+    const target = this.pin(req, match, res, () => res.statusCode >= 500 || !res.writableFinished)
+    if (!('origin' in target)) return writeError(req, res, target)
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+    const body = !hasBody ? null : target.bodyLimit > 0 ? limitBody(req, target.bodyLimit, target.worker) : req
+    const registry = this.#registry
+    const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
+    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol), body, {
+      onResponseHeaders: (_statusCode, headers) => {
+        rewriteLocation(headers, target)
+        // Closing the server closes only idle connections: a keep-alive one must not outlive it.
+        if (registry.isClosing) headers.connection = 'close'
+      },
+      trailer: this.#liveReload ? (statusCode, headers) => isPlainHtml(statusCode, headers) ? LIVE_RELOAD_TAG : undefined : undefined,
+      onError: (error) => {
+        const tooLarge = error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE'
+        if (!tooLarge) void registry.emitUpstream('failed', target.origin)
+        writeError(req, res, tooLarge ? error as ProxyError : transportError(target.worker, error))
+      }
+    })
+  }
+
+  /** Sends a public/ file; false when send refuses it (deleted since the scan): the worker answers then. */
+  async #sendStatic (req: IncomingMessage, res: ServerResponse, entry: WorkerEntry, path: string): Promise<boolean> {
+    const result = await send(req, path, { root: entry.staticFiles.dir, dotfiles: 'deny', index: false })
+    if (result.type === 'error') return false
+    const headers: OutgoingHttpHeaders = { ...result.headers }
+    const trailer = this.#liveReload && isPlainHtml(result.statusCode, headers) ? LIVE_RELOAD_TAG : undefined
+    if (trailer) delete headers['content-length']
+    if (this.#registry.isClosing) headers.connection = 'close'
+    res.writeHead(result.statusCode, headers)
+    result.stream.on('end', () => res.end(trailer)).pipe(res, { end: false })
+    res.once('close', () => result.stream.destroy())
+    return true
+  }
+}
+
+/** A redirect to the worker's own origin becomes one to its public route. */
+function rewriteLocation (headers: OutgoingHttpHeaders, target: PinnedTarget): void {
+  const location = headers.location
+  if (typeof location === 'string' && location.startsWith(target.origin)) {
+    const path = location.slice(target.origin.length) || '/'
+    headers.location = target.route === '/' ? path : `${target.route}${path === '/' ? '' : path}`
+  }
+}
+
+/** A 200 HTML page the live-reload script can be appended to (not compressed). */
+function isPlainHtml (statusCode: number, headers: OutgoingHttpHeaders): boolean {
+  const type = headers['content-type']
+  return statusCode === 200 && typeof type === 'string' && type.startsWith('text/html') && headers['content-encoding'] === undefined
+}
+
+/** An error answer: JSON, or an HTML page for a browser. */
+export function writeError (req: IncomingMessage, res: ServerResponse, error: ProxyError): void {
+  const html = prefersHtml(req.headers.accept)
+  const body = html ? errorPage(error) : JSON.stringify(errorBody(error))
+  res.writeHead(error.statusCode, {
+    'content-type': html ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store'
+  })
+  res.end(body)
+}
