@@ -10,6 +10,7 @@ import { runCliToEnd, startCliServer } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject, writeFiles } from '../helpers/project.js'
+import { defer } from '../helpers/cleanup.js'
 
 test('--help prints the commands; a wrong command or flag is a usage error (exit 2)', async (t) => {
   const root = await useProject(t, undefined)
@@ -48,7 +49,7 @@ test('a server port held by another program is a clear error, before any worker 
   const root = await useProject(t, 'routing')
   const squatter = createServer().listen(0, '127.0.0.1')
   await once(squatter, 'listening')
-  t.after(() => squatter.close())
+  defer(t, () => squatter.close())
   const port = (squatter.address() as { port: number }).port
   const result = await runCliToEnd(t, ['start', '--port', String(port), '--worker-ports', PORTS.cliCommands], { cwd: root })
   assert.deepEqual([result.code, result.stderr], [1,

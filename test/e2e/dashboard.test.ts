@@ -9,6 +9,7 @@ import { chromium } from 'playwright-core'
 import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject } from '../helpers/project.js'
+import { defer } from '../helpers/cleanup.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 // As root in a container, and with no network: no sandbox, nothing phoning home.
@@ -20,7 +21,7 @@ test('the dashboard shows every worker and follows a state change live', async (
   await (await host.fetch('/steady/from-the-test')).body.dump()
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
-  t.after(() => browser.close())
+  defer(t, () => browser.close())
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
   await page.goto(`${host.url}/health`)
   assert.equal(await page.title(), 'tqserver: degraded')

@@ -11,13 +11,14 @@ import { clientFor } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject, writeFiles } from '../helpers/project.js'
 import { within } from '../helpers/wait.js'
+import { defer } from '../helpers/cleanup.js'
 
 function deploy (t: TestContext, root: string, target: string): Promise<{ code: number | null, output: string }> {
   const child = spawn(join(REPO_ROOT, 'scripts', 'deploy.sh'), [target], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  defer(t, () => { if (child.exitCode === null) child.kill('SIGKILL') })
   return within(60_000, 'deploy.sh to finish', new Promise((resolve) => child.once('exit', (code) => resolve({ code, output }))))
 }
 

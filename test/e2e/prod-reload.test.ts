@@ -11,6 +11,7 @@ import { startLoad } from '../helpers/load.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject, writeFiles } from '../helpers/project.js'
 import { isAlive } from '../helpers/wait.js'
+import { defer } from '../helpers/cleanup.js'
 
 interface Health { workers: Record<string, { status: string, instances: Array<{ pid: number }> }> }
 
@@ -46,7 +47,7 @@ test('production reload', async (t) => {
     const before = await pids()
     const loadA = startLoad(server.url, '/a', 4)
     const loadB = startLoad(server.url, '/b', 4)
-    t.after(() => Promise.all([loadA.stop(), loadB.stop()]))
+    defer(t, () => Promise.all([loadA.stop(), loadB.stop()]))
     await loadA.reached(1, 5000)
     assert.equal((await cli('build', 'a')).code, 0)
     const result = await cli('reload')

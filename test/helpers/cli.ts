@@ -5,6 +5,7 @@ import type { TestContext } from 'node:test'
 import { LogRecorder } from './logs.js'
 import { REPO_ROOT } from './project.js'
 import { within } from './wait.js'
+import { defer } from './cleanup.js'
 
 export const CLI = join(REPO_ROOT, 'dist', 'src', 'cli.js')
 
@@ -28,7 +29,7 @@ export function runCli (t: TestContext, args: string[], options: { cwd: string, 
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }))
   })
-  t.after(async () => {
+  defer(t, async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     await exited
   })

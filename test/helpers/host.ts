@@ -5,6 +5,7 @@ import { Agent, type Dispatcher } from 'undici'
 import type { TestContext } from 'node:test'
 import { tqserver, type TqServerOptions } from '../../plugins/index.js'
 import { LogRecorder } from './logs.js'
+import { defer } from './cleanup.js'
 
 export interface Host {
   app: FastifyInstance
@@ -18,7 +19,7 @@ export async function startHost (t: TestContext, options: TqServerOptions, setup
   const logs = new LogRecorder()
   const loggerInstance: FastifyBaseLogger = pino({ level: 'trace' }, logs)
   const app = Fastify({ loggerInstance, logController: new LogController({ disableRequestLogging: true }) })
-  t.after(() => app.close())
+  defer(t, () => app.close())
   await setup?.(app)
   await app.register(tqserver, { env: {}, ...options })
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -30,6 +31,7 @@ export async function startHost (t: TestContext, options: TqServerOptions, setup
 /** A client whose paths are sent exactly as written (no URL parsing, so no normalising). */
 export function clientFor (t: TestContext, url: string): Host['fetch'] {
   const agent = new Agent()
-  t.after(() => agent.close())
+  // destroy, not close: a response still streaming (an event stream) would hold close forever.
+  defer(t, () => agent.destroy())
   return (path, options = {}) => agent.request({ origin: url, path, method: 'GET', ...options })
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
+import { defer } from './cleanup.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export const FIXTURES = join(REPO_ROOT, 'test', 'fixtures')
@@ -15,7 +16,7 @@ export const FIXTURES = join(REPO_ROOT, 'test', 'fixtures')
  */
 export async function useProject (t: TestContext, fixture: string | undefined, files: Record<string, string> = {}, packages: string[] = []): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), `tq-${fixture ?? 'empty'}-`))
-  t.after(() => rm(root, { recursive: true, force: true }))
+  defer(t, () => rm(root, { recursive: true, force: true }))
   if (fixture) await cp(join(FIXTURES, fixture), root, { recursive: true, filter: (source) => !source.includes('/bin') })
   await mkdir(join(root, 'node_modules'), { recursive: true })
   await symlink(REPO_ROOT, join(root, 'node_modules', 'tqserver'), 'dir')

@@ -7,12 +7,13 @@ import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
 import { startTraffic } from '../helpers/traffic.js'
 import { within } from '../helpers/wait.js'
+import { defer } from '../helpers/cleanup.js'
 
 test('a worker killed under load gives clean 502/503 answers and is serving again within a second', async (t) => {
   const root = await useProject(t, 'routing')
   const host = await startHost(t, { root, workerPorts: PORTS.crashUnderLoad })
   const traffic = startTraffic(host.url, '/api/slow?ms=5', 8)
-  t.after(() => traffic.stop())
+  defer(t, () => traffic.stop())
   const pid = host.app.tqserver.status().workers.api!.instances[0]!.pid!
   await traffic.answered(50, 5000)
 

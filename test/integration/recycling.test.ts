@@ -6,6 +6,7 @@ import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
 import { startTraffic } from '../helpers/traffic.js'
+import { defer } from '../helpers/cleanup.js'
 
 test('maxRequests: an instance is replaced after serving that many requests', async (t) => {
   const root = await useProject(t, 'routing', { 'workers/api/worker.yaml': 'entry: ../../shared/echo.ts\nmaxRequests: 50\n' })
@@ -13,7 +14,7 @@ test('maxRequests: an instance is replaced after serving that many requests', as
   const first = host.app.tqserver.status().workers.api!.instances[0]!.pid!
   const replaced = host.logs.next((line) => line.worker === 'api' && line.msg === 'worker switched', 10_000, 'the instance to be recycled')
   const traffic = startTraffic(host.url, '/api/slow?ms=2', 4)
-  t.after(() => traffic.stop())
+  defer(t, () => traffic.stop())
   assert.equal((await replaced).reason, 'served its maxRequests')
   await traffic.answered(1, 5000, (pid) => pid !== first)
   const result = await traffic.stop()

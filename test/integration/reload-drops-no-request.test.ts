@@ -8,6 +8,7 @@ import { startHost } from '../helpers/host.js'
 import { startLoad } from '../helpers/load.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
+import { defer } from '../helpers/cleanup.js'
 
 const SAVES = 50
 
@@ -16,12 +17,16 @@ test(`${SAVES} saves under concurrent keep-alive GET and POST load: 0 failed req
   const host = await startHost(t, { root, mode: 'dev', workerPorts: PORTS.reloadStorm, liveReload: false })
   const versionFile = join(root, 'workers', 'app', 'src', 'version.ts')
   const load = startLoad(host.url, '/app', 8)
-  t.after(() => load.stop())
+  defer(t, () => load.stop())
   await load.reached(0, 5000)
 
   for (let version = 1; version <= SAVES; version++) {
     await writeFile(versionFile, `export const VERSION = ${version}\n`)
-    await load.reached(version, 15_000)
+    await load.reached(version, 15_000).catch((err: Error) => {
+      // Say what the server was doing when the save was not served.
+      err.message += `\nlast log lines:\n${host.logs.lines.slice(-25).map((line) => JSON.stringify(line)).join('\n')}`
+      throw err
+    })
   }
   // The last old instance may still be draining when the new version answers.
   await host.app.tqserver.idle()

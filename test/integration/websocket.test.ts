@@ -11,6 +11,7 @@ import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
 import { within } from '../helpers/wait.js'
+import { defer } from '../helpers/cleanup.js'
 
 async function open (url: string): Promise<{ socket: WebSocket, greeting: { version: number, url: string, prefix: string } }> {
   const socket = new WebSocket(url)
@@ -24,7 +25,7 @@ test('WebSocket connections across a switch', async (t) => {
   const wsUrl = `${host.url.replace('http', 'ws')}/app/ws?room=1`
 
   const first = await open(wsUrl)
-  t.after(() => first.socket.terminate())
+  defer(t, () => first.socket.terminate())
   assert.deepEqual({ ...first.greeting, pid: undefined }, { version: 0, pid: undefined, url: '/ws?room=1', prefix: '/app' })
   first.socket.send('hello')
   assert.equal(String((await within(5000, 'an echo', once(first.socket, 'message')))[0]), 'echo hello')
@@ -36,7 +37,7 @@ test('WebSocket connections across a switch', async (t) => {
   assert.deepEqual([code, reason.toString()], [1012, 'service restart'])
 
   const second = await open(wsUrl)
-  t.after(() => second.socket.terminate())
+  defer(t, () => second.socket.terminate())
   assert.equal(second.greeting.version, 1)
   await host.app.tqserver.idle()
   assert.equal(host.app.tqserver.status().workers.app!.instances.length, 1, 'the old instance has stopped')

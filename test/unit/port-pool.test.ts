@@ -1,21 +1,22 @@
 // The port pool: ports in turn around the range, a port held by another program skipped, and an
 // exhausted pool reported at once.
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:net'
 import { once } from 'node:events'
 import { PortPool } from '../../src/port-pool.js'
 import { PORTS } from '../helpers/ports.js'
 import { parsePortRange } from '../../src/config/server-config.js'
+import { defer } from '../helpers/cleanup.js'
 
 const { from } = parsePortRange(PORTS.portPool)
 const range = (size: number) => ({ from, to: from + size - 1 })
 
-async function squat (t: { after: (fn: () => void) => void }, port: number): Promise<Server> {
+async function squat (t: TestContext, port: number): Promise<Server> {
   const server = createServer()
   server.listen(port, '127.0.0.1')
   await once(server, 'listening')
-  t.after(() => server.close())
+  defer(t, () => server.close())
   return server
 }
 
