@@ -15,7 +15,7 @@ const SECONDS = Number(process.argv[3] ?? 5)
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 const has = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0
 
-interface Target { name: string, url: string, pids: () => number[] }
+interface Target { name: string, url: string, pids: () => number[], workerPid?: number }
 interface Run { rps: number, p50: number, p99: number, cpuUs: Record<string, number> }
 
 async function main (): Promise<void> {
@@ -43,13 +43,26 @@ async function main (): Promise<void> {
         if (match) resolve(match[1]!)
       })
     })
+    // The same project served with connection hand-off (its own worker process, same code).
+    await writeFile(join(root, 'handoff.yaml'), 'handoff: true\n')
+    const handoffHost = pinned(process.execPath, [join(repo, 'dist/src/cli.js'), 'start', '--port', '0', '--worker-ports', '26400-26499', '--config', 'handoff.yaml'], { cwd: root })
+    const handoffUrl = await new Promise<string>((resolve) => {
+      let out = ''
+      handoffHost.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString()
+        const match = /"url":"([^"]+)","mode"/.exec(out)
+        if (match) resolve(match[1]!)
+      })
+    })
+    const handoffHealth = await (await request(`${handoffUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number }> } } }
     const health = await (await request(`${hostUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number, port: number }> } } }
     const worker = health.workers.hello.instances[0]!
     const direct = `http://127.0.0.1:${worker.port}`
     const targets: Target[] = [
       { name: 'direct', url: `${direct}/hello`, pids: () => [] },
       // The worker is served at /hello, and its route is /hello: /hello/hello through the host.
-      { name: 'tqserver', url: `${hostUrl}/hello/hello`, pids: () => [host.pid!] }
+      { name: 'tqserver', url: `${hostUrl}/hello/hello`, pids: () => [host.pid!] },
+      { name: 'tqserver hand-off', url: `${handoffUrl}/hello/hello`, pids: () => [handoffHost.pid!], workerPid: handoffHealth.workers.hello.instances[0]!.pid }
     ]
     if (has('nginx')) targets.push(await startNginx(root, worker.port, pinned))
     else console.log('nginx not installed: apt-get install nginx-light')
@@ -74,7 +87,7 @@ async function main (): Promise<void> {
 }
 
 function runWrk (target: Target, seconds: number, connections: number, workerPid: number): Run {
-  const pids: Record<string, number[]> = { worker: [workerPid], proxy: target.pids() }
+  const pids: Record<string, number[]> = { worker: [target.workerPid ?? workerPid], proxy: target.pids() }
   const before = Object.fromEntries(Object.entries(pids).map(([name, list]) => [name, cpuTicks(list)]))
   const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', target.url], { encoding: 'utf8' })
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1])

@@ -8,6 +8,7 @@ import closeWithGrace from 'close-with-grace'
 import type { BuildMode } from '../src/builder.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
+import { HandoffFront } from '../src/handoff.js'
 import { removeServerFile, writeServerFile } from '../src/pid-file.js'
 import { isPortFree } from '../src/port-pool.js'
 import { isHostPath } from '../src/worker-discovery.js'
@@ -75,16 +76,26 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     await removeServerFile(root, process.pid)
   })
 
+  // With hand-off, a front server takes the public port and Fastify listens on loopback only,
+  // for what the front does not hand to a worker (src/handoff.ts).
+  const front = config.handoff ? new HandoffFront({ registry: app.tqserver, local: app.server, headersTimeout: config.headersTimeout, log: app.log }) : undefined
+  // Stop accepting on the front first; Fastify then closes the connections it serves.
+  app.addHook('preClose', (done) => {
+    front?.server.close()
+    done()
+  })
+  let url: string
   try {
-    await app.listen({ port: config.port, host: config.host })
+    await app.listen(front ? { port: 0, host: '127.0.0.1' } : { port: config.port, host: config.host })
+    url = front ? await front.listen(config.port, config.host) : listenUrl(app)
   } catch (err) {
+    front?.server.close()
     await app.close()
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
     throw err
   }
-  const url = listenUrl(app)
   await writeServerFile(root, { pid: process.pid, url, mode: options.mode, startedAt: Date.now() })
-  app.log.info({ url, mode: options.mode, workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
+  app.log.info({ url, mode: options.mode, handoff: config.handoff, workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
   return app
 }
 

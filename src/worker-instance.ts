@@ -67,6 +67,11 @@ export class WorkerInstance {
     return this.#process?.origin
   }
 
+  /** The current process, for connection hand-off (src/handoff.ts). */
+  get process (): WorkerProcess | undefined {
+    return this.#process
+  }
+
   /** The process whose memory and CPU are this instance's. */
   get measuredPid (): number | undefined {
     return this.#process?.measuredPid

@@ -1,5 +1,6 @@
 // One worker process on one port: spawn it, wait until it serves, stop it (gracefully, or not).
 import { fork, type ChildProcess } from 'node:child_process'
+import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { probeHealth } from './health-checker.js'
 import { captureOutput, type OutputBuffer, type OutputSink } from './log-capture.js'
@@ -46,6 +47,9 @@ export class WorkerProcess {
   readonly #output: OutputBuffer
   /** The program's own pid when a shim runs it (a `command:` worker), for its memory and CPU. */
   #commandPid: number | undefined
+  /** Said in its 'ready' message that it can take handed-off connections (the SDK can). */
+  #acceptsConnections = false
+  #onReleased: (() => void) | undefined
   #exit: ExitInfo | undefined
   #wake: (() => void) | undefined
   #stopping: Promise<ExitInfo> | undefined
@@ -72,9 +76,13 @@ export class WorkerProcess {
         child.once('close', settle)
       })
     })
-    child.on('message', (message: { type?: unknown, pid?: number }) => {
-      if (message?.type === 'ready') this.#wake?.()
+    child.on('message', (message: { type?: unknown, pid?: number, handoff?: boolean }) => {
+      if (message?.type === 'ready') {
+        this.#acceptsConnections = message.handoff === true
+        this.#wake?.()
+      }
       if (message?.type === 'command') this.#commandPid = message.pid
+      if (message?.type === 'tq:released') this.#onReleased?.()
     })
     // A worker's IPC errors (it exited while we wrote) must not crash the server.
     child.on('error', (err) => options.log.debug({ err }, 'worker process error'))
@@ -99,6 +107,26 @@ export class WorkerProcess {
     const process = new WorkerProcess(child, options)
     child.send({ type: 'load', file: options.file, cwd: options.cwd, env: options.env })
     return process
+  }
+
+  get acceptsConnections (): boolean {
+    return this.#acceptsConnections && !this.#exit && this.#child.connected
+  }
+
+  /**
+   * Hands a client connection to the worker (connection hand-off), with the bytes already read
+   * from it and what the worker needs to know. `onReleased` runs when the worker reports that a
+   * handed-off connection has closed. Calls back false if the worker could not take it.
+   */
+  handOff (socket: Socket, message: Record<string, unknown>, onReleased: () => void, sent: (ok: boolean) => void): void {
+    this.#onReleased = onReleased
+    this.#child.send({ type: 'tq:connection', ...message }, socket, { keepOpen: false }, (err) => sent(err === null || err === undefined))
+  }
+
+  /** Tells the worker to close its handed-off connections: this instance is being retired. */
+  drainConnections (): void {
+    // The callback swallows a send error: a worker that has gone needs no telling.
+    if (this.#child.connected) this.#child.send({ type: 'tq:drain' }, () => {})
   }
 
   /** The process whose memory and CPU are the worker's. */

@@ -1,12 +1,15 @@
 // tqserver/worker: the worker contract in one call. serve() builds a Fastify app, lets `setup` add
 // routes, answers GET /health, listens on PORT/HOST, tells the server it is ready over IPC,
 // drains on SIGTERM and exits when the server goes away. Nothing requires a worker to use it.
-import { request } from 'node:http'
+import { createServer, request } from 'node:http'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { HandoffReceiver } from './handoff-receiver.js'
 import AjvCompiler from '@fastify/ajv-compiler'
 import SerializerSelector from '@fastify/fast-json-stringify-compiler'
 
 export type { FastifyInstance } from 'fastify'
+
+const KEEP_ALIVE_MS = 72_000
 
 export interface WorkerEnv {
   /** Port to listen on (PORT; 3000 when run by hand). */
@@ -52,12 +55,25 @@ let warmCompilers: { buildValidator: ReturnType<typeof AjvCompiler>, buildSerial
 /** Builds, starts and returns the worker's Fastify app (already listening). */
 export async function serve (setup: WorkerSetup, options: ServeOptions = {}): Promise<FastifyInstance> {
   const env = workerEnv()
+  // Connections the host hands over (handoff: true) are served by our own HTTP server; an app
+  // that brings its own server (HTTPS, HTTP/2, serverFactory) just does not take them.
+  const ownServer = !options.fastify?.serverFactory && !('https' in (options.fastify ?? {})) && !('http2' in (options.fastify ?? {}))
   const app = Fastify({
     logger: { level: process.env.TQ_LOG_LEVEL ?? 'info' },
     logController: new LogController({ disableRequestLogging: true }),
     ...(warmCompilers && { schemaController: { compilersFactory: warmCompilers } }),
+    ...(ownServer && {
+      serverFactory: (handler) => {
+        const server = createServer()
+        // Fastify's default, which it sets only on servers it makes: the host keeps its pooled
+        // connections about as long (undici follows the Keep-Alive hint).
+        server.keepAliveTimeout = KEEP_ALIVE_MS
+        const handoff = new HandoffReceiver(server, env.route)
+        return server.on('request', (req, res) => { if (handoff.prepare(req, res)) handler(req, res) })
+      }
+    }),
     ...options.fastify
-  })
+  } as FastifyServerOptions)
   const health = options.health
   app.get('/health', async (_request, reply) => {
     const healthy = health ? await Promise.resolve().then(health).catch(() => false) : true
@@ -65,7 +81,7 @@ export async function serve (setup: WorkerSetup, options: ServeOptions = {}): Pr
   })
   await app.register(async (instance) => setup(instance, env))
   await app.listen({ port: env.port, host: env.host })
-  process.send?.({ type: 'ready' })
+  process.send?.({ type: 'ready', handoff: ownServer })
   handleShutdown(app)
   return app
 }

@@ -29,6 +29,10 @@ export const serverConfigSchema = Type.Object({
     description: 'Ports handed to worker instances, as from-to; used in turn, so a released port is not reused at once'
   }),
   bodyLimit: BodyLimit,
+  handoff: Type.Boolean({
+    default: false,
+    description: 'Hand client connections to SDK workers, so that the host does no work per request (plain HTTP only; see docs/performance.md for what it costs)'
+  }),
   headersTimeout: Milliseconds(10_000, 'How long a client may take to send the request headers (slow clients are cut off)'),
   requestTimeout: Milliseconds(300_000, 'How long a client may take to send its whole request, body included'),
   workersDir: Type.String({ minLength: 1, default: 'workers', description: 'Folder holding one sub-folder per worker, relative to the root' }),

@@ -26,5 +26,6 @@ export const PORTS = {
   hostile: '22200-22299',
   websocket: '22300-22399',
   noLeaks: '22400-22499',
-  commandWorker: '22500-22599'
+  commandWorker: '22500-22599',
+  handoff: '22600-22699'
 } as const
