@@ -1,7 +1,7 @@
 // The tqserver plugin: serves the workers of a project through this Fastify instance.
 //   fastify.register(tqserver, { root: '/srv/app' })
 // registers, in order: registry -> supervisor -> router (proxy + static files) -> health ->
-// prod-reload, and in dev mode hot-reload.
+// metrics -> prod-reload, and in dev mode hot-reload.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { BuildMode } from '../src/builder.js'
@@ -9,6 +9,7 @@ import { loadServerConfig, type ResolvedServerConfig, type ServerOverrides } fro
 import { Supervisor } from '../src/supervisor.js'
 import { tqserverHealth } from './health.js'
 import { tqserverHotReload } from './hot-reload.js'
+import { tqserverMetrics } from './metrics.js'
 import { tqserverProdReload } from './prod-reload.js'
 import { tqserverRegistry } from './registry.js'
 import { tqserverRouter, type RouterOptions } from './router.js'
@@ -27,12 +28,14 @@ export interface TqServerOptions extends ServerOverrides {
   resolved?: ResolvedServerConfig
   /** Resolves the configuration again on a reload (the tqserver CLI, to keep its flags). */
   loadConfig?: () => Promise<ResolvedServerConfig>
+  /** Serve GET /metrics (Prometheus); false when the app has its own. @default true */
+  metrics?: boolean
   /** Filled with a raw request handler for requests that bypass Fastify (the tqserver CLI). */
   fastPath?: RouterOptions['fastPath']
 }
 
 async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOptions): Promise<void> {
-  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, ...overrides } = options
+  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics, ...overrides } = options
   const loadConfig = givenLoader ?? (() => loadServerConfig({ root: root ?? process.cwd(), overrides, env }))
   const config = resolved ?? await loadConfig()
   await fastify.register(tqserverRegistry)
@@ -40,6 +43,7 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   await fastify.register(tqserverSupervisor, { supervisor })
   await fastify.register(tqserverRouter, { liveReload: mode === 'dev' && config.config.liveReload, fastPath })
   await fastify.register(tqserverHealth, { token: config.config.health.token })
+  if (metrics !== false) await fastify.register(tqserverMetrics, { token: config.config.health.token })
   await fastify.register(tqserverProdReload, { supervisor, config, loadConfig, reloadOnSignal: reloadOnSignal ?? false })
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
 }

@@ -86,7 +86,7 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, fastPath }:
     const match = registry.match(request.url)
     if (!match) return sendError(request, reply, new TQ_ERR_PROXY_NO_ROUTE(request.url.split('?')[0] ?? '') as ProxyError)
     // A WebSocket counts as in flight until its connection closes.
-    const target = router.pin(request.raw, match, request.raw.socket, () => false)
+    const target = router.pin(request.raw, match, request.raw.socket, () => 101)
     if (!('origin' in target)) return sendError(request, reply, target)
     request.tqTarget = target
     request.raw.url = target.path

@@ -2,6 +2,7 @@
 // it once per request; the supervisor changes it. One object for the server's life, changed only
 // through its methods, so every Fastify context sees the same table.
 import type { HealthReport } from './health-report.js'
+import { ServerMetrics } from './metrics.js'
 import type { ReloadSummary } from './prod-reload.js'
 import type { StaticFiles } from './static-files.js'
 import { UpstreamTraffic } from './upstream-traffic.js'
@@ -66,6 +67,8 @@ export class Registry {
   readonly #byRoute = new Map<string, MutableEntry>()
   /** Requests in flight, totals and latencies, per upstream origin. */
   readonly traffic = new UpstreamTraffic()
+  /** What GET /metrics reports; the proxy and the supervisor record into it. */
+  readonly metrics = new ServerMetrics(() => this.status())
   #closing = false
   #control: WorkerControl | undefined
   #reload: ((trigger: string) => Promise<ReloadSummary>) | undefined

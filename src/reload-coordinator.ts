@@ -42,6 +42,8 @@ export interface SwitchHost {
   createInstance: (spec: WorkerSpec, build: BuildResult) => WorkerInstance
   /** Drains and stops an instance that is out of rotation (or never served). */
   retire: (instance: WorkerInstance, reason: string) => Promise<void>
+  /** A switch ended (also when it changed nothing or failed), `durationMs` after it began. */
+  finished: (name: string, outcome: ReloadOutcome, durationMs: number) => void
   /** The new version is current (`healthy`: every new instance started). */
   committed: (spec: WorkerSpec, build: BuildResult, healthy: boolean, reason: string) => void
   /**
@@ -80,7 +82,7 @@ export class ReloadCoordinator {
       plan,
       promise: queue.tail.then(() => {
         if (queue.pending === pending) queue.pending = undefined
-        return this.#switch(pending.plan)
+        return this.#timed(pending.plan)
       })
     }
     queue.pending = pending
@@ -91,6 +93,13 @@ export class ReloadCoordinator {
   /** Resolves when no switch is running or queued. */
   async idle (): Promise<void> {
     await Promise.all([...this.#queues.values()].map((queue) => queue.tail))
+  }
+
+  async #timed (plan: ReloadPlan): Promise<ReloadOutcome> {
+    const started = performance.now()
+    const outcome = await this.#switch(plan)
+    this.#host.finished(plan.spec.name, outcome, performance.now() - started)
+    return outcome
   }
 
   async #switch (plan: ReloadPlan): Promise<ReloadOutcome> {

@@ -39,9 +39,10 @@ export class RequestRouter {
 
   /**
    * The worker and upstream for a request, counted in flight until `ended` closes; or an error
-   * to answer with. Shared with WebSocket upgrades, which http-proxy then forwards.
+   * to answer with. `status` gives the answer's status code then, 0 for none complete. Shared
+   * with WebSocket upgrades, which http-proxy then forwards.
    */
-  pin (req: IncomingMessage, match: RouteMatch, ended: NodeJS.EventEmitter, failed: () => boolean): PinnedTarget | ProxyError {
+  pin (req: IncomingMessage, match: RouteMatch, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
     const { entry, forwardPath } = match
     const url = req.url ?? '/'
     if (!isSafePath(forwardPath)) return new TQ_ERR_PROXY_BAD_PATH(url.split('?')[0] ?? '') as ProxyError
@@ -53,7 +54,10 @@ export class RequestRouter {
     if (!origin) return new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError
     const started = performance.now()
     ended.once('close', () => {
-      const served = this.#registry.release(origin, performance.now() - started, failed())
+      const durationMs = performance.now() - started
+      const statusCode = status()
+      const served = this.#registry.release(origin, durationMs, statusCode === 0 || statusCode >= 500)
+      this.#registry.metrics.request(entry.spec.name, statusCode, durationMs)
       if (served === maxRequests) void this.#registry.emitUpstream('exhausted', origin)
     })
     const queryAt = url.indexOf('?')
@@ -74,7 +78,7 @@ export class RequestRouter {
         await this.#sendStatic(req, res, match.entry, match.forwardPath)) {
       return
     }
-    const target = this.pin(req, match, res, () => res.statusCode >= 500 || !res.writableFinished)
+    const target = this.pin(req, match, res, () => res.writableFinished ? res.statusCode : 0)
     if (!('origin' in target)) return writeError(req, res, target)
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
     const body = !hasBody ? null : target.bodyLimit > 0 ? limitBody(req, target.bodyLimit, target.worker) : req

@@ -191,11 +191,14 @@ export class Supervisor implements SwitchHost {
   async build (spec: WorkerSpec): Promise<BuildResult | undefined> {
     const runtime = this.#runtime(spec.name)
     const inUse = [...this.registry.worker(spec.name)?.instances ?? []].map((instance) => instance.build.id)
+    const started = performance.now()
     try {
       const build = await this.builder.build(spec, inUse)
       runtime.buildError = undefined
+      this.registry.metrics.built(spec.name, true, build.durationMs)
       return build
     } catch (err) {
+      this.registry.metrics.built(spec.name, false, performance.now() - started)
       const error = err as Error & { locations?: BuildErrorLocation[] }
       runtime.buildError = { message: error.message, locations: error.locations ?? [], at: Date.now() }
       this.#events.record('build-failed', spec.name, error.message.split('\n').slice(1, 2).join('') || error.message)
@@ -262,6 +265,10 @@ export class Supervisor implements SwitchHost {
     runtime.lastError = undefined
   }
 
+  finished (name: string, outcome: ReloadOutcome, durationMs: number): void {
+    this.registry.metrics.switched(name, outcome, durationMs)
+  }
+
   async startFailed (instance: WorkerInstance, error: Error, retry: boolean): Promise<void> {
     const runtime = this.#runtime(instance.spec.name)
     runtime.lastError = { message: error.message, at: Date.now() }
@@ -300,6 +307,7 @@ export class Supervisor implements SwitchHost {
   /** Keeps the last production reload's summary for /health. */
   recordReload (summary: ReloadSummary): void {
     this.#lastReload = summary
+    this.registry.metrics.reloaded(summary)
     const parts = [['switched', summary.switched], ['started', summary.started], ['stopped', summary.stopped]] as const
     const done = parts.filter(([, names]) => names.length > 0).map(([label, names]) => `${label} ${names.join(', ')}`).join('; ')
     this.#events.record('reload', null, summary.error ?? `${summary.trigger}: ${done || 'nothing changed'} in ${summary.durationMs} ms`)
@@ -356,6 +364,7 @@ export class Supervisor implements SwitchHost {
     instance.state.transition('BACKOFF', `restart in ${delay} ms`)
     const timer = setTimeout(() => {
       runtime.restartTimers.delete(instance)
+      this.registry.metrics.restarted(runtime.spec.name)
       instance.start('restart after crash').then(
         () => this.registry.publish(runtime.spec.name),
         (err: Error) => {

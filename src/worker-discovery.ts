@@ -12,7 +12,7 @@ import {
 } from './errors.js'
 
 /** Paths the host answers itself; a worker there would never be reached. */
-export const RESERVED_ROUTES = new Set(['/health', '/livez', '/readyz'])
+export const RESERVED_ROUTES = new Set(['/health', '/livez', '/readyz', '/metrics'])
 /** The host's own tools (live reload, the dashboard's stream) live under this prefix. */
 export const RESERVED_PREFIX = '/__tqserver'
 

@@ -27,5 +27,9 @@ export const PORTS = {
   websocket: '22300-22399',
   noLeaks: '22400-22499',
   commandWorker: '22500-22599',
-  handoff: '22600-22699'
+  handoff: '22600-22699',
+  metrics: '22700-22799',
+  fastifyCli: '22800-22899',
+  dockerEntrypoint: '22900-22999',
+  scaleOut: '23000-23099'
 } as const

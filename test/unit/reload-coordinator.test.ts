@@ -24,6 +24,7 @@ function fakeHost () {
     createInstance: () => { throw new Error('no instances in this test') },
     retire: async () => {},
     committed: () => {},
+    finished: () => {},
     startFailed: async () => {}
   }
   return { host, builds }

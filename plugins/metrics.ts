@@ -1,0 +1,29 @@
+// GET /metrics: Prometheus text (see src/metrics.ts), for loopback or the health token, like the
+// /health details: a scrape from elsewhere carries `Authorization: Bearer <health.token>`.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { mayReadDetails } from '../src/health-access.js'
+
+export interface MetricsPluginOptions {
+  /** health.token from the configuration ('' for none). */
+  token: string
+}
+
+async function metricsPlugin (fastify: FastifyInstance, { token }: MetricsPluginOptions): Promise<void> {
+  const { metrics } = fastify.tqserver
+  fastify.get('/metrics', async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const access = { remoteAddress: request.socket.remoteAddress, headers: request.headers, query: request.query as Record<string, unknown> }
+    if (!mayReadDetails(access, token)) {
+      return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'metrics need loopback or the health token' })
+    }
+    return reply.type(metrics.contentType).send(await metrics.text())
+  })
+}
+
+export const tqserverMetrics = fp(metricsPlugin, {
+  name: 'tqserver-metrics',
+  fastify: '5.x',
+  dependencies: ['tqserver-registry', 'tqserver-supervisor']
+})
+export default tqserverMetrics

@@ -1,0 +1,160 @@
+// GET /metrics in Prometheus text format, every name prefixed tqserver_. Counters and histograms
+// are updated where things happen (a request ends, a worker crashes, builds or switches, the
+// server reloads); gauges (instances by state, requests in flight) are read from the health
+// report when scraped. One prom-client registry per server, so two servers in a process (tests,
+// an app that registers tqserver twice) never share a series.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client'
+import type { HealthReport } from './health-report.js'
+import type { ReloadSummary } from './prod-reload.js'
+import { STATES } from './worker-state.js'
+
+const PREFIX = 'tqserver_'
+/** Seconds; a proxied request is usually well under 100 ms, a switch or build well over. */
+const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const SLOW_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx']
+
+export class ServerMetrics {
+  readonly registry = new PromRegistry()
+  readonly #requests: Counter<'worker' | 'status_class'>
+  readonly #requestDuration: Histogram<'worker'>
+  readonly #restarts: Counter<'worker'>
+  readonly #switches: Counter<'worker' | 'outcome'>
+  readonly #switchDuration: Histogram<'worker'>
+  readonly #builds: Counter<'worker' | 'result'>
+  readonly #buildDuration: Histogram<'worker'>
+  readonly #reloads: Counter<'trigger' | 'result'>
+  readonly #reloadDuration: Histogram
+
+  constructor (report: () => HealthReport) {
+    const registers = [this.registry]
+    this.#requests = new Counter({
+      name: `${PREFIX}requests_total`,
+      help: 'Requests proxied to workers, by status class ("failed": no complete answer)',
+      labelNames: ['worker', 'status_class'],
+      registers
+    })
+    this.#requestDuration = new Histogram({
+      name: `${PREFIX}request_duration_seconds`,
+      help: 'Time from a request reaching the host to the end of its answer',
+      labelNames: ['worker'],
+      buckets: REQUEST_BUCKETS,
+      registers
+    })
+    new Gauge({ // eslint-disable-line no-new -- registered on creation; read when scraped
+      name: `${PREFIX}requests_in_flight`,
+      help: 'Requests being proxied now',
+      labelNames: ['worker'],
+      registers,
+      collect () {
+        this.reset()
+        for (const [worker, { instances }] of Object.entries(report().workers)) {
+          this.set({ worker }, instances.reduce((sum, instance) => sum + instance.inflight, 0))
+        }
+      }
+    })
+    new Gauge({ // eslint-disable-line no-new
+      name: `${PREFIX}instances`,
+      help: 'Worker instances by state',
+      labelNames: ['worker', 'state'],
+      registers,
+      collect () {
+        this.reset()
+        for (const [worker, { instances }] of Object.entries(report().workers)) {
+          for (const state of STATES) this.set({ worker, state }, instances.filter((instance) => instance.state === state).length)
+        }
+      }
+    })
+    new Gauge({ // eslint-disable-line no-new
+      name: `${PREFIX}worker_up`,
+      help: '1 while a worker has a healthy instance, 0 otherwise (disabled workers are not listed)',
+      labelNames: ['worker'],
+      registers,
+      collect () {
+        this.reset()
+        for (const [worker, { status }] of Object.entries(report().workers)) {
+          if (status !== 'disabled') this.set({ worker }, status === 'healthy' ? 1 : 0)
+        }
+      }
+    })
+    this.#restarts = new Counter({
+      name: `${PREFIX}restarts_total`,
+      help: 'Instances restarted after a crash or a failed start',
+      labelNames: ['worker'],
+      registers
+    })
+    this.#switches = new Counter({
+      name: `${PREFIX}switches_total`,
+      help: 'Switches of a worker to a new version or new instances, by outcome',
+      labelNames: ['worker', 'outcome'],
+      registers
+    })
+    this.#switchDuration = new Histogram({
+      name: `${PREFIX}switch_duration_seconds`,
+      help: 'Time from a reload request to the old instances stopped (build, start, switch, drain)',
+      labelNames: ['worker'],
+      buckets: SLOW_BUCKETS,
+      registers
+    })
+    this.#builds = new Counter({
+      name: `${PREFIX}builds_total`,
+      help: 'Worker builds, by result (ok, error)',
+      labelNames: ['worker', 'result'],
+      registers
+    })
+    this.#buildDuration = new Histogram({
+      name: `${PREFIX}build_duration_seconds`,
+      help: 'Time to build a worker',
+      labelNames: ['worker'],
+      buckets: SLOW_BUCKETS,
+      registers
+    })
+    this.#reloads = new Counter({
+      name: `${PREFIX}reloads_total`,
+      help: 'Server reloads (SIGHUP, tqserver reload, fastify.tqserver.reload()), by trigger and result',
+      labelNames: ['trigger', 'result'],
+      registers
+    })
+    this.#reloadDuration = new Histogram({
+      name: `${PREFIX}reload_duration_seconds`,
+      help: 'Time from a reload trigger to every changed worker switched',
+      buckets: SLOW_BUCKETS,
+      registers
+    })
+    collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
+  }
+
+  /** A proxied request ended: `statusCode` 0 when it got no complete answer. */
+  request (worker: string, statusCode: number, durationMs: number): void {
+    this.#requests.inc({ worker, status_class: STATUS_CLASSES[Math.floor(statusCode / 100) - 1] ?? 'failed' })
+    this.#requestDuration.observe({ worker }, durationMs / 1000)
+  }
+
+  restarted (worker: string): void {
+    this.#restarts.inc({ worker })
+  }
+
+  switched (worker: string, outcome: string, durationMs: number): void {
+    this.#switches.inc({ worker, outcome })
+    if (outcome === 'switched') this.#switchDuration.observe({ worker }, durationMs / 1000)
+  }
+
+  built (worker: string, ok: boolean, durationMs: number): void {
+    this.#builds.inc({ worker, result: ok ? 'ok' : 'error' })
+    this.#buildDuration.observe({ worker }, durationMs / 1000)
+  }
+
+  reloaded (summary: ReloadSummary): void {
+    this.#reloads.inc({ trigger: summary.trigger, result: summary.error || summary.failed.length > 0 ? 'error' : 'ok' })
+    this.#reloadDuration.observe(summary.durationMs / 1000)
+  }
+
+  /** The Prometheus text exposition. */
+  text (): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  get contentType (): string {
+    return this.registry.contentType
+  }
+}
