@@ -4,7 +4,7 @@
 // `tqserver build` for them, sends SIGHUP, and times until every changed worker answers with its
 // new version. Run: npm run bench:prod-reload [-- rounds]
 import { spawn, spawnSync } from 'node:child_process'
-import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -45,6 +45,8 @@ async function main (): Promise<void> {
     listeners.add(listener)
   })
   const url = String((await nextLine('tqserver listening')).url)
+  const hostRss = async () => (Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${server.pid}/status`, 'utf8'))![1]) / 1024).toFixed(0)
+  console.log(`host RSS with ${WORKERS} workers running: ${await hostRss()} MB`)
   const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 })
   const versionOf = async (name: string) => {
     const res = await agent.request({ origin: url, path: `/${name}/version`, method: 'GET' })
@@ -98,6 +100,7 @@ async function main (): Promise<void> {
     await Promise.all(loops)
     if (underLoad) console.log(`  requests ${requests}, failed ${failures} (${LOAD_CLIENTS} keep-alive clients over ${WORKERS} workers)`)
   }
+  console.log(`host RSS after the reloads: ${await hostRss()} MB`)
   await agent.close()
   server.kill('SIGTERM')
   await new Promise((resolve) => server.once('exit', resolve))
