@@ -10,39 +10,65 @@ import { createLogger } from './logger.js'
 import { discoverWorkers } from './worker-discovery.js'
 import type { HealthReport } from './health-report.js'
 import { readServerFile } from './pid-file.js'
+import { formatStatus } from './status-table.js'
 import {
   TQ_ERR_CLI_INVALID_NAME, TQ_ERR_CLI_NOT_RUNNING, TQ_ERR_CLI_RELOAD_FAILED, TQ_ERR_CLI_RELOAD_TIMEOUT, TQ_ERR_CLI_USAGE,
   TQ_ERR_CLI_WORKER_EXISTS, TQ_ERR_WORKER_NOT_FOUND
 } from './errors.js'
+
+const SERVER_OPTIONS = `Options (also TQ_PORT, TQ_HOST, TQ_WORKER_PORTS, TQ_CONFIG, then config/server.yaml):
+  --port N            port the server listens on (default 8080)
+  --host ADDR         address the server listens on (default 127.0.0.1)
+  --worker-ports A-B  ports for worker processes (default 9000-9999)
+  --config FILE       configuration file (default config/server.yaml)
+  --root DIR          project root holding workers/ and config/ (default: the current folder)`
+
+/** Each command's help, shown by `tqserver COMMAND --help`; the first line is its summary. */
+const COMMAND_HELP: Record<string, string> = {
+  dev: `tqserver dev [options]
+Run the server for development: build every worker, watch workers/ and reload a worker in
+milliseconds when one of its files is saved (a build error keeps the running version serving).
+
+${SERVER_OPTIONS}`,
+  start: `tqserver start [options]
+Run the server in production: serve existing builds (building what is missing), no watcher.
+SIGHUP (or \`tqserver reload\`) switches the workers whose build or settings changed; SIGTERM drains
+and stops.
+
+${SERVER_OPTIONS}`,
+  build: `tqserver build [worker...] [--root DIR] [--config FILE]
+Build production bundles (minified, source maps, dependencies bundled) of the named workers, or of
+every enabled worker, into workers/<name>/bin/. A running server picks them up on reload.`,
+  reload: `tqserver reload [--no-wait] [--timeout MS] [--root DIR]
+Make the server running in this root (found through .tqserver/server.json) reload what changed,
+wait until it has, and print what was switched. Exits non-zero if a worker failed to switch.
+  --no-wait           send the signal and return
+  --timeout MS        how long to wait for the reload (default 120000)`,
+  status: `tqserver status [--url URL] [--token TOKEN] [--json] [--root DIR]
+Print the running server's /health as a table: each worker's instances with state, pid, port,
+uptime, memory, CPU, requests, errors and p99 latency. Exits 1 when the server is unhealthy.
+  --url URL           ask this server (default: the one running in this root)
+  --token TOKEN       health.token, for a server that is not on this machine (or TQ_HEALTH_TOKEN)
+  --json              print the report as JSON`,
+  new: `tqserver new NAME [--template api|html] [--root DIR]
+Create workers/NAME from a template; it is served at /NAME (index: at /).
+  --template api      a JSON API with a schema-validated route (default)
+  --template html     an HTML page with a form, and a stylesheet in public/`
+}
 
 const HELP = `tqserver: serve every folder of workers/ at its route, each in its own process.
 
 Usage: tqserver <command> [options]
 
 Commands:
-  dev                 run the server; build every worker first (development)
-  start               run the server on existing builds, building what is missing (production)
-  build [worker...]   build workers (all when none is named) into workers/<name>/bin/
-  new NAME            create workers/NAME from a template that uses tqserver/worker
-  reload              make the server running in this root reload what changed (SIGHUP), wait
-                      until it has, and print what was switched (--no-wait: just signal)
+${Object.entries(COMMAND_HELP).map(([name, help]) => `  ${name.padEnd(10)}${help.split('\n')[1]}`).join('\n')}
 
-Options for dev and start (also TQ_PORT, TQ_HOST, TQ_WORKER_PORTS, TQ_CONFIG, then config/server.yaml):
-  --port N            port the server listens on (default 8080)
-  --host ADDR         address the server listens on (default 127.0.0.1)
-  --worker-ports A-B  ports for worker processes (default 9000-9999)
-  --config FILE       configuration file (default config/server.yaml)
-
-Options for reload:
-  --no-wait           send the signal and return
-  --timeout MS        how long to wait for the reload (default 120000)
-
-Options for every command:
-  --root DIR          project root holding workers/ and config/ (default: the current folder)
-  -h, --help          show this help
+Run tqserver <command> --help for a command's options.
+  -h, --help          show help
   -v, --version       print the version
 `
 
+const TEMPLATES = ['api', 'html']
 const WORKER_NAME = /^[a-z][a-z0-9_-]*$/
 const DEFAULT_RELOAD_TIMEOUT_MS = 120_000
 const RELOAD_POLL_MS = 100
@@ -55,8 +81,12 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   const [command, ...rest] = positionals
-  if (values.help || command === undefined || command === 'help') {
-    process.stdout.write(HELP)
+  if (command === 'help' || command === undefined || (values.help && !(command in COMMAND_HELP))) {
+    process.stdout.write(COMMAND_HELP[rest[0] ?? ''] ? `${COMMAND_HELP[rest[0]!]}\n` : HELP)
+    return
+  }
+  if (values.help) {
+    process.stdout.write(`${COMMAND_HELP[command]}\n`)
     return
   }
   const root = resolve(values.root ?? process.cwd())
@@ -80,7 +110,9 @@ async function main (argv: string[]): Promise<void> {
       return build(root, flags, rest)
     case 'new':
       if (rest.length !== 1) throw new TQ_ERR_CLI_USAGE('new takes one worker name')
-      return scaffold(root, flags, rest[0]!)
+      return scaffold(root, flags, rest[0]!, values.template ?? 'api')
+    case 'status':
+      return status(root, values)
     case 'reload':
       return reload(root, !values['no-wait'], Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS))
     default:
@@ -101,6 +133,10 @@ function parseCommandLine (argv: string[]) {
         root: { type: 'string' },
         'no-wait': { type: 'boolean' },
         timeout: { type: 'string' },
+        template: { type: 'string' },
+        url: { type: 'string' },
+        token: { type: 'string' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' }
       }
@@ -133,15 +169,33 @@ async function build (root: string, flags: ServerOverrides, names: string[]): Pr
   if (failed > 0) process.exitCode = 1
 }
 
-/** Copies the worker template into workers/NAME. */
-async function scaffold (root: string, flags: ServerOverrides, name: string): Promise<void> {
+/** Copies a worker template (templates/<template>) into workers/NAME. */
+async function scaffold (root: string, flags: ServerOverrides, name: string, template: string): Promise<void> {
+  if (!TEMPLATES.includes(template)) throw new TQ_ERR_CLI_USAGE(`--template must be one of ${TEMPLATES.join(', ')} (got "${template}")`)
   if (!WORKER_NAME.test(name)) throw new TQ_ERR_CLI_INVALID_NAME(name)
   const { config } = await loadServerConfig({ root, overrides: { config: flags.config } })
   const target = join(root, config.workersDir, name)
   if (await stat(target).then(() => true, () => false)) throw new TQ_ERR_CLI_WORKER_EXISTS(relative(root, target))
-  await cp(new URL('../../templates/worker/', import.meta.url), target, { recursive: true })
+  await cp(new URL(`../../templates/${template}/`, import.meta.url), target, { recursive: true })
   const route = name === 'index' ? '/' : `/${name}`
   process.stdout.write(`created ${relative(root, target)}: edit src/main.ts; it is served at ${route}\n`)
+}
+
+/** Prints the running server's /health as a table (or JSON); exits 1 when it is unhealthy. */
+async function status (root: string, options: { url?: string, token?: string, json?: boolean }): Promise<void> {
+  const url = options.url ?? (await readServerFile(root))?.url
+  if (url === undefined) throw new TQ_ERR_CLI_NOT_RUNNING(root, 'no .tqserver/server.json (or pass --url)')
+  const token = options.token ?? process.env.TQ_HEALTH_TOKEN
+  let report: HealthReport
+  try {
+    const res = await fetch(`${url}/health`, { headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } })
+    report = await res.json() as HealthReport
+  } catch (err) {
+    throw new TQ_ERR_CLI_NOT_RUNNING(root, `${url} does not answer: ${(err as Error).message}`)
+  }
+  if (report.workers === undefined) throw new TQ_ERR_CLI_USAGE(`${url}/health shows only its status (${report.status}): pass --token`)
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, url))
+  if (report.status === 'unhealthy') process.exitCode = 1
 }
 
 /** Signals the server in `root` to reload; with `wait`, follows /health until the reload is done. */

@@ -16,7 +16,14 @@ test('--help prints the commands; a wrong command or flag is a usage error (exit
   const root = await useProject(t, undefined)
   const help = await runCliToEnd(t, ['--help'], { cwd: root })
   assert.equal(help.code, 0)
-  for (const command of ['dev', 'start', 'build', 'new']) assert.match(help.stdout, new RegExp(`^  ${command}`, 'm'))
+  for (const command of ['dev', 'start', 'build', 'reload', 'status', 'new']) {
+    assert.match(help.stdout, new RegExp(`^  ${command} +\\S`, 'm'))
+    const own = await runCliToEnd(t, [command, '--help'], { cwd: root })
+    assert.equal(own.code, 0)
+    assert.match(own.stdout, new RegExp(`^tqserver ${command} .*\\n\\S`), `${command} --help shows its usage and what it does`)
+    assert.deepEqual((await runCliToEnd(t, ['help', command], { cwd: root })).stdout, own.stdout)
+  }
+  assert.match((await runCliToEnd(t, ['new', '--help'], { cwd: root })).stdout, /--template html/)
   const unknown = await runCliToEnd(t, ['serve'], { cwd: root })
   assert.deepEqual([unknown.code, unknown.stderr], [2, 'tqserver: unknown command "serve" (see tqserver --help) [TQ_ERR_CLI_USAGE]\n'])
   const flag = await runCliToEnd(t, ['start', '--prot', '80'], { cwd: root })
@@ -96,7 +103,44 @@ test('new scaffolds a worker that start then serves; an existing or invalid name
   assert.equal(invalid.code, 1)
   assert.match(invalid.stderr, /\[TQ_ERR_CLI_INVALID_NAME\]/)
 
+  const page = await runCliToEnd(t, ['new', 'page', '--template', 'html'], { cwd: root })
+  assert.deepEqual([page.code, page.stdout], [0, 'created workers/page: edit src/main.ts; it is served at /page\n'])
+  const unknown = await runCliToEnd(t, ['new', 'other', '--template', 'vue'], { cwd: root })
+  assert.deepEqual([unknown.code, unknown.stderr], [2, 'tqserver: --template must be one of api, html (got "vue") (see tqserver --help) [TQ_ERR_CLI_USAGE]\n'])
+
   const server = await startCliServer(t, 'start', root, PORTS.cliCommands)
-  const res = await clientFor(t, server.url)('/hello/hello?name=tq')
-  assert.deepEqual(await res.body.json(), { hello: 'tq' })
+  const fetch = clientFor(t, server.url)
+  assert.deepEqual(await (await fetch('/hello/hello?name=tq')).body.json(), { hello: 'tq' })
+  assert.equal((await fetch('/hello/hello?name=')).statusCode, 400, 'the api template validates its query')
+  const html = await fetch('/page/?name=%3Cb%3E')
+  assert.match(String(html.headers['content-type']), /^text\/html/)
+  const body = await html.body.text()
+  assert.match(body, /<h1>Hello, &#60;b&#62;<\/h1>/, 'the html template escapes what it echoes')
+  assert.match(body, /href="\/page\/style\.css"/)
+  const css = await fetch('/page/style.css')
+  assert.deepEqual([css.statusCode, String(css.headers['content-type'])], [200, 'text/css; charset=utf-8'])
+  await css.body.dump()
+
+  // status: the running server's /health as a table, one row per instance.
+  const status = await runCliToEnd(t, ['status'], { cwd: root })
+  assert.equal(status.code, 0)
+  const lines = status.stdout.split('\n')
+  assert.equal(lines[0], `tqserver at ${server.url}: healthy, 2 of 100 worker ports leased`)
+  assert.match(lines[2]!, /^WORKER +ROUTE +STATUS +STATE +PID +PORT +UPTIME +RSS +CPU +REQS +ERRS +P99 +RESTARTS$/)
+  const health = await (await fetch('/health')).body.json() as { workers: Record<string, { instances: Array<{ pid: number, port: number }> }> }
+  for (const [name, route] of [['hello', '/hello'], ['page', '/page']] as const) {
+    const { pid, port } = health.workers[name]!.instances[0]!
+    assert.ok(lines.some((line) => new RegExp(`^${name} +${route} +healthy +HEALTHY +${pid} +${port} +\\d+s +(\\d+MB|-) `).test(line)), `a row for ${name}`)
+  }
+  const json = await runCliToEnd(t, ['status', '--json'], { cwd: root })
+  assert.equal((JSON.parse(json.stdout) as { status: string }).status, 'healthy')
+})
+
+test('status and reload say so when no server runs in the root', async (t) => {
+  const root = await useProject(t, undefined, { 'workers/.keep': '' })
+  for (const command of ['status', 'reload']) {
+    const result = await runCliToEnd(t, [command], { cwd: root })
+    assert.equal(result.code, 1)
+    assert.match(result.stderr, /^tqserver: no tqserver runs in .* \(no \.tqserver\/server\.json.*\) \[TQ_ERR_CLI_NOT_RUNNING\]\n$/)
+  }
 })
