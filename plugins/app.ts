@@ -1,15 +1,25 @@
 // The tqserver plugin as fastify-cli loads it (package export "./app"):
-//   fastify start -o -g 20000 -l info node_modules/tqserver/dist/plugins/app.js
-// fastify-cli registers the default export; being fastify-plugin wrapped, its decorator and the
-// /health routes land on the root instance. `options` (read with -o) are the server options.
-// Run it without -w: fastify-cli's watch restarts the whole host, workers included; tqserver dev
-// reloads workers itself. SIGHUP under fastify-cli shuts down (it installs close-with-grace
+//   fastify start -o -g 20000 -l info node_modules/tqserver/dist/plugins/app.js -- --mode prod
+// fastify-cli registers the default export with the `options` export (read with -o) merged into
+// the plugin options, followed by what comes after `--`; only tqserver's own keys are passed on.
+// Run it without -w: fastify-cli's watch restarts the whole host, workers included, while
+// `-- --mode dev` reloads a worker in milliseconds. -g must exceed drainTimeout + killTimeout so
+// that a shutdown can drain. SIGHUP under fastify-cli shuts down (it installs close-with-grace
 // without a skip list); `tqserver start` uses SIGHUP to reload instead.
-import { LogController } from 'fastify'
-import { tqserver } from './index.js'
+import fp from 'fastify-plugin'
+import { LogController, type FastifyInstance } from 'fastify'
+import { tqserver, type TqServerOptions } from './index.js'
 
-export default tqserver
+const PASSED_ON = ['root', 'mode', 'workerPorts', 'config', 'metrics'] as const
 
+async function app (fastify: FastifyInstance, options: Record<string, unknown>): Promise<void> {
+  const own = Object.fromEntries(PASSED_ON.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]))
+  await fastify.register(tqserver, own as TqServerOptions)
+}
+
+export default fp(app, { name: 'tqserver-app', fastify: '5.x' })
+
+/** Fastify server options: tqserver logs what matters itself, per request logging costs CPU. */
 export const options = {
   logController: new LogController({ disableRequestLogging: true })
 }

@@ -16,8 +16,9 @@ export interface CliProcess {
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
-export function runCli (t: TestContext, args: string[], options: { cwd: string, env?: Record<string, string> }): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/** Runs `tqserver ...args` (or another Node script: `options.script`) with JSON logs on stdout. */
+export function runCli (t: TestContext, args: string[], options: { cwd: string, env?: Record<string, string>, script?: string }): CliProcess {
+  const child = spawn(process.execPath, [options.script ?? CLI, ...args], {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe']
