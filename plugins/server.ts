@@ -3,6 +3,7 @@
 // SIGHUP is not a shutdown here: it reloads what changed. .tqserver/server.json names the
 // running server for `tqserver reload`.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { resolve } from 'node:path'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import type { BuildMode } from '../src/builder.js'
@@ -44,7 +45,9 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   // Before any worker starts: a held port is a quick, clear error instead of a slow one.
   if (config.port !== 0 && !await isPortFree(config.port, config.host)) throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
 
-  const loggerInstance: FastifyBaseLogger = createLogger(config.logLevel, options.prettyLogs ?? false)
+  const { logFile } = config
+  const file = logFile.path === '' ? undefined : { ...logFile, path: resolve(root, logFile.path) }
+  const loggerInstance: FastifyBaseLogger = createLogger(config.logLevel, options.prettyLogs ?? false, file)
   // Requests for workers skip Fastify: the HTTP server hands them to the proxy directly, and
   // Fastify routes only the server's own paths (/health, /livez, /readyz, /__tqserver/...).
   // WebSocket upgrades still go through Fastify (http-proxy).

@@ -42,6 +42,11 @@ export const serverConfigSchema = Type.Object({
     default: 'info',
     description: 'Lowest level written to the log: trace, debug, info, warn, error, fatal or silent'
   }),
+  logFile: Type.Object({
+    path: Type.String({ default: '', description: 'Also write the log, as JSON lines, to this file (relative to the root; a number is added: server.1.log); empty: stdout only' }),
+    maxSize: Type.String({ pattern: '^[1-9][0-9]*[kmg]$', 'x-rule': 'must be a size such as 512k, 10m or 1g', default: '10m', description: 'Size at which the file is rotated (k, m or g)' }),
+    keep: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Log files kept, the current one included; older ones are deleted, also those of earlier runs' })
+  }, { additionalProperties: false, default: {}, description: 'Log file with rotation, for `tqserver dev` and `tqserver start` (the log also goes to stdout)' }),
   restartDelay: Milliseconds(100, 'Wait before restarting a crashed instance; doubles with each crash in crashWindow'),
   restartDelayMax: Milliseconds(30_000, 'Longest wait before restarting a crashed instance'),
   crashLimit: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Crashes within crashWindow that mark a worker FAILED (a crash loop)' }),

@@ -31,5 +31,6 @@ export const PORTS = {
   metrics: '22700-22799',
   fastifyCli: '22800-22899',
   dockerEntrypoint: '22900-22999',
-  scaleOut: '23000-23099'
+  scaleOut: '23000-23099',
+  logFile: '23100-23199'
 } as const
