@@ -41,7 +41,7 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   await fastify.register(tqserverRegistry)
   const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', registry: fastify.tqserver, log: fastify.log })
   await fastify.register(tqserverSupervisor, { supervisor })
-  await fastify.register(tqserverRouter, { liveReload: mode === 'dev' && config.config.liveReload, fastPath })
+  await fastify.register(tqserverRouter, { liveReload: mode === 'dev' && config.config.liveReload, accessLog: config.config.accessLog, fastPath })
   await fastify.register(tqserverHealth, { token: config.config.health.token })
   if (metrics !== false) await fastify.register(tqserverMetrics, { token: config.config.health.token })
   await fastify.register(tqserverProdReload, { supervisor, config, loadConfig, reloadOnSignal: reloadOnSignal ?? false })

@@ -24,6 +24,8 @@ declare module 'fastify' {
 export interface RouterOptions {
   /** Dev live reload: append the reload script to HTML answers from workers. */
   liveReload: boolean
+  /** Log one line per proxied request (accessLog in server.yaml). */
+  accessLog?: boolean
   /**
    * Filled with the raw request handler, for a server that hands plain requests over before
    * Fastify routes them (the standalone server does, for every path that is not its own).
@@ -34,12 +36,7 @@ export interface RouterOptions {
 /** Code sent to WebSocket clients of a retiring instance: "service restart", reconnect. */
 const WS_SERVICE_RESTART = 1012
 
-export interface RouterOptions {
-  /** Dev live reload: append the reload script to HTML answers from workers. */
-  liveReload: boolean
-}
-
-async function routerPlugin (fastify: FastifyInstance, { liveReload, fastPath }: RouterOptions): Promise<void> {
+async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, fastPath }: RouterOptions): Promise<void> {
   const registry = fastify.tqserver
   // One dispatcher for every worker. Its pools are kept by origin so that a retired instance's
   // idle keep-alive sockets are closed by us, not by the worker: a worker closing a socket the
@@ -71,7 +68,7 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, fastPath }:
   })
 
   fastify.decorateRequest('tqTarget', null)
-  const router = new RequestRouter({ registry, dispatcher: agent, liveReload })
+  const router = new RequestRouter({ registry, dispatcher: agent, liveReload, accessLog: accessLog ? fastify.log : undefined })
   if (fastPath) fastPath.handle = (req, res) => { void router.handle(req, res) }
 
   // Plain requests are forwarded from this hook with the reply hijacked, so Fastify neither

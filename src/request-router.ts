@@ -10,6 +10,7 @@ import { forward, upstreamHeaders, type ForwardTarget } from './forwarder.js'
 import { prefersHtml } from './html.js'
 import { LIVE_RELOAD_TAG } from './live-reload.js'
 import { errorBody, errorPage, transportError, type ProxyError } from './proxy-errors.js'
+import type { Logger } from './logger.js'
 import { isSafePath, type Registry, type RouteMatch, type WorkerEntry } from './registry.js'
 import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from './errors.js'
 
@@ -24,17 +25,21 @@ export interface RequestRouterOptions {
   dispatcher: Dispatcher
   /** Dev live reload: append the reload script to HTML pages. */
   liveReload: boolean
+  /** Where to log one line per request, if anywhere. */
+  accessLog?: Logger | undefined
 }
 
 export class RequestRouter {
   readonly #registry: Registry
   readonly #dispatcher: Dispatcher
   readonly #liveReload: boolean
+  readonly #accessLog: Logger | undefined
 
   constructor (options: RequestRouterOptions) {
     this.#registry = options.registry
     this.#dispatcher = options.dispatcher
     this.#liveReload = options.liveReload
+    this.#accessLog = options.accessLog
   }
 
   /**
@@ -58,6 +63,7 @@ export class RequestRouter {
       const statusCode = status()
       const served = this.#registry.release(origin, durationMs, statusCode === 0 || statusCode >= 500)
       this.#registry.metrics.request(entry.spec.name, statusCode, durationMs)
+      this.#accessLog?.info({ worker: entry.spec.name, method: req.method, url, statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request')
       if (served === maxRequests) void this.#registry.emitUpstream('exhausted', origin)
     })
     const queryAt = url.indexOf('?')

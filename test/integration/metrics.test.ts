@@ -19,9 +19,9 @@ async function scrape (host: Host): Promise<Map<string, number>> {
   return samples
 }
 
-test('/metrics counts requests, builds, switches and restarts, for loopback or the token only', async (t) => {
+test('/metrics counts requests, builds, switches and restarts, for loopback or the token only; the access log', async (t) => {
   const root = await useProject(t, 'health')
-  const host = await startHost(t, { root, workerPorts: PORTS.metrics, health: { interval: 10_000, timeout: 2_000, fall: 3, rise: 2, grace: 30_000, token: 's3cret' }, restartDelay: 50 })
+  const host = await startHost(t, { root, workerPorts: PORTS.metrics, health: { interval: 10_000, timeout: 2_000, fall: 3, rise: 2, grace: 30_000, token: 's3cret' }, restartDelay: 50, accessLog: true })
 
   for (let i = 0; i < 3; i++) await (await host.fetch('/steady/hello')).body.dump()
   let samples = await scrape(host)
@@ -29,6 +29,9 @@ test('/metrics counts requests, builds, switches and restarts, for loopback or t
   assert.equal(samples.get('tqserver_request_duration_seconds_count{worker="steady"}'), 3)
   assert.equal(samples.get('tqserver_request_duration_seconds_bucket{le="+Inf",worker="steady"}'), 3)
   assert.equal(samples.get('tqserver_requests_in_flight{worker="steady"}'), 0)
+  const access = host.logs.lines.filter((line) => line.msg === 'request')
+  assert.deepEqual(access.map(({ worker, method, url, statusCode }) => [worker, method, url, statusCode]), Array(3).fill(['steady', 'GET', '/steady/hello', 200]))
+  assert.equal(typeof access[0]!.durationMs, 'number')
   assert.equal(samples.get('tqserver_instances{worker="steady",state="HEALTHY"}'), 1)
   assert.equal(samples.get('tqserver_worker_up{worker="toggle"}'), 1)
   assert.equal(samples.get('tqserver_builds_total{worker="steady",result="ok"}'), 1)
