@@ -34,26 +34,22 @@ async function main (): Promise<void> {
   }
 
   try {
-    const host = pinned(process.execPath, [join(repo, 'dist/src/cli.js'), 'start', '--port', '0', '--worker-ports', '26000-26099'], { cwd: root })
-    const hostUrl = await new Promise<string>((resolve) => {
-      let out = ''
-      host.stdout!.on('data', (chunk: Buffer) => {
-        out += chunk.toString()
-        const match = /"url":"([^"]+)","mode"/.exec(out)
-        if (match) resolve(match[1]!)
+    // `tqserver start` pinned to CPU 0; resolves with its URL once it listens.
+    const startTqserver = (args: string[]) => {
+      const child = pinned(process.execPath, [join(repo, 'dist/src/cli.js'), 'start', '--port', '0', ...args], { cwd: root })
+      return new Promise<{ child: ChildProcess, url: string }>((resolve) => {
+        let out = ''
+        child.stdout!.on('data', (chunk: Buffer) => {
+          out += chunk.toString()
+          const match = /"url":"([^"]+)","mode"/.exec(out)
+          if (match) resolve({ child, url: match[1]! })
+        })
       })
-    })
+    }
+    const { child: host, url: hostUrl } = await startTqserver(['--worker-ports', '26000-26099'])
     // The same project served with connection hand-off (its own worker process, same code).
     await writeFile(join(root, 'handoff.yaml'), 'handoff: true\n')
-    const handoffHost = pinned(process.execPath, [join(repo, 'dist/src/cli.js'), 'start', '--port', '0', '--worker-ports', '26400-26499', '--config', 'handoff.yaml'], { cwd: root })
-    const handoffUrl = await new Promise<string>((resolve) => {
-      let out = ''
-      handoffHost.stdout!.on('data', (chunk: Buffer) => {
-        out += chunk.toString()
-        const match = /"url":"([^"]+)","mode"/.exec(out)
-        if (match) resolve(match[1]!)
-      })
-    })
+    const { child: handoffHost, url: handoffUrl } = await startTqserver(['--worker-ports', '26400-26499', '--config', 'handoff.yaml'])
     const handoffHealth = await (await request(`${handoffUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number }> } } }
     const health = await (await request(`${hostUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number, port: number }> } } }
     const worker = health.workers.hello.instances[0]!
