@@ -79,7 +79,7 @@ export class HandoffFront {
     const origin = servable ? registry.acquire(match.entry) : undefined
     const worker = origin ? this.#instance(origin)?.process : undefined
     if (!origin || !worker?.acceptsConnections) {
-      if (origin) registry.release(origin, 0, false)
+      if (origin) registry.traffic.leave(origin)
       return this.#serveLocally(socket, head)
     }
     // Stop reading for good before the handle travels: paused or not, a stream may read again
@@ -92,15 +92,15 @@ export class HandoffFront {
       head = Buffer.concat([head, rest])
       rest = socket.read() as Buffer | null
     }
-    const started = performance.now()
+    // The connection counts in flight on the instance until the worker reports it closed (the
+    // drain waits for it), but not as a request: the host does not see its requests.
+    worker.onConnectionReleased ??= () => registry.traffic.leave(origin)
     const routes = registry.workers().filter((entry) => entry.spec.enabled).map((entry) => entry.spec.route)
-    worker.handOff(socket, { head: head.toString('latin1'), host: this.#address, routes },
-      () => registry.release(origin, performance.now() - started, false),
-      (sent) => {
-        if (sent) return
-        registry.release(origin, 0, true)
-        socket.destroy()
-      })
+    worker.handOff(socket, { head: head.toString('latin1'), host: this.#address, routes }, (sent) => {
+      if (sent) return
+      registry.traffic.leave(origin)
+      socket.destroy()
+    })
   }
 
   #serveLocally (socket: Socket, head: Buffer): void {

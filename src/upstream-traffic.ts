@@ -34,18 +34,24 @@ export class UpstreamTraffic {
    */
   end (origin: string, durationMs: number, failed: boolean): number {
     const counters = this.#counters(origin)
-    counters.inflight--
     counters.requests++
     if (failed) counters.errors++
     counters.latencies[counters.next] = durationMs
     counters.next = (counters.next + 1) % LATENCY_SAMPLES
     counters.filled = Math.min(counters.filled + 1, LATENCY_SAMPLES)
+    this.leave(origin)
+    return counters.requests
+  }
+
+  /** Ends something begun with begin() that is not a request (a handed-off connection). */
+  leave (origin: string): void {
+    const counters = this.#counters(origin)
+    counters.inflight--
     if (counters.inflight === 0) {
       const waiters = this.#idleWaiters.get(origin)
       this.#idleWaiters.delete(origin)
       for (const wake of waiters ?? []) wake()
     }
-    return counters.requests
   }
 
   inflight (origin: string): number {

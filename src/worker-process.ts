@@ -49,7 +49,8 @@ export class WorkerProcess {
   #commandPid: number | undefined
   /** Said in its 'ready' message that it can take handed-off connections (the SDK can). */
   #acceptsConnections = false
-  #onReleased: (() => void) | undefined
+  /** Runs each time the worker reports a handed-off connection closed. */
+  onConnectionReleased: (() => void) | undefined
   #exit: ExitInfo | undefined
   #wake: (() => void) | undefined
   #stopping: Promise<ExitInfo> | undefined
@@ -82,7 +83,7 @@ export class WorkerProcess {
         this.#wake?.()
       }
       if (message?.type === 'command') this.#commandPid = message.pid
-      if (message?.type === 'tq:released') this.#onReleased?.()
+      if (message?.type === 'tq:released') this.onConnectionReleased?.()
     })
     // A worker's IPC errors (it exited while we wrote) must not crash the server.
     child.on('error', (err) => options.log.debug({ err }, 'worker process error'))
@@ -115,11 +116,9 @@ export class WorkerProcess {
 
   /**
    * Hands a client connection to the worker (connection hand-off), with the bytes already read
-   * from it and what the worker needs to know. `onReleased` runs when the worker reports that a
-   * handed-off connection has closed. Calls back false if the worker could not take it.
+   * from it and what the worker needs to know. Calls back false if the worker could not take it.
    */
-  handOff (socket: Socket, message: Record<string, unknown>, onReleased: () => void, sent: (ok: boolean) => void): void {
-    this.#onReleased = onReleased
+  handOff (socket: Socket, message: Record<string, unknown>, sent: (ok: boolean) => void): void {
     this.#child.send({ type: 'tq:connection', ...message }, socket, { keepOpen: false }, (err) => sent(err === null || err === undefined))
   }
 
