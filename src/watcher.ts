@@ -3,7 +3,6 @@
 // quiet. Editors' atomic saves (write a temp file, rename it over) arrive as changes.
 import { stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
-import type { Stats } from 'node:fs'
 import { watch, type FSWatcher } from 'chokidar'
 import type { Logger } from './logger.js'
 
@@ -26,9 +25,13 @@ const IGNORED_NAME = /(^\.|~$|\.sw[a-p]$|^4913$|\.tmp$)/
 /**
  * chokidar drops every further 'change' of a file for 50 ms after one (its throttle has no
  * trailing event), so a second save within 50 ms would be lost. A file is looked at again after
- * that window, and reported if it changed since.
+ * that window, and reported if it was written after the last report (whose build read the files
+ * then). Not "since the event": a save is a truncate and a write, and a stat between the two
+ * would make every save look changed again, and build twice.
  */
 const CHOKIDAR_THROTTLE_MS = 50
+/** File times come from the kernel's coarse clock, a few ms behind Date.now(). */
+const MTIME_SLACK_MS = 10
 
 export class WorkerWatcher {
   readonly #options: WatcherOptions
@@ -36,6 +39,8 @@ export class WorkerWatcher {
   /** Build inputs outside workers/, and the workers that import them. */
   readonly #outside = new Map<string, Set<string>>()
   readonly #rechecks = new Set<NodeJS.Timeout>()
+  /** When changes were last reported (Date.now()): builds read the files after this. */
+  #reportedAt = 0
   #watcher: FSWatcher | undefined
   #closed = false
 
@@ -55,9 +60,9 @@ export class WorkerWatcher {
         return parts.some((part) => part === 'node_modules' || IGNORED_NAME.test(part)) || parts[1] === 'bin'
       }
     })
-    this.#watcher.on('all', (event, path, stats) => {
+    this.#watcher.on('all', (event, path) => {
       this.#onEvent(event, path)
-      if (event === 'change') this.#recheck(path, stats)
+      if (event === 'change') this.#recheck(path)
     })
     this.#watcher.on('error', (err) => this.#options.log.error({ err }, 'file watcher error'))
     await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()))
@@ -112,11 +117,11 @@ export class WorkerWatcher {
     this.#queue(worker, 'source')
   }
 
-  #recheck (path: string, seen: Stats | undefined): void {
+  #recheck (path: string): void {
     const timer = setTimeout(() => {
       this.#rechecks.delete(timer)
       stat(path).then((now) => {
-        if (!this.#closed && now.mtimeMs !== seen?.mtimeMs) this.#onEvent('change', path)
+        if (!this.#closed && now.mtimeMs > this.#reportedAt - MTIME_SLACK_MS) this.#onEvent('change', path)
       }, () => {})
     }, CHOKIDAR_THROTTLE_MS + 10)
     timer.unref()
@@ -130,6 +135,7 @@ export class WorkerWatcher {
     kinds.add(kind)
     const timer = setTimeout(() => {
       this.#pending.delete(worker)
+      this.#reportedAt = Date.now()
       this.#options.onChange(worker, kinds)
     }, this.#options.debounceMs)
     timer.unref()
