@@ -60,6 +60,10 @@ async function main (): Promise<void> {
       { name: 'tqserver', url: `${hostUrl}/hello/hello`, pids: () => [host.pid!] },
       { name: 'tqserver hand-off', url: `${handoffUrl}/hello/hello`, pids: () => [handoffHost.pid!], workerPid: handoffHealth.workers.hello.instances[0]!.pid }
     ]
+    // The floor: a bare node:http + undici proxy (bench/bare-proxy.ts), none of tqserver's work.
+    const bare = pinned(process.execPath, [join(repo, 'dist/bench/bare-proxy.js'), String(worker.port), '26103'])
+    await waitForPort(26103)
+    targets.push({ name: 'bare Node proxy', url: 'http://127.0.0.1:26103', pids: () => [bare.pid!] })
     if (has('nginx')) targets.push(await startNginx(root, worker.port, pinned))
     else console.log('nginx not installed: apt-get install nginx-light')
     if (has('haproxy')) targets.push(await startHaproxy(root, worker.port, pinned))
