@@ -25,6 +25,7 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
+import { median, percentile } from './stats.js'
 
 const REPS = Number(process.argv[2] ?? 20)
 const WRK_SECONDS = Number(process.argv[3] ?? 5)
@@ -428,14 +429,6 @@ function wrk (url: string, seconds: number): WrkRun {
 }
 
 // ---------------------------------------------------------------- report
-
-/** Nearest rank: with 20 samples p95 is the 19th, with fewer it is the largest. */
-function percentile (values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.max(0, Math.ceil(sorted.length * p) - 1)] ?? NaN
-}
-
-const median = (values: number[]) => percentile(values, 0.5)
 
 function table (title: string, rows: Row[], columns: Array<[string, keyof Sample]>): string[] {
   columns = [...columns, ['first → last failed request', 'failing']]

@@ -9,6 +9,8 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
+import { LogRecorder } from '../test/helpers/logs.js'
+import { median } from './stats.js'
 
 const ROUNDS = Number(process.argv[2] ?? 5)
 const WORKERS = 20
@@ -25,25 +27,10 @@ async function main (): Promise<void> {
   build(root, [])
 
   const server = spawn(process.execPath, [cli, 'start', '--port', '0', '--worker-ports', '24000-24999'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
-  let pending = ''
-  const listeners = new Set<(line: Record<string, unknown>) => void>()
-  server.stdout.on('data', (chunk: Buffer) => {
-    pending += chunk.toString()
-    let newline
-    while ((newline = pending.indexOf('\n')) !== -1) {
-      const line = JSON.parse(pending.slice(0, newline)) as Record<string, unknown>
-      pending = pending.slice(newline + 1)
-      for (const listener of listeners) listener(line)
-    }
-  })
-  const nextLine = (msg: string) => new Promise<Record<string, unknown>>((resolve) => {
-    const listener = (line: Record<string, unknown>) => {
-      if (line.msg !== msg) return
-      listeners.delete(listener)
-      resolve(line)
-    }
-    listeners.add(listener)
-  })
+  // The server's JSON log lines, read with the tests' recorder; a 20-worker reload takes seconds.
+  const log = new LogRecorder()
+  server.stdout.on('data', (chunk: Buffer) => log.write(chunk))
+  const nextLine = (msg: string) => log.next((line) => line.msg === msg, 120_000, msg)
   const url = String((await nextLine('tqserver listening')).url)
   const hostRss = async () => (Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${server.pid}/status`, 'utf8'))![1]) / 1024).toFixed(0)
   console.log(`host RSS with ${WORKERS} workers running: ${await hostRss()} MB`)
@@ -110,11 +97,6 @@ async function main (): Promise<void> {
 function build (root: string, workers: string[]): void {
   const result = spawnSync(process.execPath, [cli, 'build', ...workers], { cwd: root, encoding: 'utf8' })
   if (result.status !== 0) throw new Error(`tqserver build failed: ${result.stderr}`)
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN
 }
 
 console.log(`tqserver production reload benchmark: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${WORKERS} SDK workers`)

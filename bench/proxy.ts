@@ -9,6 +9,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+import { median } from './stats.js'
 
 const ROUNDS = Number(process.argv[2] ?? 5)
 const SECONDS = Number(process.argv[3] ?? 5)
@@ -179,11 +180,6 @@ async function waitForPort (port: number): Promise<void> {
     }
   }
   throw new Error(`nothing listens on ${port}`)
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN
 }
 
 function report (connections: number, runs: Map<string, Run[]>): void {

@@ -8,11 +8,15 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
+import { LogRecorder, type LogLine } from '../test/helpers/logs.js'
+import { percentile } from './stats.js'
 
 const SAVES = Number(process.argv[2] ?? 50)
 /** Standby processes (0 measures fresh spawns): npm run bench:reload -- 50 0 */
 const standbys = Number(process.argv[3] ?? 1)
 const LOAD_CLIENTS = 8
+/** Nothing in a run waits longer for a log line than a fresh worker start under load. */
+const LINE_TIMEOUT_MS = 60_000
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 
 interface Phase { build: number[], ready: number[], total: number[], noticed: number[], seen: number[] }
@@ -28,30 +32,15 @@ async function main (): Promise<void> {
 
   const server = spawn(process.execPath, [join(repo, 'dist/src/cli.js'), 'dev', '--port', '0', '--worker-ports', '23000-23999'],
     { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
-  const lines: Array<Record<string, unknown>> = []
-  const listeners = new Set<(line: Record<string, unknown>) => void>()
-  let pending = ''
-  server.stdout.on('data', (chunk: Buffer) => {
-    pending += chunk.toString()
-    let newline
-    while ((newline = pending.indexOf('\n')) !== -1) {
-      const line = JSON.parse(pending.slice(0, newline)) as Record<string, unknown>
-      pending = pending.slice(newline + 1)
-      lines.push(line)
-      for (const listener of listeners) listener(line)
-    }
-  })
-  const nextLine = (match: (line: Record<string, unknown>) => boolean) => new Promise<Record<string, unknown>>((resolve) => {
-    const listener = (line: Record<string, unknown>) => {
-      if (!match(line)) return
-      listeners.delete(listener)
-      resolve(line)
-    }
-    listeners.add(listener)
-  })
-  const firstStandby = nextLine((line) => line.msg === 'standby ready')
+  // The server's JSON log lines, read with the tests' recorder.
+  const log = new LogRecorder()
+  server.stdout.on('data', (chunk: Buffer) => log.write(chunk))
+  const nextLine = (match: (line: LogLine) => boolean) => log.next(match, LINE_TIMEOUT_MS, 'a log line')
+  // Awaited only with standbys: a line that never comes would time out.
+  const standbyReady = () => standbys > 0 ? nextLine((line) => line.msg === 'standby ready') : undefined
+  const firstStandby = standbyReady()
   const url = String((await nextLine((line) => line.msg === 'tqserver listening')).url)
-  if (standbys > 0) await firstStandby
+  await firstStandby
   const agent = new Agent({ connections: LOAD_CLIENTS + 1, keepAliveTimeout: 60_000 })
   const getVersion = async () => {
     const res = await agent.request({ origin: url, path: '/app/version', method: 'GET' })
@@ -88,7 +77,7 @@ async function main (): Promise<void> {
     for (let save = 0; save < SAVES; save++) {
       version++
       const switched = nextLine((line) => line.msg === 'worker switched')
-      const standbyReady = nextLine((line) => line.msg === 'standby ready')
+      const nextStandby = standbyReady()
       const started = performance.now()
       const startedAt = Date.now()
       await writeFile(versionFile, `export const VERSION = ${version}\n`)
@@ -98,8 +87,8 @@ async function main (): Promise<void> {
       const seenAt = Date.now()
       await switched // the old instance is gone before the next save
       // A person saves again seconds later: by then the next standby is warm. Wait for it here.
-      if (standbys > 0) await standbyReady
-      const recent = lines.slice(-40)
+      await nextStandby
+      const recent = log.lines.slice(-40)
       const built = recent.findLast((line) => line.msg === 'worker built')
       if (built) phase.build.push(Number(built.durationMs))
       const healthy = recent.findLast((line) => line.to === 'HEALTHY')
@@ -121,11 +110,6 @@ async function main (): Promise<void> {
   server.kill('SIGTERM')
   await new Promise((resolve) => server.once('exit', resolve))
   await rm(root, { recursive: true, force: true })
-}
-
-function percentile (values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
 }
 
 function report (label: string, phase: Phase, failures: number, requests: number): void {

@@ -15,6 +15,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
+import { median } from './stats.js'
 
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 const cli = join(repo, 'dist/src/cli.js')
@@ -154,10 +155,6 @@ function sessions (csv: string, server: string): number {
   const header = csv.split('\n')[0]!.replace(/^# /, '').split(',')
   const row = csv.split('\n').find((line) => line.startsWith(`tqservers,${server},`))?.split(',')
   return Number(row?.[header.indexOf('scur')] ?? 0)
-}
-
-function median (values: number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
