@@ -21,8 +21,7 @@ async function healthPlugin (fastify: FastifyInstance, { token }: HealthPluginOp
   const noStore = { 'cache-control': 'no-store' }
   const stream = new EventStreamHub()
   let ticker: NodeJS.Timeout | undefined
-  const allowed = (request: FastifyRequest) =>
-    mayReadDetails({ remoteAddress: request.socket.remoteAddress, headers: request.headers, query: request.query as Record<string, unknown> }, token)
+  const allowed = (request: FastifyRequest) => mayReadDetails(request, token)
 
   fastify.get('/health', async (request, reply) => {
     const report = registry.status()

@@ -13,8 +13,7 @@ async function metricsPlugin (fastify: FastifyInstance, { token }: MetricsPlugin
   const { metrics } = fastify.tqserver
   fastify.get('/metrics', async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    const access = { remoteAddress: request.socket.remoteAddress, headers: request.headers, query: request.query as Record<string, unknown> }
-    if (!mayReadDetails(access, token)) {
+    if (!mayReadDetails(request, token)) {
       return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'metrics need loopback or the health token' })
     }
     return reply.type(metrics.contentType).send(await metrics.text())

@@ -9,6 +9,7 @@ import { existsSync, statSync } from 'node:fs'
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
+import { forwardingHeaders } from './forwarder.js'
 
 /** Idle connections are closed this long after a drain begins (they may be mid-request). */
 const DRAIN_GRACE_MS = 1_000
@@ -57,13 +58,10 @@ export class HandoffReceiver {
       this.#passBack(req, res)
       return false
     }
-    const client = req.socket.remoteAddress ?? ''
-    const prior = req.headers['x-forwarded-for']
-    req.headers['x-forwarded-for'] = prior ? `${String(prior)}, ${client}` : client
-    req.headers['x-forwarded-proto'] = 'http'
-    req.headers['x-forwarded-host'] = req.headers.host ?? ''
+    // The same headers the proxy sets; a client's own X-Forwarded-Prefix is never passed on.
+    delete req.headers['x-forwarded-prefix']
+    Object.assign(req.headers, forwardingHeaders(req, this.#route, 'http'))
     if (this.#route !== '/') {
-      req.headers['x-forwarded-prefix'] = this.#route
       const rest = url.slice(this.#route.length)
       req.url = rest === '' || rest[0] === '?' ? `/${rest}` : rest
     }

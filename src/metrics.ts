@@ -26,7 +26,11 @@ export class ServerMetrics {
   readonly #reloads: Counter<'trigger' | 'result'>
   readonly #reloadDuration: Histogram
 
+  /** The health report of the scrape in progress: three gauges read it, it is built once. */
+  #scraped: HealthReport | undefined
+
   constructor (report: () => HealthReport) {
+    const workers = () => Object.entries((this.#scraped ??= report()).workers)
     const registers = [this.registry]
     this.#requests = new Counter({
       name: `${PREFIX}requests_total`,
@@ -48,7 +52,7 @@ export class ServerMetrics {
       registers,
       collect () {
         this.reset()
-        for (const [worker, { instances }] of Object.entries(report().workers)) {
+        for (const [worker, { instances }] of workers()) {
           this.set({ worker }, instances.reduce((sum, instance) => sum + instance.inflight, 0))
         }
       }
@@ -60,7 +64,7 @@ export class ServerMetrics {
       registers,
       collect () {
         this.reset()
-        for (const [worker, { instances }] of Object.entries(report().workers)) {
+        for (const [worker, { instances }] of workers()) {
           for (const state of STATES) this.set({ worker, state }, instances.filter((instance) => instance.state === state).length)
         }
       }
@@ -72,7 +76,7 @@ export class ServerMetrics {
       registers,
       collect () {
         this.reset()
-        for (const [worker, { status }] of Object.entries(report().workers)) {
+        for (const [worker, { status }] of workers()) {
           if (status !== 'disabled') this.set({ worker }, status === 'healthy' ? 1 : 0)
         }
       }
@@ -150,8 +154,12 @@ export class ServerMetrics {
   }
 
   /** The Prometheus text exposition. */
-  text (): Promise<string> {
-    return this.registry.metrics()
+  async text (): Promise<string> {
+    try {
+      return await this.registry.metrics()
+    } finally {
+      this.#scraped = undefined
+    }
   }
 
   get contentType (): string {
