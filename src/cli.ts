@@ -181,6 +181,12 @@ async function scaffold (root: string, flags: ServerOverrides, name: string, tem
   process.stdout.write(`created ${relative(root, target)}: edit src/main.ts; it is served at ${route}\n`)
 }
 
+/** The /health report as JSON (details: from this machine, or with the token). */
+async function healthReport (url: string, token?: string): Promise<HealthReport> {
+  const res = await fetch(`${url}/health`, { headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } })
+  return await res.json() as HealthReport
+}
+
 /** Prints the running server's /health as a table (or JSON); exits 1 when it is unhealthy. */
 async function status (root: string, options: { url?: string, token?: string, json?: boolean }): Promise<void> {
   const url = options.url ?? (await readServerFile(root))?.url
@@ -188,8 +194,7 @@ async function status (root: string, options: { url?: string, token?: string, js
   const token = options.token ?? process.env.TQ_HEALTH_TOKEN
   let report: HealthReport
   try {
-    const res = await fetch(`${url}/health`, { headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } })
-    report = await res.json() as HealthReport
+    report = await healthReport(url, token)
   } catch (err) {
     throw new TQ_ERR_CLI_NOT_RUNNING(root, `${url} does not answer: ${(err as Error).message}`)
   }
@@ -202,7 +207,7 @@ async function status (root: string, options: { url?: string, token?: string, js
 async function reload (root: string, wait: boolean, timeoutMs: number): Promise<void> {
   const server = await readServerFile(root)
   if (!server) throw new TQ_ERR_CLI_NOT_RUNNING(root, 'no .tqserver/server.json')
-  const lastReloadAt = async () => ((await (await fetch(`${server.url}/health`)).json()) as HealthReport).lastReload?.at ?? 0
+  const lastReloadAt = async () => (await healthReport(server.url)).lastReload?.at ?? 0
   let before: number
   try {
     before = await lastReloadAt()
@@ -217,7 +222,7 @@ async function reload (root: string, wait: boolean, timeoutMs: number): Promise<
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, RELOAD_POLL_MS))
-    const report = await (await fetch(`${server.url}/health`)).json() as HealthReport
+    const report = await healthReport(server.url)
     const summary = report.lastReload
     if (!summary || summary.at <= before) continue
     const list = (label: string, names: string[]) => names.length > 0 ? [`${label} ${names.join(', ')}`] : []
