@@ -16,7 +16,7 @@ const ROUNDS = Number(process.argv[2] ?? 5)
 const WORKERS = 20
 const LOAD_CLIENTS = 8
 const repo = fileURLToPath(new URL('../../', import.meta.url))
-const cli = join(repo, 'dist/src/cli.js')
+const cli = join(repo, 'dist/src/cli/main.js')
 const names = Array.from({ length: WORKERS }, (_, i) => `w${String(i + 1).padStart(2, '0')}`)
 
 async function main (): Promise<void> {

@@ -37,7 +37,7 @@ async function main (): Promise<void> {
   try {
     // `tqserver start` pinned to CPU 0; resolves with its URL once it listens.
     const startTqserver = (args: string[]) => {
-      const child = pinned(process.execPath, [join(repo, 'dist/src/cli.js'), 'start', '--port', '0', ...args], { cwd: root })
+      const child = pinned(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', ...args], { cwd: root })
       return new Promise<{ child: ChildProcess, url: string }>((resolve) => {
         let out = ''
         child.stdout!.on('data', (chunk: Buffer) => {

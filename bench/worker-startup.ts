@@ -6,8 +6,8 @@ import { mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as esbuild from 'esbuild'
-import { probeHealth } from '../src/health-checker.js'
-import { isPortFree } from '../src/port-pool.js'
+import { probeHealth } from '../src/supervision/health-checker.js'
+import { isPortFree } from '../src/process/port-pool.js'
 
 const rounds = Number(process.argv[2] ?? 20)
 const root = fileURLToPath(new URL('../../bench/fixtures/hello/', import.meta.url))

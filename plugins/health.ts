@@ -4,9 +4,9 @@
 // every second while a page is open.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { DASHBOARD_STREAM, renderDashboard } from '../src/dashboard.js'
-import { EventStreamHub } from '../src/event-stream.js'
-import { mayReadDetails } from '../src/health-access.js'
+import { DASHBOARD_STREAM, renderDashboard } from '../src/report/dashboard.js'
+import { EventStreamHub } from '../src/report/event-stream.js'
+import { mayReadDetails } from '../src/report/health-access.js'
 import { prefersHtml } from '../src/html.js'
 
 const STREAM_INTERVAL_MS = 1_000

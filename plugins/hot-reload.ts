@@ -1,12 +1,12 @@
-// Dev mode: watches workers/ and switches a worker when its files change (see src/hot-reload.ts);
+// Dev mode: watches workers/ and switches a worker when its files change (see src/reload/hot-reload.ts);
 // with liveReload, serves an event stream and adds a script to HTML pages so they reload after.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { ResolvedServerConfig } from '../src/config/server-config.js'
-import { HotReload } from '../src/hot-reload.js'
-import { EventStreamHub } from '../src/event-stream.js'
-import { LIVE_RELOAD_EVENTS, LIVE_RELOAD_SCRIPT, LIVE_RELOAD_SCRIPT_PATH, withReloadScript } from '../src/live-reload.js'
-import type { Supervisor } from '../src/supervisor.js'
+import { HotReload } from '../src/reload/hot-reload.js'
+import { EventStreamHub } from '../src/report/event-stream.js'
+import { LIVE_RELOAD_EVENTS, LIVE_RELOAD_SCRIPT, LIVE_RELOAD_SCRIPT_PATH, withReloadScript } from '../src/reload/live-reload.js'
+import type { Supervisor } from '../src/supervision/supervisor.js'
 
 export interface HotReloadPluginOptions {
   resolved: ResolvedServerConfig

@@ -4,9 +4,9 @@
 // metrics -> prod-reload, and in dev mode hot-reload.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { BuildMode } from '../src/builder.js'
+import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ResolvedServerConfig, type ServerOverrides } from '../src/config/server-config.js'
-import { Supervisor } from '../src/supervisor.js'
+import { Supervisor } from '../src/supervision/supervisor.js'
 import { tqserverHealth } from './health.js'
 import { tqserverHotReload } from './hot-reload.js'
 import { tqserverMetrics } from './metrics.js'
@@ -50,6 +50,6 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
 
 export const tqserver = fp(tqserverPlugin, { name: 'tqserver', fastify: '5.x' })
 export default tqserver
-export type { Registry, WorkerEntry } from '../src/registry.js'
-export type { HealthReport, WorkerReport, InstanceReport } from '../src/health-report.js'
+export type { Registry, WorkerEntry } from '../src/routing/route-table.js'
+export type { HealthReport, WorkerReport, InstanceReport } from '../src/report/health-report.js'
 export type { ServerConfig, WorkerConfig } from '../src/config/schema.js'

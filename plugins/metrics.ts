@@ -1,8 +1,8 @@
-// GET /metrics: Prometheus text (see src/metrics.ts), for loopback or the health token, like the
+// GET /metrics: Prometheus text (see src/report/metrics.ts), for loopback or the health token, like the
 // /health details: a scrape from elsewhere carries `Authorization: Bearer <health.token>`.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { mayReadDetails } from '../src/health-access.js'
+import { mayReadDetails } from '../src/report/health-access.js'
 
 export interface MetricsPluginOptions {
   /** health.token from the configuration ('' for none). */

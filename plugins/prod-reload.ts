@@ -1,11 +1,11 @@
 // Production reload: `fastify.tqserver.reload()` and, when asked for, SIGHUP rescan workers/ and
-// the configuration and switch what changed (src/prod-reload.ts). The SIGHUP handler is removed
+// the configuration and switch what changed (src/reload/prod-reload.ts). The SIGHUP handler is removed
 // when the instance closes.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { ResolvedServerConfig } from '../src/config/server-config.js'
-import { ProdReload } from '../src/prod-reload.js'
-import type { Supervisor } from '../src/supervisor.js'
+import { ProdReload } from '../src/reload/prod-reload.js'
+import type { Supervisor } from '../src/supervision/supervisor.js'
 
 export interface ProdReloadPluginOptions {
   supervisor: Supervisor

@@ -1,7 +1,7 @@
 // Decorates the root instance, once, with the registry every other tqserver plugin shares.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Registry } from '../src/registry.js'
+import { Registry } from '../src/routing/route-table.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,4 +1,4 @@
-// Routes every request the app does not answer itself to a worker (src/request-router.ts does
+// Routes every request the app does not answer itself to a worker (src/proxy/request-router.ts does
 // the work): from an onRequest hook on a catch-all registered by @fastify/http-proxy, which also
 // forwards WebSocket upgrades. Routes live in the registry, not in Fastify's router, so workers
 // can come and go while the server listens. One undici Agent reaches every worker.
@@ -8,10 +8,10 @@ import { Agent, Pool } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { WebSocket } from 'ws'
-import { forwardingHeaders } from '../src/forwarder.js'
+import { forwardingHeaders } from '../src/proxy/forwarder.js'
 import { prefersHtml } from '../src/html.js'
-import { errorBody, errorPage, type ProxyError } from '../src/proxy-errors.js'
-import { RequestRouter, type PinnedTarget } from '../src/request-router.js'
+import { errorBody, errorPage, type ProxyError } from '../src/proxy/proxy-errors.js'
+import { RequestRouter, type PinnedTarget } from '../src/proxy/request-router.js'
 import { TQ_ERR_PROXY_NO_ROUTE } from '../src/errors.js'
 
 declare module 'fastify' {

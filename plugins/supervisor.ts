@@ -2,7 +2,7 @@
 // preClose, drained and stopped on onClose.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Supervisor } from '../src/supervisor.js'
+import type { Supervisor } from '../src/supervision/supervisor.js'
 
 export interface SupervisorPluginOptions {
   /** Made by the tqserver plugin, which also hands it to hot reload. */

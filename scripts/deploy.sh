@@ -16,7 +16,7 @@ if [ -z "$target_name" ]; then
 fi
 root=$(cd "${TQ_ROOT:-$PWD}" && pwd)
 tqserver_dir=$(cd "$(dirname "$0")/.." && pwd)
-cli=(node "$tqserver_dir/dist/src/cli.js")
+cli=(node "$tqserver_dir/dist/src/cli/main.js")
 
 # The target's destination: "user@host:/path" or a local path (relative to the project root).
 dest=$(node --input-type=module - "$tqserver_dir" "$root/config/deployment.yaml" "$target_name" <<'JS'
@@ -55,7 +55,7 @@ fi
 
 echo "deploy: reloading the server in $dest"
 if [ -n "$remote" ]; then
-  ssh "$remote" "cd '$path' && if [ -x node_modules/.bin/tqserver ]; then node_modules/.bin/tqserver reload; else node dist/src/cli.js reload; fi"
+  ssh "$remote" "cd '$path' && if [ -x node_modules/.bin/tqserver ]; then node_modules/.bin/tqserver reload; else node dist/src/cli/main.js reload; fi"
 else
   "${cli[@]}" reload --root "$path"
 fi

@@ -17,7 +17,7 @@ test('the image\'s build, CMD and HEALTHCHECK run, and SIGTERM stops it cleanly'
   const stages = parseDockerfile(await readFile(join(REPO_ROOT, 'docker', 'Dockerfile'), 'utf8'))
   const final = stages.at(-1)!
   const buildStep = stages[0]!.filter(({ keyword }) => keyword === 'RUN').flatMap(({ args }) => args.split('&&').map((part) => part.trim()))
-    .find((part) => /cli\.js build$/.test(part))!
+    .find((part) => /cli\/main\.js build$/.test(part))!
   const cmd = execForm(final.filter(({ keyword }) => keyword === 'CMD').at(-1)!.args)!
   const healthcheck = final.find(({ keyword }) => keyword === 'HEALTHCHECK')!.args
   const healthCmd = execForm(healthcheck.slice(healthcheck.indexOf('CMD ') + 4))!

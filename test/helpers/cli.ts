@@ -7,7 +7,7 @@ import { REPO_ROOT } from './project.js'
 import { within } from './wait.js'
 import { defer } from './cleanup.js'
 
-export const CLI = join(REPO_ROOT, 'dist', 'src', 'cli.js')
+export const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')
 
 export interface CliProcess {
   child: ChildProcess

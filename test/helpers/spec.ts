@@ -1,5 +1,5 @@
 // A worker spec for unit tests that need one without a folder on disk.
-import type { WorkerSpec } from '../../src/worker-discovery.js'
+import type { WorkerSpec } from '../../src/config/worker-discovery.js'
 
 export function testSpec (name: string, route = `/${name}`, overrides: Partial<WorkerSpec> = {}): WorkerSpec {
   return {

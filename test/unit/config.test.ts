@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadServerConfig } from '../../src/config/server-config.js'
-import { discoverWorkers } from '../../src/worker-discovery.js'
+import { discoverWorkers } from '../../src/config/worker-discovery.js'
 import { useProject } from '../helpers/project.js'
 
 const MAIN = { 'workers/api/src/main.ts': 'export {}\n' }

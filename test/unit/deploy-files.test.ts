@@ -16,7 +16,7 @@ test('the systemd unit reloads on SIGHUP and leaves the server time to drain', a
   assert.equal(value('ExecReload'), '/bin/kill -HUP $MAINPID')
   assert.equal(value('KillMode'), 'mixed')
   assert.equal(value('Restart'), 'on-failure')
-  assert.match(value('ExecStart') ?? '', /cli\.js start$/)
+  assert.match(value('ExecStart') ?? '', /cli\/main\.js start$/)
   const drainAndKillSeconds = (serverConfigSchema.properties.drainTimeout.default + serverConfigSchema.properties.killTimeout.default) / 1000
   assert.ok(Number(value('TimeoutStopSec')) > drainAndKillSeconds, 'TimeoutStopSec exceeds drainTimeout + killTimeout')
 })
@@ -31,7 +31,7 @@ const seconds = (value: string) => {
 test('the Dockerfile builds in one stage, runs as non-root under an init, exec-form CMD, HEALTHCHECK on /livez', async () => {
   const stages = parseDockerfile(await readFile(join(REPO_ROOT, 'docker', 'Dockerfile'), 'utf8'))
   assert.ok(stages.length >= 2, 'multi-stage')
-  assert.ok(stages[0]!.some(({ keyword, args }) => keyword === 'RUN' && /cli\.js build/.test(args)), 'the workers are built in the image')
+  assert.ok(stages[0]!.some(({ keyword, args }) => keyword === 'RUN' && /cli\/main\.js build/.test(args)), 'the workers are built in the image')
   const final = stages.at(-1)!
   const last = (keyword: string) => final.filter((instruction) => instruction.keyword === keyword).at(-1)?.args
   assert.ok(final.some(({ keyword, args }) => keyword === 'COPY' && args.startsWith('--from=')), 'the final stage copies from the build')
@@ -40,7 +40,7 @@ test('the Dockerfile builds in one stage, runs as non-root under an init, exec-f
   const entrypoint = execForm(last('ENTRYPOINT') ?? '')
   assert.ok(entrypoint && /\/tini$/.test(entrypoint[0]!), 'tini is PID 1')
   const cmd = execForm(last('CMD') ?? '')
-  assert.deepEqual(cmd, ['node', 'dist/src/cli.js', 'start'], 'exec form, node itself (no npm or shell between the signal and the server)')
+  assert.deepEqual(cmd, ['node', 'dist/src/cli/main.js', 'start'], 'exec form, node itself (no npm or shell between the signal and the server)')
   const stopSignal = last('STOPSIGNAL')
   assert.ok(stopSignal === undefined || stopSignal === 'SIGTERM')
   const healthcheck = last('HEALTHCHECK') ?? ''

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { PassThrough } from 'node:stream'
 import { once } from 'node:events'
 import { pino } from 'pino'
-import { captureOutput, OutputBuffer } from '../../src/log-capture.js'
+import { captureOutput, OutputBuffer } from '../../src/process/log-capture.js'
 import { LogRecorder } from '../helpers/logs.js'
 
 test('forwards worker output line by line into the server log', async () => {

@@ -1,11 +1,11 @@
 // The registry's route matching, upstream choice and in-flight accounting.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Registry, type WorkerEntry } from '../../src/registry.js'
-import { StaticFiles } from '../../src/static-files.js'
-import type { WorkerSpec } from '../../src/worker-discovery.js'
+import { Registry, type WorkerEntry } from '../../src/routing/route-table.js'
+import { StaticFiles } from '../../src/routing/static-files.js'
+import type { WorkerSpec } from '../../src/config/worker-discovery.js'
 import { testSpec } from '../helpers/spec.js'
-import type { WorkerInstance } from '../../src/worker-instance.js'
+import type { WorkerInstance } from '../../src/process/worker-instance.js'
 
 const spec = (name: string, route: string, enabled = true) => testSpec(name, route, { enabled })
 

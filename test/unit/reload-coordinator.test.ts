@@ -2,10 +2,10 @@
 // switch merged into exactly one more, which uses the latest spec and all the work asked for.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ReloadCoordinator, type ReloadPlan, type SwitchHost } from '../../src/reload-coordinator.js'
-import { Registry } from '../../src/registry.js'
-import type { BuildResult } from '../../src/builder.js'
-import type { WorkerSpec } from '../../src/worker-discovery.js'
+import { ReloadCoordinator, type ReloadPlan, type SwitchHost } from '../../src/supervision/worker-switch.js'
+import { Registry } from '../../src/routing/route-table.js'
+import type { BuildResult } from '../../src/build/builder.js'
+import type { WorkerSpec } from '../../src/config/worker-discovery.js'
 import { testSpec } from '../helpers/spec.js'
 
 const spec = (name: string, note: string): WorkerSpec => testSpec(name, `/${name}`, { instances: 0, entry: note })

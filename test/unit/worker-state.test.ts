@@ -1,7 +1,7 @@
 // The state machine: every legal move works and is logged once; every other move throws.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { InstanceState, STATES, TRANSITIONS, type WorkerState } from '../../src/worker-state.js'
+import { InstanceState, STATES, TRANSITIONS, type WorkerState } from '../../src/process/worker-state.js'
 import type { Logger } from '../../src/logger.js'
 
 function recorder () {

@@ -2,15 +2,15 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { probeHealth } from './health-checker.js'
+import { probeHealth } from '../supervision/health-checker.js'
 import { captureOutput, type OutputBuffer, type OutputSink } from './log-capture.js'
-import type { Logger } from './logger.js'
-import { TQ_ERR_WORKER_EXITED, TQ_ERR_WORKER_SPAWN, TQ_ERR_WORKER_START_TIMEOUT } from './errors.js'
+import type { Logger } from '../logger.js'
+import { TQ_ERR_WORKER_EXITED, TQ_ERR_WORKER_SPAWN, TQ_ERR_WORKER_START_TIMEOUT } from '../errors.js'
 
 /** Runs a `command:` worker (not Node) under the contract's process rules. */
-const COMMAND_SHIM = fileURLToPath(new URL('./command-shim.js', import.meta.url))
+const COMMAND_SHIM = fileURLToPath(new URL('../worker/command-shim.js', import.meta.url))
 /** Loaded into every Node worker before its own code: exit when the server is gone. */
-const PRELOAD = new URL('./worker-preload.js', import.meta.url).href
+const PRELOAD = new URL('../worker/preload.js', import.meta.url).href
 /** Not the server's own flags (an --inspect port would clash). Source maps for stack traces. */
 export const WORKER_EXEC_ARGV = ['--enable-source-maps', '--import', PRELOAD]
 /** Output lines quoted in a start-up error. */
@@ -99,7 +99,7 @@ export class WorkerProcess {
   }
 
   /**
-   * Turns a warm standby process (src/standby.ts) into this worker: it is sent the built file to
+   * Turns a warm standby process (src/worker/standby.ts) into this worker: it is sent the built file to
    * import, with the worker's folder and environment, and from then on is like a spawned one.
    */
   static adopt (child: ChildProcess, sink: OutputSink, options: SpawnOptions): WorkerProcess {

@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs'
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
-import { forwardingHeaders } from './forwarder.js'
+import { forwardingHeaders } from '../proxy/forwarder.js'
 
 /** Idle connections are closed this long after a drain begins (they may be mid-request). */
 const DRAIN_GRACE_MS = 1_000

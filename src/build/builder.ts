@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, join, relative, resolve } from 'node:path'
 import * as esbuild from 'esbuild'
-import type { Logger } from './logger.js'
-import type { WorkerSpec } from './worker-discovery.js'
-import { TQ_ERR_BUILD_FAILED } from './errors.js'
+import type { Logger } from '../logger.js'
+import type { WorkerSpec } from '../config/worker-discovery.js'
+import { TQ_ERR_BUILD_FAILED } from '../errors.js'
 
 export type BuildMode = 'dev' | 'prod'
 
@@ -166,7 +166,7 @@ function buildOptions (spec: WorkerSpec, mode: BuildMode) {
     // Production bundles dependencies too: a bundled Fastify worker reaches GET /health 200 60-90 ms
     // sooner than one that loads fastify from node_modules (bench/worker-startup.ts). Dev leaves
     // node_modules out: a rebuild takes a few ms instead of ~250, and a warm standby process can
-    // have fastify loaded before the worker's code arrives (src/standby-pool.ts).
+    // have fastify loaded before the worker's code arrives (src/process/standby-pool.ts).
     bundle: true,
     packages: mode === 'dev' ? 'external' as const : undefined,
     external: spec.external,

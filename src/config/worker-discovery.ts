@@ -3,13 +3,13 @@
 // worker.yaml and turns folder names into routes.
 import { access, readdir } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
-import { timeoutNames, workerConfigSchema, type ServerConfig, type Timeouts, type WorkerConfig } from './config/schema.js'
-import { validate } from './config/validate.js'
-import { readYamlFile } from './config/yaml-file.js'
+import { timeoutNames, workerConfigSchema, type ServerConfig, type Timeouts, type WorkerConfig } from './schema.js'
+import { validate } from './validate.js'
+import { readYamlFile } from './yaml-file.js'
 import {
   TQ_ERR_CONFIG_DUPLICATE_ROUTE, TQ_ERR_CONFIG_ENTRY_MISSING, TQ_ERR_CONFIG_INVALID_VALUE,
   TQ_ERR_CONFIG_RESERVED_ROUTE, TQ_ERR_CONFIG_WORKERS_DIR_MISSING
-} from './errors.js'
+} from '../errors.js'
 
 /** Paths the host answers itself; a worker there would never be reached. */
 export const RESERVED_ROUTES = new Set(['/health', '/livez', '/readyz', '/metrics'])

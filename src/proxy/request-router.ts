@@ -7,12 +7,12 @@ import send from '@fastify/send'
 import type { Dispatcher } from 'undici'
 import { limitBody } from './body-limit.js'
 import { forward, upstreamHeaders, type ForwardTarget } from './forwarder.js'
-import { prefersHtml } from './html.js'
-import { LIVE_RELOAD_TAG } from './live-reload.js'
+import { prefersHtml } from '../html.js'
+import { LIVE_RELOAD_TAG } from '../reload/live-reload.js'
 import { errorBody, errorPage, transportError, type ProxyError } from './proxy-errors.js'
-import type { Logger } from './logger.js'
-import { isSafePath, type Registry, type RouteMatch, type WorkerEntry } from './registry.js'
-import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from './errors.js'
+import type { Logger } from '../logger.js'
+import { isSafePath, type Registry, type RouteMatch, type WorkerEntry } from '../routing/route-table.js'
+import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../errors.js'
 
 /** Where one request goes, decided once. */
 export interface PinnedTarget extends ForwardTarget {

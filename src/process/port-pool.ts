@@ -2,8 +2,8 @@
 // starts. Ports are handed out in turn around the range, so a port given back is not handed out
 // again at once (the host may still hold sockets to it, and a client may still be connecting).
 import { createServer } from 'node:net'
-import { TQ_ERR_PORT_POOL_EXHAUSTED } from './errors.js'
-import type { PortRange } from './config/server-config.js'
+import { TQ_ERR_PORT_POOL_EXHAUSTED } from '../errors.js'
+import type { PortRange } from '../config/server-config.js'
 
 export class PortPool {
   readonly #from: number

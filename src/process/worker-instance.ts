@@ -1,10 +1,10 @@
 // One instance of a worker: a slot that runs one process at a time from one build. A crashed
 // instance is restarted in the same slot (new process, new port); a reload replaces the slot.
-import type { BuildResult, BuildMode } from './builder.js'
+import type { BuildResult, BuildMode } from '../build/builder.js'
 import type { OutputBuffer } from './log-capture.js'
-import type { Logger } from './logger.js'
+import type { Logger } from '../logger.js'
 import type { PortPool } from './port-pool.js'
-import type { WorkerSpec } from './worker-discovery.js'
+import type { WorkerSpec } from '../config/worker-discovery.js'
 import { describeExit, WorkerProcess, type ExitInfo, type SpawnOptions } from './worker-process.js'
 import { InstanceState } from './worker-state.js'
 
@@ -67,7 +67,7 @@ export class WorkerInstance {
     return this.#process?.origin
   }
 
-  /** The current process, for connection hand-off (src/handoff.ts). */
+  /** The current process, for connection hand-off (src/proxy/handoff-front.ts). */
   get process (): WorkerProcess | undefined {
     return this.#process
   }

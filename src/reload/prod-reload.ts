@@ -4,11 +4,11 @@
 // its processes. A source change without a new build changes nothing: production runs builds.
 // An invalid configuration keeps the running one. Each reload ends with one summary log line.
 import { availableParallelism } from 'node:os'
-import type { ResolvedServerConfig } from './config/server-config.js'
-import type { ServerConfig } from './config/schema.js'
-import type { Logger } from './logger.js'
-import type { Supervisor } from './supervisor.js'
-import { discoverWorkers, type WorkerSpec } from './worker-discovery.js'
+import type { ResolvedServerConfig } from '../config/server-config.js'
+import type { ServerConfig } from '../config/schema.js'
+import type { Logger } from '../logger.js'
+import type { Supervisor } from '../supervision/supervisor.js'
+import { discoverWorkers, type WorkerSpec } from '../config/worker-discovery.js'
 
 export interface ReloadSummary {
   trigger: string

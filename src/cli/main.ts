@@ -4,17 +4,17 @@
 import { cp, readFile, stat } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { Builder } from './builder.js'
-import { loadServerConfig, type ServerOverrides } from './config/server-config.js'
-import { createLogger } from './logger.js'
-import { discoverWorkers } from './worker-discovery.js'
-import type { HealthReport } from './health-report.js'
-import { readServerFile } from './pid-file.js'
+import { Builder } from '../build/builder.js'
+import { loadServerConfig, type ServerOverrides } from '../config/server-config.js'
+import { createLogger } from '../logger.js'
+import { discoverWorkers } from '../config/worker-discovery.js'
+import type { HealthReport } from '../report/health-report.js'
+import { readServerFile } from '../server-file.js'
 import { formatStatus } from './status-table.js'
 import {
   TQ_ERR_CLI_INVALID_NAME, TQ_ERR_CLI_NOT_RUNNING, TQ_ERR_CLI_RELOAD_FAILED, TQ_ERR_CLI_RELOAD_TIMEOUT, TQ_ERR_CLI_USAGE,
   TQ_ERR_CLI_WORKER_EXISTS, TQ_ERR_WORKER_NOT_FOUND
-} from './errors.js'
+} from '../errors.js'
 
 const SERVER_OPTIONS = `Options (also TQ_PORT, TQ_HOST, TQ_WORKER_PORTS, TQ_CONFIG, then config/server.yaml):
   --port N            port the server listens on (default 8080)
@@ -76,7 +76,7 @@ const RELOAD_POLL_MS = 100
 async function main (argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv)
   if (values.version) {
-    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
     process.stdout.write(`${pkg.version}\n`)
     return
   }
@@ -101,7 +101,7 @@ async function main (argv: string[]): Promise<void> {
     case 'start': {
       if (rest.length > 0) throw new TQ_ERR_CLI_USAGE(`${command} takes no arguments (got ${rest.join(' ')})`)
       // Loaded only here: the other commands do not need Fastify.
-      const { startServer } = await import('../plugins/server.js')
+      const { startServer } = await import('../../plugins/standalone-server.js')
       const mode = command === 'dev' ? 'dev' : 'prod'
       await startServer({ root, mode, flags, prettyLogs: mode === 'dev' && process.stdout.isTTY })
       return
@@ -176,7 +176,7 @@ async function scaffold (root: string, flags: ServerOverrides, name: string, tem
   const { config } = await loadServerConfig({ root, overrides: { config: flags.config } })
   const target = join(root, config.workersDir, name)
   if (await stat(target).then(() => true, () => false)) throw new TQ_ERR_CLI_WORKER_EXISTS(relative(root, target))
-  await cp(new URL(`../../templates/${template}/`, import.meta.url), target, { recursive: true })
+  await cp(new URL(`../../../templates/${template}/`, import.meta.url), target, { recursive: true })
   const route = name === 'index' ? '/' : `/${name}`
   process.stdout.write(`created ${relative(root, target)}: edit src/main.ts; it is served at ${route}\n`)
 }

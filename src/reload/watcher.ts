@@ -4,7 +4,7 @@
 import { stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import { watch, type FSWatcher } from 'chokidar'
-import type { Logger } from './logger.js'
+import type { Logger } from '../logger.js'
 
 /**
  * source: code to build (src/, or any build input); config: worker.yaml; private: files the worker

@@ -1,8 +1,8 @@
 // What a client gets when its request cannot reach a worker: 404, 502, 503 or 504 with a JSON body
 // (an HTML page for a browser), never a bare 500.
 import { STATUS_CODES } from 'node:http'
-import { TQ_ERR_PROXY_BAD_GATEWAY, TQ_ERR_PROXY_TIMEOUT } from './errors.js'
-import { escapeHtml } from './html.js'
+import { TQ_ERR_PROXY_BAD_GATEWAY, TQ_ERR_PROXY_TIMEOUT } from '../errors.js'
+import { escapeHtml } from '../html.js'
 
 export interface ProxyError extends Error {
   code: string

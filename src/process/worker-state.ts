@@ -5,8 +5,8 @@
 //                             |  ^        |            |
 //                             v  |        v            v
 //                           CRASHED -> BACKOFF     (CRASHED)       CRASHED -> FAILED (crash loop)
-import type { Logger } from './logger.js'
-import { TQ_ERR_WORKER_ILLEGAL_TRANSITION } from './errors.js'
+import type { Logger } from '../logger.js'
+import { TQ_ERR_WORKER_ILLEGAL_TRANSITION } from '../errors.js'
 
 export type WorkerState =
   | 'STOPPED' | 'BUILDING' | 'STARTING' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'CRASHED' | 'BACKOFF' | 'FAILED'

@@ -9,11 +9,11 @@
 //       -> the host closes its idle keep-alive sockets to old
 //       -> SIGTERM old -> SIGKILL after killTimeout -> port released (not reused at once)
 //   a failure before the switch step kills the new instance; the old one keeps serving.
-import type { BuildResult } from './builder.js'
-import type { Logger } from './logger.js'
-import type { Registry } from './registry.js'
-import type { WorkerSpec } from './worker-discovery.js'
-import type { WorkerInstance } from './worker-instance.js'
+import type { BuildResult } from '../build/builder.js'
+import type { Logger } from '../logger.js'
+import type { Registry } from '../routing/route-table.js'
+import type { WorkerSpec } from '../config/worker-discovery.js'
+import type { WorkerInstance } from '../process/worker-instance.js'
 
 export interface ReloadPlan {
   spec: WorkerSpec

@@ -1,13 +1,13 @@
 // The route table and, per worker, its instances and the upstreams that serve it. The proxy reads
 // it once per request; the supervisor changes it. One object for the server's life, changed only
 // through its methods, so every Fastify context sees the same table.
-import type { HealthReport } from './health-report.js'
-import { ServerMetrics } from './metrics.js'
-import type { ReloadSummary } from './prod-reload.js'
+import type { HealthReport } from '../report/health-report.js'
+import { ServerMetrics } from '../report/metrics.js'
+import type { ReloadSummary } from '../reload/prod-reload.js'
 import type { StaticFiles } from './static-files.js'
 import { UpstreamTraffic } from './upstream-traffic.js'
-import type { WorkerSpec } from './worker-discovery.js'
-import type { WorkerInstance } from './worker-instance.js'
+import type { WorkerSpec } from '../config/worker-discovery.js'
+import type { WorkerInstance } from '../process/worker-instance.js'
 
 export interface WorkerEntry {
   readonly spec: WorkerSpec

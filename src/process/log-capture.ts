@@ -3,7 +3,7 @@
 // worker keep their level and fields; other lines are logged at info (stdout) or error (stderr).
 import { StringDecoder } from 'node:string_decoder'
 import type { Readable } from 'node:stream'
-import type { Logger } from './logger.js'
+import type { Logger } from '../logger.js'
 
 export type OutputStream = 'stdout' | 'stderr'
 

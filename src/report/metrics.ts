@@ -5,8 +5,8 @@
 // an app that registers tqserver twice) never share a series.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client'
 import type { HealthReport } from './health-report.js'
-import type { ReloadSummary } from './prod-reload.js'
-import { STATES } from './worker-state.js'
+import type { ReloadSummary } from '../reload/prod-reload.js'
+import { STATES } from '../process/worker-state.js'
 
 const PREFIX = 'tqserver_'
 /** Seconds; a proxied request is usually well under 100 ms, a switch or build well over. */

@@ -1,6 +1,6 @@
 // `tqserver status`: the /health report as a plain-text table, one row per instance, for a
 // terminal or a shell script (`tqserver status --json` prints the report itself).
-import type { HealthReport, InstanceReport } from './health-report.js'
+import type { HealthReport, InstanceReport } from '../report/health-report.js'
 
 const COLUMNS = ['WORKER', 'ROUTE', 'STATUS', 'STATE', 'PID', 'PORT', 'UPTIME', 'RSS', 'CPU', 'REQS', 'ERRS', 'P99', 'RESTARTS'] as const
 

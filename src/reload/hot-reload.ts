@@ -3,15 +3,15 @@
 // changed: rescan the host's file index; a worker folder appeared or went: start or stop it.
 // A broken build or a broken worker.yaml keeps the running version serving.
 import { join } from 'node:path'
-import type { ServerConfig } from './config/schema.js'
+import type { ServerConfig } from '../config/schema.js'
 import type { ReloadEvent } from './live-reload.js'
-import type { EventStreamHub } from './event-stream.js'
-import type { Logger } from './logger.js'
-import type { Registry } from './registry.js'
-import type { Supervisor } from './supervisor.js'
+import type { EventStreamHub } from '../report/event-stream.js'
+import type { Logger } from '../logger.js'
+import type { Registry } from '../routing/route-table.js'
+import type { Supervisor } from '../supervision/supervisor.js'
 import { WorkerWatcher, type ChangeKind } from './watcher.js'
-import { readWorker, type WorkerSpec } from './worker-discovery.js'
-import { TQ_ERR_CONFIG_DUPLICATE_ROUTE } from './errors.js'
+import { readWorker, type WorkerSpec } from '../config/worker-discovery.js'
+import { TQ_ERR_CONFIG_DUPLICATE_ROUTE } from '../errors.js'
 
 export interface HotReloadOptions {
   root: string

@@ -8,9 +8,9 @@
 // route on such a connection is passed back through the host, and TLS cannot be handed off.
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
-import type { Logger } from './logger.js'
-import { isSafePath, type Registry } from './registry.js'
-import { isHostPath } from './worker-discovery.js'
+import type { Logger } from '../logger.js'
+import { isSafePath, type Registry } from '../routing/route-table.js'
+import { isHostPath } from '../config/worker-discovery.js'
 
 /** A request line longer than this is not HTTP we serve. */
 const MAX_REQUEST_LINE_BYTES = 16 * 1024

@@ -2,7 +2,7 @@
 // that declares its length is refused before it is read (in the router); this catches the rest
 // (chunked bodies, and a length that lies).
 import { Transform, pipeline, type Readable } from 'node:stream'
-import { TQ_ERR_PROXY_BODY_TOO_LARGE } from './errors.js'
+import { TQ_ERR_PROXY_BODY_TOO_LARGE } from '../errors.js'
 
 export function limitBody (body: Readable, limit: number, worker: string): Readable {
   let seen = 0

@@ -5,9 +5,9 @@
 // not reach an instance makes it suspect: it is probed at once, and one more failure suffices.
 // Each round also samples the processes' memory and CPU.
 import { request } from 'node:http'
-import type { Logger } from './logger.js'
-import { cpuPercent, sampleProcess, type ProcessSample } from './process-stats.js'
-import type { WorkerInstance } from './worker-instance.js'
+import type { Logger } from '../logger.js'
+import { cpuPercent, sampleProcess, type ProcessSample } from '../process/process-stats.js'
+import type { WorkerInstance } from '../process/worker-instance.js'
 
 export const HEALTH_PATH = '/health'
 

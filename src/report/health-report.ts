@@ -1,14 +1,14 @@
 // GET /health: its shape, the rule that turns worker states into one status, and the assembly
 // of the report from what the supervisor, the proxy's counters and the health checker know.
-import type { BuildErrorLocation, BuildResult } from './builder.js'
+import type { BuildErrorLocation, BuildResult } from '../build/builder.js'
 import type { EventLog, ServerEvent } from './event-log.js'
-import type { InstanceHealth } from './health-checker.js'
-import type { OutputLine } from './log-capture.js'
-import type { ReloadSummary } from './prod-reload.js'
-import type { UpstreamTraffic } from './upstream-traffic.js'
-import type { WorkerSpec } from './worker-discovery.js'
-import type { WorkerInstance } from './worker-instance.js'
-import type { WorkerState } from './worker-state.js'
+import type { InstanceHealth } from '../supervision/health-checker.js'
+import type { OutputLine } from '../process/log-capture.js'
+import type { ReloadSummary } from '../reload/prod-reload.js'
+import type { UpstreamTraffic } from '../routing/upstream-traffic.js'
+import type { WorkerSpec } from '../config/worker-discovery.js'
+import type { WorkerInstance } from '../process/worker-instance.js'
+import type { WorkerState } from '../process/worker-state.js'
 
 export type OverallStatus = 'healthy' | 'degraded' | 'unhealthy'
 export type WorkerStatus = 'healthy' | 'unhealthy' | 'disabled'

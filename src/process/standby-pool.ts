@@ -1,13 +1,13 @@
-// Keeps warm standby processes (src/standby.ts) ready for dev reloads: a new worker version is
+// Keeps warm standby processes (src/worker/standby.ts) ready for dev reloads: a new worker version is
 // loaded into one instead of a freshly spawned Node, and a new standby warms up in the background.
 // Measured in bench/reload.ts and docs/performance.md.
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { OutputBuffer, captureOutput, type OutputSink } from './log-capture.js'
-import type { Logger } from './logger.js'
+import type { Logger } from '../logger.js'
 import { forkNode } from './worker-process.js'
 
-const STANDBY_SCRIPT = new URL('./standby.js', import.meta.url)
+const STANDBY_SCRIPT = new URL('../worker/standby.js', import.meta.url)
 /** A standby that dies while warming this many times in a row disables the pool (a broken install). */
 const MAX_FAILURES = 3
 const TAIL_LINES = 10

@@ -3,7 +3,7 @@
 // Node's start-up and Fastify's first-use costs. Single use: once it has loaded a worker it is that
 // worker (a module cache cannot be emptied), and the server starts the next standby.
 import { pathToFileURL } from 'node:url'
-import { warmUp } from './worker-sdk.js'
+import { warmUp } from './sdk.js'
 
 interface LoadMessage { type: 'load', file: string, cwd: string, env: Record<string, string> }
 

@@ -2,7 +2,7 @@
 // rendered by renderBody() on the server, so the page works without JavaScript, and the same
 // function (sent as its source) re-renders it in the browser from a server-sent event stream.
 import type { HealthReport } from './health-report.js'
-import { escapeHtml } from './html.js'
+import { escapeHtml } from '../html.js'
 
 export const DASHBOARD_STREAM = '/__tqserver/health/stream'
 

@@ -6,13 +6,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { resolve } from 'node:path'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
-import type { BuildMode } from '../src/builder.js'
+import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
-import { HandoffFront } from '../src/handoff.js'
-import { removeServerFile, writeServerFile } from '../src/pid-file.js'
-import { isPortFree } from '../src/port-pool.js'
-import { isHostPath } from '../src/worker-discovery.js'
+import { HandoffFront } from '../src/proxy/handoff-front.js'
+import { removeServerFile, writeServerFile } from '../src/server-file.js'
+import { isPortFree } from '../src/process/port-pool.js'
+import { isHostPath } from '../src/config/worker-discovery.js'
 import { TQ_ERR_PORT_IN_USE } from '../src/errors.js'
 import { tqserver } from './index.js'
 
@@ -80,7 +80,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   })
 
   // With hand-off, a front server takes the public port and Fastify listens on loopback only,
-  // for what the front does not hand to a worker (src/handoff.ts).
+  // for what the front does not hand to a worker (src/proxy/handoff-front.ts).
   const front = config.handoff ? new HandoffFront({ registry: app.tqserver, local: app.server, headersTimeout: config.headersTimeout, log: app.log }) : undefined
   // Stop accepting on the front first; Fastify then closes the connections it serves.
   app.addHook('preClose', (done) => {
