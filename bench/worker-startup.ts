@@ -6,7 +6,7 @@ import { mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as esbuild from 'esbuild'
-import { probeHealth } from '../src/supervision/health-checker.js'
+import { probeHealth } from '../src/process/health-probe.js'
 import { isPortFree } from '../src/process/port-pool.js'
 
 const rounds = Number(process.argv[2] ?? 20)

@@ -17,14 +17,14 @@ export interface HealthPluginOptions {
 }
 
 async function healthPlugin (fastify: FastifyInstance, { token }: HealthPluginOptions): Promise<void> {
-  const registry = fastify.tqserver
+  const { tqserver } = fastify
   const noStore = { 'cache-control': 'no-store' }
   const stream = new EventStreamHub()
   let ticker: NodeJS.Timeout | undefined
   const allowed = (request: FastifyRequest) => mayReadDetails(request, token)
 
   fastify.get('/health', async (request, reply) => {
-    const report = registry.status()
+    const report = tqserver.status()
     reply.code(report.status === 'unhealthy' ? 503 : 200).headers(noStore)
     if (!allowed(request)) return reply.send({ status: report.status })
     const { format, token: given } = request.query as { format?: string, token?: string }
@@ -38,7 +38,7 @@ async function healthPlugin (fastify: FastifyInstance, { token }: HealthPluginOp
     if (!allowed(request)) return reply.code(403).headers(noStore).send({ statusCode: 403, error: 'Forbidden', message: 'health details need loopback or the token' })
     reply.hijack()
     stream.attach(reply.raw)
-    stream.send('report', registry.status(), reply.raw)
+    stream.send('report', tqserver.status(), reply.raw)
     // One timer for all pages, running only while one is open.
     ticker ??= setInterval(() => {
       if (stream.size === 0) {
@@ -46,7 +46,7 @@ async function healthPlugin (fastify: FastifyInstance, { token }: HealthPluginOp
         ticker = undefined
         return
       }
-      stream.send('report', registry.status())
+      stream.send('report', tqserver.status())
     }, STREAM_INTERVAL_MS).unref()
   })
 
@@ -54,9 +54,9 @@ async function healthPlugin (fastify: FastifyInstance, { token }: HealthPluginOp
   fastify.get('/livez', async (_request, reply) => reply.headers(noStore).send({ status: 'ok' }))
 
   fastify.get('/readyz', async (_request, reply) => {
-    const report = registry.status()
-    const ready = !registry.isClosing && Object.values(report.workers).every((worker) => worker.status !== 'unhealthy')
-    return reply.code(ready ? 200 : 503).headers(noStore).send({ status: ready ? 'ready' : registry.isClosing ? 'closing' : 'not ready' })
+    const report = tqserver.status()
+    const ready = !tqserver.isClosing && Object.values(report.workers).every((worker) => worker.status !== 'unhealthy')
+    return reply.code(ready ? 200 : 503).headers(noStore).send({ status: ready ? 'ready' : tqserver.isClosing ? 'closing' : 'not ready' })
   })
 
   // Open dashboards would hold the server's close until their pages go.

@@ -1,11 +1,12 @@
 // Dev mode: watches workers/ and switches a worker when its files change (see src/reload/hot-reload.ts);
 // with liveReload, serves an event stream and adds a script to HTML pages so they reload after.
+import type { OutgoingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { ResolvedServerConfig } from '../src/config/server-config.js'
 import { HotReload } from '../src/reload/hot-reload.js'
 import { EventStreamHub } from '../src/report/event-stream.js'
-import { LIVE_RELOAD_EVENTS, LIVE_RELOAD_SCRIPT, LIVE_RELOAD_SCRIPT_PATH, withReloadScript } from '../src/reload/live-reload.js'
+import { canTakeReloadScript, LIVE_RELOAD_EVENTS, LIVE_RELOAD_SCRIPT, LIVE_RELOAD_SCRIPT_PATH, withReloadScript } from '../src/reload/live-reload.js'
 import type { Supervisor } from '../src/supervision/supervisor.js'
 
 export interface HotReloadPluginOptions {
@@ -16,7 +17,7 @@ export interface HotReloadPluginOptions {
 async function hotReloadPlugin (fastify: FastifyInstance, options: HotReloadPluginOptions): Promise<void> {
   const { root, config } = options.resolved
   const liveReload = config.liveReload ? new EventStreamHub() : undefined
-  const hotReload = new HotReload({ root, config, supervisor: options.supervisor, registry: fastify.tqserver, log: fastify.log, liveReload })
+  const hotReload = new HotReload({ root, config, supervisor: options.supervisor, log: fastify.log, liveReload })
   // Registered after the supervisor: its onReady (workers started) runs first, its onClose after.
   fastify.addHook('onReady', () => hotReload.start())
   fastify.addHook('onClose', () => hotReload.close())
@@ -34,11 +35,7 @@ async function hotReloadPlugin (fastify: FastifyInstance, options: HotReloadPlug
     done()
   })
   fastify.addHook('onSend', async (request, reply, payload) => {
-    const type = reply.getHeader('content-type')
-    if (request.method !== 'GET' || reply.statusCode !== 200 || typeof type !== 'string' || !type.startsWith('text/html') ||
-        reply.getHeader('content-encoding') !== undefined) {
-      return payload
-    }
+    if (request.method !== 'GET' || !canTakeReloadScript(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)) return payload
     reply.removeHeader('content-length')
     return withReloadScript(payload)
   })

@@ -1,11 +1,15 @@
 // The tqserver plugin: serves the workers of a project through this Fastify instance.
 //   fastify.register(tqserver, { root: '/srv/app' })
-// registers, in order: registry -> supervisor -> router (proxy + static files) -> health ->
-// metrics -> prod-reload, and in dev mode hot-reload.
+// builds the core parts, then registers, in order: registry -> supervisor -> router (proxy +
+// static files) -> health -> metrics -> prod-reload (SIGHUP, when asked for) -> hot-reload (dev).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ResolvedServerConfig, type ServerOverrides } from '../src/config/server-config.js'
+import { ProdReload } from '../src/reload/prod-reload.js'
+import { ServerMetrics } from '../src/report/metrics.js'
+import { RouteTable } from '../src/routing/route-table.js'
+import { UpstreamEvents } from '../src/routing/upstream-events.js'
 import { Supervisor } from '../src/supervision/supervisor.js'
 import { tqserverHealth } from './health.js'
 import { tqserverHotReload } from './hot-reload.js'
@@ -35,21 +39,27 @@ export interface TqServerOptions extends ServerOverrides {
 }
 
 async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOptions): Promise<void> {
-  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics, ...overrides } = options
+  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics: serveMetrics, ...overrides } = options
   const loadConfig = givenLoader ?? (() => loadServerConfig({ root: root ?? process.cwd(), overrides, env }))
   const config = resolved ?? await loadConfig()
-  await fastify.register(tqserverRegistry)
-  const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', registry: fastify.tqserver, log: fastify.log })
+  const routes = new RouteTable()
+  const upstreams = new UpstreamEvents()
+  // The gauges read the report when scraped, by then the supervisor exists.
+  const metrics: ServerMetrics = new ServerMetrics(() => supervisor.report())
+  const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', routes, upstreams, metrics, log: fastify.log })
+  const prodReload = new ProdReload({ loadConfig, config: config.config, supervisor, log: fastify.log })
+  await fastify.register(tqserverRegistry, { routes, upstreams, metrics, supervisor, prodReload })
   await fastify.register(tqserverSupervisor, { supervisor })
   await fastify.register(tqserverRouter, { liveReload: mode === 'dev' && config.config.liveReload, accessLog: config.config.accessLog, fastPath })
   await fastify.register(tqserverHealth, { token: config.config.health.token })
-  if (metrics !== false) await fastify.register(tqserverMetrics, { token: config.config.health.token })
-  await fastify.register(tqserverProdReload, { supervisor, config, loadConfig, reloadOnSignal: reloadOnSignal ?? false })
+  if (serveMetrics !== false) await fastify.register(tqserverMetrics, { token: config.config.health.token })
+  if (reloadOnSignal === true) await fastify.register(tqserverProdReload)
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
 }
 
 export const tqserver = fp(tqserverPlugin, { name: 'tqserver', fastify: '5.x' })
 export default tqserver
-export type { Registry, WorkerEntry } from '../src/routing/route-table.js'
-export type { HealthReport, WorkerReport, InstanceReport } from '../src/report/health-report.js'
+export type { TqServer } from './registry.js'
+export type { RouteTable, WorkerEntry } from '../src/routing/route-table.js'
+export type { HealthReport, WorkerReport, InstanceReport, ReloadSummary } from '../src/report/health-report.js'
 export type { ServerConfig, WorkerConfig } from '../src/config/schema.js'

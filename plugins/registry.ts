@@ -1,17 +1,91 @@
-// Decorates the root instance, once, with the registry every other tqserver plugin shares.
+// Decorates the root instance, once, with `fastify.tqserver`: the server's parts that the other
+// tqserver plugins share (route table, upstream events, metrics) and the control an app uses
+// (status, stop, restart, reload, idle). Built after the supervisor exists, so every method works
+// from the start; the object is never replaced, only the parts it holds change.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Registry } from '../src/routing/route-table.js'
+import type { ProdReload } from '../src/reload/prod-reload.js'
+import type { HealthReport, ReloadSummary } from '../src/report/health-report.js'
+import type { ServerMetrics } from '../src/report/metrics.js'
+import type { RouteTable } from '../src/routing/route-table.js'
+import type { UpstreamEvents } from '../src/routing/upstream-events.js'
+import type { Supervisor } from '../src/supervision/supervisor.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** tqserver's route table, worker instances and upstreams; also start/stop and status. */
-    tqserver: Registry
+    /** tqserver's route table and workers: status(), stop(), restart(), reload(), idle(). */
+    tqserver: TqServer
   }
 }
 
-async function registryPlugin (fastify: FastifyInstance): Promise<void> {
-  fastify.decorate('tqserver', new Registry())
+export interface TqServerParts {
+  routes: RouteTable
+  upstreams: UpstreamEvents
+  metrics: ServerMetrics
+  supervisor: Supervisor
+  prodReload: ProdReload
+}
+
+export class TqServer {
+  /** Which worker serves which prefix, its instances and upstreams. */
+  readonly routes: RouteTable
+  /** What happens to upstreams (draining, retired, ...), for those holding connections to them. */
+  readonly upstreams: UpstreamEvents
+  /** What GET /metrics reports. */
+  readonly metrics: ServerMetrics
+  readonly #supervisor: Supervisor
+  readonly #prodReload: ProdReload
+  #closing = false
+
+  constructor (parts: TqServerParts) {
+    this.routes = parts.routes
+    this.upstreams = parts.upstreams
+    this.metrics = parts.metrics
+    this.#supervisor = parts.supervisor
+    this.#prodReload = parts.prodReload
+  }
+
+  /** The health report behind GET /health. */
+  status (): HealthReport {
+    return this.#supervisor.report()
+  }
+
+  /** Drains and stops a worker and removes its route. */
+  stop (name: string): Promise<void> {
+    return this.#supervisor.stopWorker(name, 'stopped through fastify.tqserver')
+  }
+
+  /** Replaces a worker's instances with fresh ones of the same version, with the switch. */
+  async restart (name: string): Promise<void> {
+    await this.#supervisor.restartWorker(name, 'restart requested')
+  }
+
+  /**
+   * Rescans workers/ and the configuration and switches what changed (what SIGHUP does under
+   * `tqserver start`): new builds, worker.yaml edits, added and removed workers.
+   */
+  reload (trigger = 'fastify.tqserver.reload()'): Promise<ReloadSummary> {
+    return this.#prodReload.reload(trigger)
+  }
+
+  /** Resolves when no worker switch is running or queued. */
+  idle (): Promise<void> {
+    return this.#supervisor.idle()
+  }
+
+  /** True from the moment the server begins to close: /readyz fails, answers close their connection. */
+  get isClosing (): boolean {
+    return this.#closing
+  }
+
+  /** Called once, when the server begins to close. */
+  beginClose (): void {
+    this.#closing = true
+  }
+}
+
+async function registryPlugin (fastify: FastifyInstance, parts: TqServerParts): Promise<void> {
+  fastify.decorate('tqserver', new TqServer(parts))
 }
 
 export const tqserverRegistry = fp(registryPlugin, { name: 'tqserver-registry', fastify: '5.x' })

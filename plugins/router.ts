@@ -1,6 +1,6 @@
 // Routes every request the app does not answer itself to a worker (src/proxy/request-router.ts does
 // the work): from an onRequest hook on a catch-all registered by @fastify/http-proxy, which also
-// forwards WebSocket upgrades. Routes live in the registry, not in Fastify's router, so workers
+// forwards WebSocket upgrades. Routes live in the route table, not in Fastify's router, so workers
 // can come and go while the server listens. One undici Agent reaches every worker.
 import fp from 'fastify-plugin'
 import httpProxy from '@fastify/http-proxy'
@@ -8,11 +8,10 @@ import { Agent, Pool } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { WebSocket } from 'ws'
-import { forwardingHeaders } from '../src/proxy/forwarder.js'
+import { forwardingHeaders } from '../src/forwarded-headers.js'
 import { prefersHtml } from '../src/html.js'
 import { errorBody, errorPage, type ProxyError } from '../src/proxy/proxy-errors.js'
 import { RequestRouter, type PinnedTarget } from '../src/proxy/request-router.js'
-import { TQ_ERR_PROXY_NO_ROUTE } from '../src/errors.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,7 +36,7 @@ export interface RouterOptions {
 const WS_SERVICE_RESTART = 1012
 
 async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, fastPath }: RouterOptions): Promise<void> {
-  const registry = fastify.tqserver
+  const { tqserver } = fastify
   // One dispatcher for every worker. Its pools are kept by origin so that a retired instance's
   // idle keep-alive sockets are closed by us, not by the worker: a worker closing a socket the
   // proxy is about to reuse fails that request (UND_ERR_SOCKET). undici >= 7.15 then drops the
@@ -52,7 +51,7 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
       return pool
     }
   })
-  registry.onUpstream('retired', async (origin) => {
+  tqserver.upstreams.on('retired', async (origin) => {
     const pool = pools.get(origin)
     pools.delete(origin)
     // Already closed with the agent when the whole server shuts down.
@@ -63,12 +62,20 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
   // WebSockets stay open across a switch: their clients are told to reconnect when the instance
   // they reach starts draining, and then reach the new one.
   const sockets = new Map<string, Set<WebSocket>>()
-  registry.onUpstream('draining', (origin) => {
+  tqserver.upstreams.on('draining', (origin) => {
     for (const socket of sockets.get(origin) ?? []) socket.close(WS_SERVICE_RESTART, 'service restart')
   })
 
   fastify.decorateRequest('tqTarget', null)
-  const router = new RequestRouter({ registry, dispatcher: agent, liveReload, accessLog: accessLog ? fastify.log : undefined })
+  const router = new RequestRouter({
+    routes: tqserver.routes,
+    upstreams: tqserver.upstreams,
+    metrics: tqserver.metrics,
+    isClosing: () => tqserver.isClosing,
+    dispatcher: agent,
+    liveReload,
+    accessLog: accessLog ? fastify.log : undefined
+  })
   if (fastPath) fastPath.handle = (req, res) => { void router.handle(req, res) }
 
   // Plain requests are forwarded from this hook with the reply hijacked, so Fastify neither
@@ -80,10 +87,8 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
       await router.handle(request.raw, reply.raw)
       return reply
     }
-    const match = registry.match(request.url)
-    if (!match) return sendError(request, reply, new TQ_ERR_PROXY_NO_ROUTE(request.url.split('?')[0] ?? '') as ProxyError)
     // A WebSocket counts as in flight until its connection closes.
-    const target = router.pin(request.raw, match, request.raw.socket, () => 101)
+    const target = router.pin(request.raw, tqserver.routes.match(request.url), request.raw.socket, () => 101)
     if (!('origin' in target)) return sendError(request, reply, target)
     request.tqTarget = target
     request.raw.url = target.path

@@ -12,7 +12,7 @@ import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
 import { removeServerFile, writeServerFile } from '../src/server-file.js'
 import { isPortFree } from '../src/process/port-pool.js'
-import { isHostPath } from '../src/config/worker-discovery.js'
+import { isHostPath } from '../src/url-paths.js'
 import { TQ_ERR_PORT_IN_USE } from '../src/errors.js'
 import { tqserver } from './index.js'
 
@@ -81,7 +81,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
 
   // With hand-off, a front server takes the public port and Fastify listens on loopback only,
   // for what the front does not hand to a worker (src/proxy/handoff-front.ts).
-  const front = config.handoff ? new HandoffFront({ registry: app.tqserver, local: app.server, headersTimeout: config.headersTimeout, log: app.log }) : undefined
+  const front = config.handoff ? new HandoffFront({ routes: app.tqserver.routes, upstreams: app.tqserver.upstreams, local: app.server, headersTimeout: config.headersTimeout, log: app.log }) : undefined
   // Stop accepting on the front first; Fastify then closes the connections it serves.
   app.addHook('preClose', (done) => {
     front?.server.close()

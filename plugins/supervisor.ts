@@ -10,17 +10,16 @@ export interface SupervisorPluginOptions {
 }
 
 async function supervisorPlugin (fastify: FastifyInstance, { supervisor }: SupervisorPluginOptions): Promise<void> {
-  const registry = fastify.tqserver
-  registry.attach(supervisor)
+  const { tqserver } = fastify
   fastify.addHook('onReady', () => supervisor.start())
   fastify.addHook('preClose', (done) => {
-    registry.markClosing()
+    tqserver.beginClose()
     done()
   })
   // Closing the server only closes connections idle at that moment: a keep-alive connection whose
   // response is still in flight would hold the shutdown for the whole keep-alive timeout.
   fastify.addHook('onSend', (_request, reply, payload, done) => {
-    if (registry.isClosing) reply.header('connection', 'close')
+    if (tqserver.isClosing) reply.header('connection', 'close')
     done(null, payload)
   })
   fastify.addHook('onClose', () => supervisor.stop())

@@ -1,6 +1,8 @@
 // The logger the core writes to: pino's shape, so a Fastify app's logger fits as it is.
 import { pino, type Logger as PinoLogger, type LoggerOptions } from 'pino'
-import type { LogLevel } from './config/schema.js'
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
 
 type LogFn = (obj: object, msg?: string) => void
 

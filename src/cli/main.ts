@@ -5,7 +5,9 @@ import { cp, readFile, stat } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Builder } from '../build/builder.js'
-import { loadServerConfig, type ServerOverrides } from '../config/server-config.js'
+import { serverConfigSchema } from '../config/schema.js'
+import { DEFAULT_CONFIG_FILE, loadServerConfig, type ServerOverrides } from '../config/server-config.js'
+import { HOST_ENV } from '../env-names.js'
 import { createLogger } from '../logger.js'
 import { discoverWorkers } from '../config/worker-discovery.js'
 import type { HealthReport } from '../report/health-report.js'
@@ -16,11 +18,16 @@ import {
   TQ_ERR_CLI_WORKER_EXISTS, TQ_ERR_WORKER_NOT_FOUND
 } from '../errors.js'
 
-const SERVER_OPTIONS = `Options (also TQ_PORT, TQ_HOST, TQ_WORKER_PORTS, TQ_CONFIG, then config/server.yaml):
-  --port N            port the server listens on (default 8080)
-  --host ADDR         address the server listens on (default 127.0.0.1)
-  --worker-ports A-B  ports for worker processes (default 9000-9999)
-  --config FILE       configuration file (default config/server.yaml)
+const DEFAULT_RELOAD_TIMEOUT_MS = 120_000
+
+/** A server key's default, as the schema gives it. */
+const fallback = (key: 'port' | 'host' | 'workerPorts') => String((serverConfigSchema.properties[key] as { default: unknown }).default)
+
+const SERVER_OPTIONS = `Options (also ${Object.keys(HOST_ENV).join(', ')}, then ${DEFAULT_CONFIG_FILE}):
+  --port N            port the server listens on (default ${fallback('port')})
+  --host ADDR         address the server listens on (default ${fallback('host')})
+  --worker-ports A-B  ports for worker processes (default ${fallback('workerPorts')})
+  --config FILE       configuration file (default ${DEFAULT_CONFIG_FILE})
   --root DIR          project root holding workers/ and config/ (default: the current folder)`
 
 /** Each command's help, shown by `tqserver COMMAND --help`; the first line is its summary. */
@@ -43,7 +50,7 @@ every enabled worker, into workers/<name>/bin/. A running server picks them up o
 Make the server running in this root (found through .tqserver/server.json) reload what changed,
 wait until it has, and print what was switched. Exits non-zero if a worker failed to switch.
   --no-wait           send the signal and return
-  --timeout MS        how long to wait for the reload (default 120000)`,
+  --timeout MS        how long to wait for the reload (default ${DEFAULT_RELOAD_TIMEOUT_MS})`,
   status: `tqserver status [--url URL] [--token TOKEN] [--json] [--root DIR]
 Print the running server's /health as a table: each worker's instances with state, pid, port,
 uptime, memory, CPU, requests, errors and p99 latency. Exits 1 when the server is unhealthy.
@@ -70,7 +77,6 @@ Run tqserver <command> --help for a command's options.
 
 const TEMPLATES = ['api', 'html']
 const WORKER_NAME = /^[a-z][a-z0-9_-]*$/
-const DEFAULT_RELOAD_TIMEOUT_MS = 120_000
 const RELOAD_POLL_MS = 100
 
 async function main (argv: string[]): Promise<void> {

@@ -3,14 +3,13 @@
 // `npm run docs:config` rewrites them.
 import type { TSchema } from '@sinclair/typebox'
 import { stringify } from 'yaml'
+import { HOST_ENV } from '../env-names.js'
 import { serverConfigSchema, workerConfigSchema } from './schema.js'
 
-/** The flag and environment variable that also set a server key. */
-const OTHER_SOURCES: Record<string, string> = {
-  port: '--port, TQ_PORT',
-  host: '--host, TQ_HOST',
-  workerPorts: '--worker-ports, TQ_WORKER_PORTS'
-}
+/** The flag and environment variable that also set a server key (--worker-ports, TQ_WORKER_PORTS). */
+const OTHER_SOURCES: Record<string, string> = Object.fromEntries(Object.entries(HOST_ENV)
+  .filter(([, key]) => key !== 'config')
+  .map(([name, key]) => [key, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}, ${name}`]))
 
 interface KeyDoc { key: string, type: string, fallback: unknown, description: string }
 

@@ -2,9 +2,8 @@
 // server.yaml, the environment, the CLI flags, plugin options and worker.yaml are all checked
 // against these schemas, and docs/configuration.md and config/server.yaml are written from them.
 import { Type, type Static, type TInteger, type TOptional, type TSchema } from '@sinclair/typebox'
+import { LOG_LEVELS, type LogLevel } from '../logger.js'
 
-const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
-export type LogLevel = typeof logLevels[number]
 
 const Milliseconds = (fallback: number, description: string) =>
   Type.Integer({ minimum: 1, maximum: 3_600_000, default: fallback, description: `${description} (ms)` })
@@ -38,7 +37,7 @@ export const serverConfigSchema = Type.Object({
   workersDir: Type.String({ minLength: 1, default: 'workers', description: 'Folder holding one sub-folder per worker, relative to the root' }),
   logLevel: Type.Unsafe<LogLevel>({
     type: 'string',
-    enum: logLevels,
+    enum: LOG_LEVELS,
     default: 'info',
     description: 'Lowest level written to the log: trace, debug, info, warn, error, fatal or silent'
   }),

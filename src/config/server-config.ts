@@ -5,12 +5,11 @@ import { isAbsolute, relative, resolve } from 'node:path'
 import { partialSchema, serverConfigSchema, type ServerConfig } from './schema.js'
 import { validate } from './validate.js'
 import { readYamlFile } from './yaml-file.js'
+import { HOST_ENV } from '../env-names.js'
 import { TQ_ERR_CONFIG_FILE_MISSING, TQ_ERR_CONFIG_PORT_RANGE } from '../errors.js'
 
 export const DEFAULT_CONFIG_FILE = 'config/server.yaml'
 
-/** Environment variables read, and the key each sets. */
-const ENV_KEYS = { TQ_PORT: 'port', TQ_HOST: 'host', TQ_WORKER_PORTS: 'workerPorts' } as const
 
 export type ServerOverrides = Partial<ServerConfig> & { config?: string }
 
@@ -52,9 +51,9 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   for (const key of Object.keys(fromFile ?? {})) sources.set(key, { label: fileLabel, rank: 1 })
 
   const fromEnv: Record<string, unknown> = {}
-  for (const [name, key] of Object.entries(ENV_KEYS)) {
+  for (const [name, key] of Object.entries(HOST_ENV)) {
     const raw = env[name]
-    if (raw === undefined || raw === '') continue
+    if (key === 'config' || raw === undefined || raw === '') continue
     const value = /^[0-9]+$/.test(raw) && key === 'port' ? Number(raw) : raw
     validate(layerSchema, { [key]: value }, `environment variable ${name}`)
     fromEnv[key] = value

@@ -10,18 +10,7 @@ import {
   TQ_ERR_CONFIG_DUPLICATE_ROUTE, TQ_ERR_CONFIG_ENTRY_MISSING, TQ_ERR_CONFIG_INVALID_VALUE,
   TQ_ERR_CONFIG_RESERVED_ROUTE, TQ_ERR_CONFIG_WORKERS_DIR_MISSING
 } from '../errors.js'
-
-/** Paths the host answers itself; a worker there would never be reached. */
-export const RESERVED_ROUTES = new Set(['/health', '/livez', '/readyz', '/metrics'])
-/** The host's own tools (live reload, the dashboard's stream) live under this prefix. */
-export const RESERVED_PREFIX = '/__tqserver'
-
-/** Whether the host answers `url` itself (its path, whatever the query string). */
-export function isHostPath (url: string): boolean {
-  const queryAt = url.indexOf('?')
-  const path = queryAt === -1 ? url : url.slice(0, queryAt)
-  return RESERVED_ROUTES.has(path) || path.startsWith(RESERVED_PREFIX)
-}
+import { HOST_PREFIX, HOST_ROUTES } from '../url-paths.js'
 
 /** What the server needs to know to build, start and route one worker. */
 export interface WorkerSpec {
@@ -87,7 +76,7 @@ export async function readWorker (root: string, dir: string, name: string, confi
   }
   const route = settings.path ?? defaultRoute(name, source)
   const where = raw === undefined ? `${relative(root, dir)}/` : source
-  if (RESERVED_ROUTES.has(route) || route === RESERVED_PREFIX || route.startsWith(`${RESERVED_PREFIX}/`)) {
+  if (HOST_ROUTES.has(route) || route === HOST_PREFIX || route.startsWith(`${HOST_PREFIX}/`)) {
     throw new TQ_ERR_CONFIG_RESERVED_ROUTE(source, route)
   }
   const timeouts = Object.fromEntries(timeoutNames.map((key) => [key, settings[key] ?? config[key]])) as Timeouts
@@ -119,7 +108,8 @@ function defaultRoute (name: string, source: string): string {
   return `/${name}`
 }
 
-function checkRoutes (specs: WorkerSpec[]): void {
+/** Two enabled workers on one route are an error naming both files. */
+export function checkRoutes (specs: WorkerSpec[]): void {
   const byRoute = new Map<string, WorkerSpec>()
   for (const spec of specs) {
     if (!spec.enabled) continue

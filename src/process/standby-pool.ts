@@ -56,10 +56,6 @@ export class StandbyPool {
     return standby
   }
 
-  get ready (): number {
-    return this.#ready.length
-  }
-
   /** Kills every standby that has not been taken. */
   async close (): Promise<void> {
     this.#closed = true

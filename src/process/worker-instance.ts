@@ -5,14 +5,12 @@ import type { OutputBuffer } from './log-capture.js'
 import type { Logger } from '../logger.js'
 import type { PortPool } from './port-pool.js'
 import type { WorkerSpec } from '../config/worker-discovery.js'
+import { HOST_ENV, WORKER_ENV } from '../env-names.js'
 import { describeExit, WorkerProcess, type ExitInfo, type SpawnOptions } from './worker-process.js'
 import { InstanceState } from './worker-state.js'
 
 /** Workers listen on loopback only; only the host faces the network. */
 export const WORKER_HOST = '127.0.0.1'
-
-/** Server settings in the host's environment that would mislead a worker reading its own. */
-const HOST_ONLY_ENV = ['TQ_PORT', 'TQ_HOST', 'TQ_WORKER_PORTS', 'TQ_CONFIG']
 
 export interface InstanceOptions {
   spec: WorkerSpec
@@ -30,7 +28,8 @@ export interface InstanceOptions {
 /** The environment every worker process starts from: the server's, less its own settings. */
 export function baseEnv (mode: BuildMode): Record<string, string> {
   const env: Record<string, string | undefined> = { NODE_ENV: mode === 'prod' ? 'production' : 'development', ...process.env }
-  for (const name of HOST_ONLY_ENV) delete env[name]
+  // The host's own settings would mislead a worker reading its own.
+  for (const name of Object.keys(HOST_ENV)) delete env[name]
   return env as Record<string, string>
 }
 
@@ -146,11 +145,11 @@ export class WorkerInstance {
     return {
       ...baseEnv(mode),
       ...spec.env,
-      PORT: String(port),
-      HOST: WORKER_HOST,
-      TQ_WORKER_NAME: spec.name,
-      TQ_WORKER_ROUTE: spec.route,
-      TQ_MODE: mode
+      [WORKER_ENV.port]: String(port),
+      [WORKER_ENV.host]: WORKER_HOST,
+      [WORKER_ENV.name]: spec.name,
+      [WORKER_ENV.route]: spec.route,
+      [WORKER_ENV.mode]: mode
     }
   }
 }

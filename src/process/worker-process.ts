@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { probeHealth } from '../supervision/health-checker.js'
+import { probeHealth } from './health-probe.js'
 import { captureOutput, type OutputBuffer, type OutputSink } from './log-capture.js'
 import type { Logger } from '../logger.js'
 import { TQ_ERR_WORKER_EXITED, TQ_ERR_WORKER_SPAWN, TQ_ERR_WORKER_START_TIMEOUT } from '../errors.js'
@@ -135,10 +135,6 @@ export class WorkerProcess {
 
   get origin (): string {
     return `http://${this.host}:${this.port}`
-  }
-
-  get hasExited (): boolean {
-    return this.#exit !== undefined
   }
 
   /**

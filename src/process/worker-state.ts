@@ -1,19 +1,23 @@
 // The instance state machine: the states, the legal moves between them, and the one function
 // that moves an instance. Nothing else assigns a state.
 //
-//   STOPPED -> BUILDING -> STARTING -> HEALTHY <-> UNHEALTHY -> DRAINING -> STOPPED
-//                             |  ^        |            |
-//                             v  |        v            v
-//                           CRASHED -> BACKOFF     (CRASHED)       CRASHED -> FAILED (crash loop)
+//   STOPPED -> STARTING                          started
+//   STARTING -> HEALTHY | CRASHED                answered GET /health, or did not
+//   HEALTHY <-> UNHEALTHY                        health checks
+//   HEALTHY | UNHEALTHY -> DRAINING -> STOPPED   replaced or stopped
+//   HEALTHY | UNHEALTHY -> CRASHED               the process exited by itself
+//   CRASHED -> BACKOFF -> STARTING               restarted after a growing delay
+//   CRASHED -> FAILED -> STARTING                a crash loop; retried by a save or a reload
+//   STARTING | CRASHED | BACKOFF | FAILED -> STOPPED   stopped before serving
+// A worker being built has no instance yet: builds are reported per worker (lastBuild in /health).
 import type { Logger } from '../logger.js'
 import { TQ_ERR_WORKER_ILLEGAL_TRANSITION } from '../errors.js'
 
 export type WorkerState =
-  | 'STOPPED' | 'BUILDING' | 'STARTING' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'CRASHED' | 'BACKOFF' | 'FAILED'
+  | 'STOPPED' | 'STARTING' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'CRASHED' | 'BACKOFF' | 'FAILED'
 
 export const TRANSITIONS: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
-  STOPPED: ['BUILDING', 'STARTING'],
-  BUILDING: ['STARTING', 'FAILED', 'STOPPED'],
+  STOPPED: ['STARTING'],
   STARTING: ['HEALTHY', 'CRASHED', 'STOPPED'],
   HEALTHY: ['UNHEALTHY', 'DRAINING', 'CRASHED'],
   UNHEALTHY: ['HEALTHY', 'DRAINING', 'CRASHED'],

@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
+import { forwardingHeaders } from '../forwarded-headers.js'
 
 /** Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'])
@@ -38,22 +39,6 @@ export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, pr
   }
   delete headers['x-forwarded-prefix']
   return Object.assign(headers, forwardingHeaders(req, target.route, protocol))
-}
-
-/**
- * X-Forwarded-For (the client's address appended), -Proto, -Host, and -Prefix (the route; none
- * for '/', and never the client's own).
- */
-export function forwardingHeaders (req: IncomingMessage, route: string, protocol: string): IncomingHttpHeaders {
-  const client = req.socket.remoteAddress ?? ''
-  const prior = req.headers['x-forwarded-for']
-  const headers: IncomingHttpHeaders = {
-    'x-forwarded-for': prior ? `${String(prior)}, ${client}` : client,
-    'x-forwarded-proto': protocol,
-    'x-forwarded-host': req.headers.host ?? ''
-  }
-  if (route !== '/') headers['x-forwarded-prefix'] = route
-  return headers
 }
 
 export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, target: ForwardTarget,

@@ -9,14 +9,16 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
 import type { Logger } from '../logger.js'
-import { isSafePath, type Registry } from '../routing/route-table.js'
-import { isHostPath } from '../config/worker-discovery.js'
+import type { RouteTable } from '../routing/route-table.js'
+import type { UpstreamEvents } from '../routing/upstream-events.js'
+import { isHostPath, isSafePath } from '../url-paths.js'
 
 /** A request line longer than this is not HTTP we serve. */
 const MAX_REQUEST_LINE_BYTES = 16 * 1024
 
 export interface HandoffOptions {
-  registry: Registry
+  routes: RouteTable
+  upstreams: UpstreamEvents
   /** The host's own HTTP server (not listening on the public port): it gets what is not handed off. */
   local: HttpServer
   /** A client must send its request line within this (slowloris). */
@@ -34,7 +36,7 @@ export class HandoffFront {
     this.server = createServer({ noDelay: true }, (socket) => this.#accept(socket))
     // Retired instances are told to close their handed-off connections, which are counted in
     // flight until they do: the drain waits for them.
-    options.registry.onUpstream('draining', (origin) => this.#instance(origin)?.process?.drainConnections())
+    options.upstreams.on('draining', (origin) => options.routes.instanceAt(origin)?.process?.drainConnections())
   }
 
   async listen (port: number, host: string): Promise<string> {
@@ -46,10 +48,6 @@ export class HandoffFront {
     const reachable = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address
     this.#address = `http://${address.family === 'IPv6' && reachable !== '127.0.0.1' ? `[${reachable}]` : reachable}:${address.port}`
     return this.#address
-  }
-
-  close (): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()))
   }
 
   #accept (socket: Socket): void {
@@ -72,18 +70,18 @@ export class HandoffFront {
   }
 
   #route (socket: Socket, head: Buffer, requestLine: string): void {
-    const { registry } = this.#options
+    const { routes } = this.#options
     const url = requestLine.split(' ')[1] ?? ''
-    const match = url.startsWith('/') && !isHostPath(url) ? registry.match(url) : undefined
+    const match = url.startsWith('/') && !isHostPath(url) ? routes.match(url) : undefined
     const servable = match && isSafePath(match.forwardPath) && !match.entry.staticFiles.has(match.forwardPath)
-    const origin = servable ? registry.acquire(match.entry) : undefined
-    const worker = origin ? this.#instance(origin)?.process : undefined
+    const origin = servable ? routes.acquire(match.entry) : undefined
+    const worker = origin ? routes.instanceAt(origin)?.process : undefined
     if (!origin || !worker?.acceptsConnections) {
-      if (origin) registry.traffic.leave(origin)
+      if (origin) routes.traffic.leave(origin)
       return this.#serveLocally(socket, head)
     }
     // Stop reading for good before the handle travels: paused or not, a stream may read again
-    // on its own, and bytes read here after the hand-off would be lost (docs: fast-paths).
+    // on its own, and bytes read here after the hand-off would be lost.
     const handle = (socket as unknown as { _handle?: { readStop: () => void } })._handle
     handle?.readStop()
     ;(socket as unknown as { _read: () => void })._read = () => {}
@@ -94,11 +92,11 @@ export class HandoffFront {
     }
     // The connection counts in flight on the instance until the worker reports it closed (the
     // drain waits for it), but not as a request: the host does not see its requests.
-    worker.onConnectionReleased ??= () => registry.traffic.leave(origin)
-    const routes = registry.workers().filter((entry) => entry.spec.enabled).map((entry) => entry.spec.route)
-    worker.handOff(socket, { head: head.toString('latin1'), host: this.#address, routes }, (sent) => {
+    worker.onConnectionReleased ??= () => routes.traffic.leave(origin)
+    const enabled = routes.workers().filter((entry) => entry.spec.enabled).map((entry) => entry.spec.route)
+    worker.handOff(socket, { head: head.toString('latin1'), host: this.#address, routes: enabled }, (sent) => {
       if (sent) return
-      registry.traffic.leave(origin)
+      routes.traffic.leave(origin)
       socket.destroy()
     })
   }
@@ -107,12 +105,5 @@ export class HandoffFront {
     socket.unshift(head)
     this.#options.local.emit('connection', socket)
     socket.resume()
-  }
-
-  #instance (origin: string) {
-    for (const entry of this.#options.registry.workers()) {
-      for (const instance of entry.instances) if (instance.origin === origin) return instance
-    }
-    return undefined
   }
 }

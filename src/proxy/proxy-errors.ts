@@ -9,11 +9,11 @@ export interface ProxyError extends Error {
   statusCode: number
 }
 
-/** Maps a transport failure from the proxy (reply-from over undici) to 502 or 504. */
-export function transportError (worker: string, error: Error & { statusCode?: number }): ProxyError {
+/** Maps a transport failure of the forwarder (undici's error, or its cause) to 502, or 504 for a timeout. */
+export function transportError (worker: string, error: Error): ProxyError {
   const cause = (error.cause ?? error) as Error & { code?: string }
   const detail = cause.code ?? cause.message
-  return error.statusCode === 504 || /TIMEOUT/.test(cause.code ?? '')
+  return /TIMEOUT/.test(cause.code ?? '')
     ? new TQ_ERR_PROXY_TIMEOUT(worker, detail) as ProxyError
     : new TQ_ERR_PROXY_BAD_GATEWAY(worker, detail) as ProxyError
 }

@@ -1,5 +1,5 @@
 // Routes one plain HTTP request (not an upgrade) to a worker, on Node's own request and response
-// objects: longest prefix from the registry, a public/ file if there is one, else the upstream
+// objects: longest prefix from the route table, a public/ file if there is one, else the upstream
 // picked once and the request forwarded. Used from the router plugin's onRequest hook (any
 // Fastify app) and, in the standalone server, straight from the HTTP server, before Fastify.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
@@ -8,10 +8,12 @@ import type { Dispatcher } from 'undici'
 import { limitBody } from './body-limit.js'
 import { forward, upstreamHeaders, type ForwardTarget } from './forwarder.js'
 import { prefersHtml } from '../html.js'
-import { LIVE_RELOAD_TAG } from '../reload/live-reload.js'
-import { errorBody, errorPage, transportError, type ProxyError } from './proxy-errors.js'
 import type { Logger } from '../logger.js'
-import { isSafePath, type Registry, type RouteMatch, type WorkerEntry } from '../routing/route-table.js'
+import { canTakeReloadScript, LIVE_RELOAD_TAG } from '../reload/live-reload.js'
+import type { RouteMatch, RouteTable, WorkerEntry } from '../routing/route-table.js'
+import type { UpstreamEvents } from '../routing/upstream-events.js'
+import { isSafePath, pathOf } from '../url-paths.js'
+import { errorBody, errorPage, transportError, type ProxyError } from './proxy-errors.js'
 import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../errors.js'
 
 /** Where one request goes, decided once. */
@@ -20,8 +22,17 @@ export interface PinnedTarget extends ForwardTarget {
   bodyLimit: number
 }
 
+/** Where the router counts a finished request (report/metrics.ts). */
+export interface RequestMetrics {
+  request: (worker: string, statusCode: number, durationMs: number) => void
+}
+
 export interface RequestRouterOptions {
-  registry: Registry
+  routes: RouteTable
+  upstreams: UpstreamEvents
+  metrics: RequestMetrics
+  /** True once the server is shutting down: answers then close their connection. */
+  isClosing: () => boolean
   dispatcher: Dispatcher
   /** Dev live reload: append the reload script to HTML pages. */
   liveReload: boolean
@@ -30,41 +41,48 @@ export interface RequestRouterOptions {
 }
 
 export class RequestRouter {
-  readonly #registry: Registry
+  readonly #routes: RouteTable
+  readonly #upstreams: UpstreamEvents
+  readonly #metrics: RequestMetrics
+  readonly #isClosing: () => boolean
   readonly #dispatcher: Dispatcher
   readonly #liveReload: boolean
   readonly #accessLog: Logger | undefined
 
   constructor (options: RequestRouterOptions) {
-    this.#registry = options.registry
+    this.#routes = options.routes
+    this.#upstreams = options.upstreams
+    this.#metrics = options.metrics
+    this.#isClosing = options.isClosing
     this.#dispatcher = options.dispatcher
     this.#liveReload = options.liveReload
     this.#accessLog = options.accessLog
   }
 
   /**
-   * The worker and upstream for a request, counted in flight until `ended` closes; or an error
-   * to answer with. `status` gives the answer's status code then, 0 for none complete. Shared
-   * with WebSocket upgrades, which http-proxy then forwards.
+   * The worker and upstream for a request (`match` is its route), counted in flight until `ended`
+   * closes; or an error to answer with. `status` gives the answer's status code then, 0 for none
+   * complete. Shared with WebSocket upgrades, which http-proxy then forwards.
    */
-  pin (req: IncomingMessage, match: RouteMatch, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
-    const { entry, forwardPath } = match
+  pin (req: IncomingMessage, match: RouteMatch | undefined, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
     const url = req.url ?? '/'
-    if (!isSafePath(forwardPath)) return new TQ_ERR_PROXY_BAD_PATH(url.split('?')[0] ?? '') as ProxyError
+    if (!match) return new TQ_ERR_PROXY_NO_ROUTE(pathOf(url)) as ProxyError
+    const { entry, forwardPath } = match
+    if (!isSafePath(forwardPath)) return new TQ_ERR_PROXY_BAD_PATH(pathOf(url)) as ProxyError
     const { bodyLimit, maxRequests } = entry.spec
     if (bodyLimit > 0 && Number(req.headers['content-length'] ?? 0) > bodyLimit) {
       return new TQ_ERR_PROXY_BODY_TOO_LARGE(entry.spec.name, bodyLimit) as ProxyError
     }
-    const origin = this.#registry.acquire(entry)
+    const origin = this.#routes.acquire(entry)
     if (!origin) return new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError
     const started = performance.now()
     ended.once('close', () => {
       const durationMs = performance.now() - started
       const statusCode = status()
-      const served = this.#registry.release(origin, durationMs, statusCode === 0 || statusCode >= 500)
-      this.#registry.metrics.request(entry.spec.name, statusCode, durationMs)
+      const served = this.#routes.release(origin, durationMs, statusCode === 0 || statusCode >= 500)
+      this.#metrics.request(entry.spec.name, statusCode, durationMs)
       this.#accessLog?.info({ worker: entry.spec.name, method: req.method, url, statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request')
-      if (served === maxRequests) void this.#registry.emitUpstream('exhausted', origin)
+      if (served === maxRequests) void this.#upstreams.emit('exhausted', origin)
     })
     const queryAt = url.indexOf('?')
     return {
@@ -78,9 +96,9 @@ export class RequestRouter {
   }
 
   /** Answers a plain request: a public/ file, the worker's answer, or a JSON (or HTML) error. */
-  async handle (req: IncomingMessage, res: ServerResponse, match = this.#registry.match(req.url ?? '/')): Promise<void> {
-    if (!match) return writeError(req, res, new TQ_ERR_PROXY_NO_ROUTE((req.url ?? '/').split('?')[0] ?? '') as ProxyError)
-    if ((req.method === 'GET' || req.method === 'HEAD') && match.entry.staticFiles.has(match.forwardPath) &&
+  async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const match = this.#routes.match(req.url ?? '/')
+    if (match && (req.method === 'GET' || req.method === 'HEAD') && match.entry.staticFiles.has(match.forwardPath) &&
         await this.#sendStatic(req, res, match.entry, match.forwardPath)) {
       return
     }
@@ -88,18 +106,17 @@ export class RequestRouter {
     if (!('origin' in target)) return writeError(req, res, target)
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
     const body = !hasBody ? null : target.bodyLimit > 0 ? limitBody(req, target.bodyLimit, target.worker) : req
-    const registry = this.#registry
     const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
     forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol), body, {
       onResponseHeaders: (_statusCode, headers) => {
         rewriteLocation(headers, target)
         // Closing the server closes only idle connections: a keep-alive one must not outlive it.
-        if (registry.isClosing) headers.connection = 'close'
+        if (this.#isClosing()) headers.connection = 'close'
       },
-      trailer: this.#liveReload ? (statusCode, headers) => isPlainHtml(statusCode, headers) ? LIVE_RELOAD_TAG : undefined : undefined,
+      trailer: this.#liveReload ? (statusCode, headers) => canTakeReloadScript(statusCode, headers) ? LIVE_RELOAD_TAG : undefined : undefined,
       onError: (error) => {
         const tooLarge = error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE'
-        if (!tooLarge) void registry.emitUpstream('failed', target.origin)
+        if (!tooLarge) void this.#upstreams.emit('failed', target.origin)
         writeError(req, res, tooLarge ? error as ProxyError : transportError(target.worker, error))
       }
     })
@@ -110,9 +127,9 @@ export class RequestRouter {
     const result = await send(req, path, { root: entry.staticFiles.dir, dotfiles: 'deny', index: false })
     if (result.type === 'error') return false
     const headers: OutgoingHttpHeaders = { ...result.headers }
-    const trailer = this.#liveReload && isPlainHtml(result.statusCode, headers) ? LIVE_RELOAD_TAG : undefined
+    const trailer = this.#liveReload && canTakeReloadScript(result.statusCode, headers) ? LIVE_RELOAD_TAG : undefined
     if (trailer) delete headers['content-length']
-    if (this.#registry.isClosing) headers.connection = 'close'
+    if (this.#isClosing()) headers.connection = 'close'
     res.writeHead(result.statusCode, headers)
     result.stream.on('end', () => res.end(trailer)).pipe(res, { end: false })
     res.once('close', () => result.stream.destroy())
@@ -127,12 +144,6 @@ function rewriteLocation (headers: OutgoingHttpHeaders, target: PinnedTarget): v
     const path = location.slice(target.origin.length) || '/'
     headers.location = target.route === '/' ? path : `${target.route}${path === '/' ? '' : path}`
   }
-}
-
-/** A 200 HTML page the live-reload script can be appended to (not compressed). */
-function isPlainHtml (statusCode: number, headers: OutgoingHttpHeaders): boolean {
-  const type = headers['content-type']
-  return statusCode === 200 && typeof type === 'string' && type.startsWith('text/html') && headers['content-encoding'] === undefined
 }
 
 /** An error answer: JSON, or an HTML page for a browser. */

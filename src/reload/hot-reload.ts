@@ -3,21 +3,19 @@
 // changed: rescan the host's file index; a worker folder appeared or went: start or stop it.
 // A broken build or a broken worker.yaml keeps the running version serving.
 import { join } from 'node:path'
+import { CoalescingQueue } from '../coalescing-queue.js'
 import type { ServerConfig } from '../config/schema.js'
 import type { ReloadEvent } from './live-reload.js'
 import type { EventStreamHub } from '../report/event-stream.js'
 import type { Logger } from '../logger.js'
-import type { Registry } from '../routing/route-table.js'
 import type { Supervisor } from '../supervision/supervisor.js'
 import { WorkerWatcher, type ChangeKind } from './watcher.js'
-import { readWorker, type WorkerSpec } from '../config/worker-discovery.js'
-import { TQ_ERR_CONFIG_DUPLICATE_ROUTE } from '../errors.js'
+import { checkRoutes, readWorker, type WorkerSpec } from '../config/worker-discovery.js'
 
 export interface HotReloadOptions {
   root: string
   config: ServerConfig
   supervisor: Supervisor
-  registry: Registry
   log: Logger
   /** Told after every switch, so open pages reload. */
   liveReload?: EventStreamHub
@@ -27,11 +25,8 @@ export class HotReload {
   readonly #options: HotReloadOptions
   readonly #workersDir: string
   readonly #watcher: WorkerWatcher
-  /**
-   * Per worker: the handling in progress, and the changes seen meanwhile. Those are handled
-   * together once it ends: a save during a switch queues exactly one more switch.
-   */
-  readonly #busy = new Map<string, { done: Promise<void>, waiting: Set<ChangeKind> | undefined }>()
+  /** Per worker: changes seen while one is handled are handled together once it ends. */
+  readonly #queues = new Map<string, CoalescingQueue<Set<ChangeKind>, void>>()
 
   constructor (options: HotReloadOptions) {
     this.#options = options
@@ -46,36 +41,24 @@ export class HotReload {
 
   async start (): Promise<void> {
     await this.#watcher.start()
-    for (const entry of this.#options.registry.workers()) this.#trackInputs(entry.spec.name)
-  }
-
-  /** Resolves once every change seen so far has been handled. */
-  async settled (): Promise<void> {
-    while (this.#busy.size > 0) await Promise.all([...this.#busy.values()].map((busy) => busy.done))
+    for (const name of this.#options.supervisor.workerNames()) this.#trackInputs(name)
   }
 
   async close (): Promise<void> {
     await this.#watcher.close()
-    await this.settled()
+    await Promise.all([...this.#queues.values()].map((queue) => queue.idle()))
   }
 
+  /** A save during a switch queues exactly one more switch, with every change seen meanwhile. */
   #enqueue (worker: string, kinds: Set<ChangeKind>): void {
-    const busy = this.#busy.get(worker)
-    if (busy) {
-      busy.waiting = new Set([...busy.waiting ?? [], ...kinds])
-      return
+    let queue = this.#queues.get(worker)
+    if (!queue) {
+      queue = new CoalescingQueue(
+        (changes) => this.#handle(worker, changes).catch((err: unknown) => this.#options.log.error({ worker, err }, 'hot reload failed')),
+        (waiting, next) => new Set([...waiting, ...next]))
+      this.#queues.set(worker, queue)
     }
-    const state: { done: Promise<void>, waiting: Set<ChangeKind> | undefined } = { done: Promise.resolve(), waiting: undefined }
-    state.done = (async () => {
-      let next: Set<ChangeKind> | undefined = kinds
-      while (next) {
-        await this.#handle(worker, next).catch((err: unknown) => this.#options.log.error({ worker, err }, 'hot reload failed'))
-        next = state.waiting
-        state.waiting = undefined
-      }
-      this.#busy.delete(worker)
-    })()
-    this.#busy.set(worker, state)
+    void queue.push(kinds)
   }
 
   async #handle (worker: string, kinds: Set<ChangeKind>): Promise<void> {
@@ -104,7 +87,7 @@ export class HotReload {
       if (outcome === 'switched') this.#notify(worker, 'worker added')
       return
     }
-    const outcome = await supervisor.reload({
+    const outcome = await supervisor.switchWorker({
       spec,
       rebuild: kinds.has('source') || kinds.has('config') || kinds.has('folder'),
       restart: kinds.has('private') || kinds.has('config'),
@@ -116,12 +99,10 @@ export class HotReload {
 
   /** The worker's spec as its folder now says; undefined if it is no worker; null if invalid. */
   async #readSpec (worker: string): Promise<WorkerSpec | undefined | null> {
-    const { root, config, registry, supervisor, log } = this.#options
+    const { root, config, supervisor, log } = this.#options
     try {
       const spec = await readWorker(root, join(this.#workersDir, worker), worker, config)
-      const clash = spec?.enabled && registry.workers().find((entry) =>
-        entry.spec.name !== worker && entry.spec.enabled && entry.spec.route === spec.route)
-      if (clash) throw new TQ_ERR_CONFIG_DUPLICATE_ROUTE(spec.route, clash.spec.source, spec.source)
+      if (spec) checkRoutes([...supervisor.routes.workers().map((entry) => entry.spec).filter((other) => other.name !== worker), spec])
       return spec
     } catch (err) {
       log.error({ worker, err }, 'worker configuration is invalid; the running version keeps serving')

@@ -1,10 +1,11 @@
 // Browser live reload in dev: pages get a small script that listens to a server-sent event stream
 // and reloads the page when a worker has switched to a new version (or its public/ files changed).
+import type { OutgoingHttpHeaders } from 'node:http'
 import { pipeline, Transform, type Readable } from 'node:stream'
+import { HOST_PREFIX } from '../url-paths.js'
 
-export const LIVE_RELOAD_PREFIX = '/__tqserver'
-export const LIVE_RELOAD_EVENTS = `${LIVE_RELOAD_PREFIX}/live-reload`
-export const LIVE_RELOAD_SCRIPT_PATH = `${LIVE_RELOAD_PREFIX}/live-reload.js`
+export const LIVE_RELOAD_EVENTS = `${HOST_PREFIX}/live-reload`
+export const LIVE_RELOAD_SCRIPT_PATH = `${HOST_PREFIX}/live-reload.js`
 
 export const LIVE_RELOAD_SCRIPT = `// tqserver dev: reload this page when a worker switches to a new version.
 (() => {
@@ -17,6 +18,12 @@ export const LIVE_RELOAD_SCRIPT = `// tqserver dev: reload this page when a work
 export const LIVE_RELOAD_TAG = `\n<script src="${LIVE_RELOAD_SCRIPT_PATH}"></script>\n`
 
 export interface ReloadEvent { worker: string, reason: string }
+
+/** A 200 HTML page the script can be appended to: not compressed, so plain text at its end. */
+export function canTakeReloadScript (statusCode: number, headers: OutgoingHttpHeaders): boolean {
+  const type = headers['content-type']
+  return statusCode === 200 && typeof type === 'string' && type.startsWith('text/html') && headers['content-encoding'] === undefined
+}
 
 /** The payload with the live-reload script tag appended (after </html> is fine for browsers). */
 export function withReloadScript (payload: unknown): unknown {

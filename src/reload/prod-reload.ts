@@ -4,26 +4,13 @@
 // its processes. A source change without a new build changes nothing: production runs builds.
 // An invalid configuration keeps the running one. Each reload ends with one summary log line.
 import { availableParallelism } from 'node:os'
+import { CoalescingQueue } from '../coalescing-queue.js'
 import type { ResolvedServerConfig } from '../config/server-config.js'
 import type { ServerConfig } from '../config/schema.js'
 import type { Logger } from '../logger.js'
+import type { ReloadSummary } from '../report/health-report.js'
 import type { Supervisor } from '../supervision/supervisor.js'
 import { discoverWorkers, type WorkerSpec } from '../config/worker-discovery.js'
-
-export interface ReloadSummary {
-  trigger: string
-  at: number
-  durationMs: number
-  switched: string[]
-  started: string[]
-  stopped: string[]
-  unchanged: string[]
-  failed: Array<{ worker: string, reason: string }>
-  /** Server settings that changed but take effect only when the server restarts. */
-  needsRestart: string[]
-  /** Set when the new configuration was invalid and nothing was changed. */
-  error: string | null
-}
 
 /** Server keys a reload applies: the timeouts reach workers through their specs. */
 const LIVE_KEYS = new Set<keyof ServerConfig>(['startTimeout', 'drainTimeout', 'killTimeout', 'logLevel', 'health'])
@@ -39,25 +26,17 @@ export interface ProdReloadOptions {
 export class ProdReload {
   readonly #options: ProdReloadOptions
   #config: ServerConfig
-  #running: Promise<ReloadSummary> | undefined
-  #queued: Promise<ReloadSummary> | undefined
+  /** A reload asked for while one runs is served by exactly one more after it. */
+  readonly #queue = new CoalescingQueue<string, ReloadSummary>((trigger) => this.#reload(trigger), (waiting) => waiting)
 
   constructor (options: ProdReloadOptions) {
     this.#options = options
     this.#config = options.config
   }
 
-  /** Reloads; a request made while one runs is served by exactly one more reload after it. */
+  /** Rescans and switches what changed; `trigger` says who asked (SIGHUP, the API). */
   reload (trigger: string): Promise<ReloadSummary> {
-    if (!this.#running) {
-      this.#running = this.#reload(trigger).finally(() => { this.#running = undefined })
-      return this.#running
-    }
-    this.#queued ??= this.#running.then(() => {
-      this.#queued = undefined
-      return this.reload(trigger)
-    })
-    return this.#queued
+    return this.#queue.push(trigger)
   }
 
   async #reload (trigger: string): Promise<ReloadSummary> {
@@ -102,7 +81,7 @@ export class ProdReload {
       const current = supervisor.current(name)!
       const build = spec.enabled ? await supervisor.builder.current(spec) : current.build
       // A worker left FAILED by a crash loop gets another chance with every reload.
-      const failed = spec.enabled && ![...supervisor.registry.worker(name)?.instances ?? []].some((instance) => instance.state.is('HEALTHY'))
+      const failed = spec.enabled && ![...supervisor.routes.worker(name)?.instances ?? []].some((instance) => instance.state.is('HEALTHY'))
       const changes = [
         ...(sameSpec(spec, current.spec) ? [] : ['worker settings']),
         ...(spec.enabled && build?.id !== current.build?.id ? ['build'] : []),
@@ -112,7 +91,7 @@ export class ProdReload {
         summary.unchanged.push(name)
         return
       }
-      const outcome = await supervisor.reload({ spec, build, rebuild: spec.enabled && !build, restart: true, reason: `reload: ${changes.join(' and ')} changed` })
+      const outcome = await supervisor.switchWorker({ spec, build, rebuild: spec.enabled && !build, restart: true, reason: `reload: ${changes.join(' and ')} changed` })
       if (outcome === 'build-failed' || outcome === 'start-failed') throw new Error(outcome === 'build-failed' ? 'the build failed' : 'the new version failed to start')
       summary.switched.push(name)
     } catch (err) {

@@ -3,8 +3,9 @@
 // function (sent as its source) re-renders it in the browser from a server-sent event stream.
 import type { HealthReport } from './health-report.js'
 import { escapeHtml } from '../html.js'
+import { HOST_PREFIX } from '../url-paths.js'
 
-export const DASHBOARD_STREAM = '/__tqserver/health/stream'
+export const DASHBOARD_STREAM = `${HOST_PREFIX}/health/stream`
 
 /**
  * Renders the report as HTML. Self-contained on purpose: its source is sent to the browser, so it
@@ -26,7 +27,7 @@ export function renderBody (report: HealthReport, now: number): string {
   // Worker statuses, instance states and event types, by colour.
   const tone = (state: string) => ({
     healthy: 'good', HEALTHY: 'good', started: 'good', switched: 'good', recovered: 'good',
-    degraded: 'warn', UNHEALTHY: 'warn', STARTING: 'warn', BACKOFF: 'warn', BUILDING: 'warn', unhealthy: 'bad', replaced: 'warn', 'start-failed': 'warn',
+    degraded: 'warn', UNHEALTHY: 'warn', STARTING: 'warn', BACKOFF: 'warn', unhealthy: 'bad', replaced: 'warn', 'start-failed': 'warn',
     CRASHED: 'bad', FAILED: 'bad', crashed: 'bad', failed: 'bad', 'build-failed': 'bad'
   } as Record<string, string>)[state] ?? 'off'
   const badge = (text: string) => `<span class="badge ${tone(text)}">${esc(text)}</span>`

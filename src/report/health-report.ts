@@ -2,9 +2,7 @@
 // of the report from what the supervisor, the proxy's counters and the health checker know.
 import type { BuildErrorLocation, BuildResult } from '../build/builder.js'
 import type { EventLog, ServerEvent } from './event-log.js'
-import type { InstanceHealth } from '../supervision/health-checker.js'
 import type { OutputLine } from '../process/log-capture.js'
-import type { ReloadSummary } from '../reload/prod-reload.js'
 import type { UpstreamTraffic } from '../routing/upstream-traffic.js'
 import type { WorkerSpec } from '../config/worker-discovery.js'
 import type { WorkerInstance } from '../process/worker-instance.js'
@@ -67,9 +65,28 @@ export interface HealthReport {
   ports: { size: number, leased: number }
 }
 
-/** What anyone may see: the status alone. */
-export interface PublicHealthReport {
-  status: OverallStatus
+/** What a production reload did (SIGHUP, `tqserver reload`, fastify.tqserver.reload()). */
+export interface ReloadSummary {
+  trigger: string
+  at: number
+  durationMs: number
+  switched: string[]
+  started: string[]
+  stopped: string[]
+  unchanged: string[]
+  failed: Array<{ worker: string, reason: string }>
+  /** Server settings that changed but take effect only when the server restarts. */
+  needsRestart: string[]
+  /** Set when the new configuration was invalid and nothing was changed. */
+  error: string | null
+}
+
+/** What the checker knows of one instance, for /health. */
+export interface InstanceHealth {
+  lastCheck: number | null
+  lastError: string | null
+  rssBytes: number | null
+  cpuPercent: number | null
 }
 
 /** One worker as the supervisor knows it. */
@@ -92,7 +109,7 @@ export interface ReportSources {
   ports: HealthReport['ports']
 }
 
-const STATE_ORDER: WorkerState[] = ['HEALTHY', 'UNHEALTHY', 'STARTING', 'BACKOFF', 'DRAINING', 'CRASHED', 'FAILED', 'BUILDING', 'STOPPED']
+const STATE_ORDER: WorkerState[] = ['HEALTHY', 'UNHEALTHY', 'STARTING', 'BACKOFF', 'DRAINING', 'CRASHED', 'FAILED', 'STOPPED']
 
 export function buildHealthReport (sources: ReportSources): HealthReport {
   const now = Date.now()

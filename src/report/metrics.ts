@@ -3,9 +3,8 @@
 // server reloads); gauges (instances by state, requests in flight) are read from the health
 // report when scraped. One prom-client registry per server, so two servers in a process (tests,
 // an app that registers tqserver twice) never share a series.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client'
-import type { HealthReport } from './health-report.js'
-import type { ReloadSummary } from '../reload/prod-reload.js'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { HealthReport, ReloadSummary } from './health-report.js'
 import { STATES } from '../process/worker-state.js'
 
 const PREFIX = 'tqserver_'
@@ -15,7 +14,7 @@ const SLOW_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx']
 
 export class ServerMetrics {
-  readonly registry = new PromRegistry()
+  readonly #registry = new Registry()
   readonly #requests: Counter<'worker' | 'status_class'>
   readonly #requestDuration: Histogram<'worker'>
   readonly #restarts: Counter<'worker'>
@@ -31,7 +30,7 @@ export class ServerMetrics {
 
   constructor (report: () => HealthReport) {
     const workers = () => Object.entries((this.#scraped ??= report()).workers)
-    const registers = [this.registry]
+    const registers = [this.#registry]
     this.#requests = new Counter({
       name: `${PREFIX}requests_total`,
       help: 'Requests proxied to workers, by status class ("failed": no complete answer)',
@@ -45,7 +44,8 @@ export class ServerMetrics {
       buckets: REQUEST_BUCKETS,
       registers
     })
-    new Gauge({ // eslint-disable-line no-new -- registered on creation; read when scraped
+    // Gauges register themselves on creation and are filled from the report when scraped.
+    new Gauge({
       name: `${PREFIX}requests_in_flight`,
       help: 'Requests being proxied now',
       labelNames: ['worker'],
@@ -57,7 +57,7 @@ export class ServerMetrics {
         }
       }
     })
-    new Gauge({ // eslint-disable-line no-new
+    new Gauge({
       name: `${PREFIX}instances`,
       help: 'Worker instances by state',
       labelNames: ['worker', 'state'],
@@ -69,7 +69,7 @@ export class ServerMetrics {
         }
       }
     })
-    new Gauge({ // eslint-disable-line no-new
+    new Gauge({
       name: `${PREFIX}worker_up`,
       help: '1 while a worker has a healthy instance, 0 otherwise (disabled workers are not listed)',
       labelNames: ['worker'],
@@ -125,7 +125,7 @@ export class ServerMetrics {
       buckets: SLOW_BUCKETS,
       registers
     })
-    collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
+    collectDefaultMetrics({ register: this.#registry, prefix: PREFIX })
   }
 
   /** A proxied request ended: `statusCode` 0 when it got no complete answer. */
@@ -156,13 +156,13 @@ export class ServerMetrics {
   /** The Prometheus text exposition. */
   async text (): Promise<string> {
     try {
-      return await this.registry.metrics()
+      return await this.#registry.metrics()
     } finally {
       this.#scraped = undefined
     }
   }
 
   get contentType (): string {
-    return this.registry.contentType
+    return this.#registry.contentType
   }
 }

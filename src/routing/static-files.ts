@@ -19,10 +19,6 @@ export class StaticFiles {
     this.#files = files
   }
 
-  get size (): number {
-    return this.#files.size
-  }
-
   /** Whether `path` (as in the URL, percent-encoded, after the route prefix) names a file here. */
   has (path: string): boolean {
     if (this.#files.size === 0) return false

@@ -4,37 +4,11 @@
 // UNHEALTHY for longer than `grace` is handed over to be replaced. A proxied request that could
 // not reach an instance makes it suspect: it is probed at once, and one more failure suffices.
 // Each round also samples the processes' memory and CPU.
-import { request } from 'node:http'
 import type { Logger } from '../logger.js'
 import { cpuPercent, sampleProcess, type ProcessSample } from '../process/process-stats.js'
+import { probeHealth } from '../process/health-probe.js'
 import type { WorkerInstance } from '../process/worker-instance.js'
-
-export const HEALTH_PATH = '/health'
-
-export interface ProbeResult {
-  ok: boolean
-  /** HTTP status, when the worker answered. */
-  status?: number
-  /** Why the probe failed, when it did. */
-  error?: string
-}
-
-/**
- * One GET /health on its own connection (agent: false), so a probe never holds a keep-alive
- * socket that would delay the worker's exit.
- */
-export function probeHealth (port: number, host: string, timeoutMs: number): Promise<ProbeResult> {
-  return new Promise((resolve) => {
-    const req = request({ host, port, path: HEALTH_PATH, agent: false, timeout: timeoutMs }, (res) => {
-      res.resume()
-      const status = res.statusCode ?? 0
-      resolve(status === 200 ? { ok: true, status } : { ok: false, status, error: `GET ${HEALTH_PATH} answered ${status}` })
-    })
-    req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
-    req.once('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, error: err.code ?? err.message }))
-    req.end()
-  })
-}
+import type { InstanceHealth } from '../report/health-report.js'
 
 export interface HealthSettings {
   interval: number
@@ -42,14 +16,6 @@ export interface HealthSettings {
   fall: number
   rise: number
   grace: number
-}
-
-/** What the checker knows of one instance, for /health. */
-export interface InstanceHealth {
-  lastCheck: number | null
-  lastError: string | null
-  rssBytes: number | null
-  cpuPercent: number | null
 }
 
 interface Tracking {
@@ -113,14 +79,12 @@ export class HealthChecker {
     }
   }
 
-  /** A request could not reach `origin`: probe its instance at once. */
-  suspect (origin: string): void {
-    for (const instance of this.#options.instances()) {
-      if (instance.origin !== origin || !instance.state.is('HEALTHY', 'UNHEALTHY')) continue
-      this.#track(instance).suspect = true
-      this.#options.log.debug({ worker: instance.spec.name, pid: instance.pid }, 'instance suspect after a failed request; probing now')
-      void this.#check(instance)
-    }
+  /** A request could not reach `instance`: probe it at once. */
+  suspect (instance: WorkerInstance): void {
+    if (!instance.state.is('HEALTHY', 'UNHEALTHY')) return
+    this.#track(instance).suspect = true
+    this.#options.log.debug({ worker: instance.spec.name, pid: instance.pid }, 'instance suspect after a failed request; probing now')
+    void this.#check(instance)
   }
 
   health (instance: WorkerInstance): InstanceHealth {

@@ -1,6 +1,6 @@
 // Starts, restarts and stops the workers. Owns each worker's current version (spec and build), its
-// instances' lives and its crash history; every version change goes through the reload
-// coordinator; tells the registry which instances serve.
+// instances' lives and its crash history; every version change goes through the switch
+// (worker-switch.ts); tells the route table which instances serve.
 import { Builder, type BuildErrorLocation, type BuildMode, type BuildResult } from '../build/builder.js'
 import { parsePortRange } from '../config/server-config.js'
 import type { ServerConfig } from '../config/schema.js'
@@ -10,9 +10,11 @@ import { buildHealthReport, type HealthReport, type WorkerReport } from '../repo
 import { OutputBuffer } from '../process/log-capture.js'
 import type { Logger } from '../logger.js'
 import { PortPool } from '../process/port-pool.js'
-import type { ReloadSummary } from '../reload/prod-reload.js'
-import type { Registry } from '../routing/route-table.js'
-import { ReloadCoordinator, type ReloadOutcome, type ReloadPlan, type SwitchHost } from './worker-switch.js'
+import type { ReloadSummary } from '../report/health-report.js'
+import type { ServerMetrics } from '../report/metrics.js'
+import type { RouteTable } from '../routing/route-table.js'
+import type { UpstreamEvents } from '../routing/upstream-events.js'
+import { WorkerSwitch, type SwitchOutcome, type SwitchPlan, type SwitchHost } from './worker-switch.js'
 import { CrashHistory } from './restart-policy.js'
 import { StaticFiles } from '../routing/static-files.js'
 import { discoverWorkers, type WorkerSpec } from '../config/worker-discovery.js'
@@ -25,11 +27,14 @@ export interface SupervisorOptions {
   root: string
   config: ServerConfig
   mode: BuildMode
-  registry: Registry
+  routes: RouteTable
+  upstreams: UpstreamEvents
+  /** Builds, switches, restarts and reloads are counted here. */
+  metrics: ServerMetrics
   log: Logger
 }
 
-/** What the supervisor keeps per worker, beside what the registry holds. */
+/** What the supervisor keeps per worker, beside what the route table holds. */
 interface WorkerRuntime {
   spec: WorkerSpec
   output: OutputBuffer
@@ -44,10 +49,12 @@ interface WorkerRuntime {
 export class Supervisor implements SwitchHost {
   readonly pool: PortPool
   readonly builder: Builder
-  readonly registry: Registry
+  readonly routes: RouteTable
   readonly log: Logger
   readonly #options: SupervisorOptions
-  readonly #coordinator: ReloadCoordinator
+  readonly #upstreams: UpstreamEvents
+  readonly #metrics: ServerMetrics
+  readonly #switch: WorkerSwitch
   readonly #workers = new Map<string, WorkerRuntime>()
   /** Dev only: warm processes that take a new version faster than a fresh spawn. */
   readonly #standbys: StandbyPool | undefined
@@ -60,19 +67,21 @@ export class Supervisor implements SwitchHost {
 
   constructor (options: SupervisorOptions) {
     this.#options = options
-    this.registry = options.registry
+    this.routes = options.routes
+    this.#upstreams = options.upstreams
+    this.#metrics = options.metrics
     this.log = options.log
     this.pool = new PortPool(parsePortRange(options.config.workerPorts), WORKER_HOST)
     this.builder = new Builder(options.mode, options.log)
-    this.#coordinator = new ReloadCoordinator(this)
+    this.#switch = new WorkerSwitch(this)
     if (options.mode === 'dev' && options.config.standbys > 0) {
       this.#standbys = new StandbyPool({ size: options.config.standbys, cwd: options.root, env: baseEnv('dev'), log: options.log })
     }
     this.#health = new HealthChecker({
       settings: options.config.health,
-      instances: () => this.registry.workers().flatMap((entry) => [...entry.instances]),
+      instances: () => this.routes.instances(),
       onChange: (instance, healthy, reason) => {
-        this.registry.publish(instance.spec.name)
+        this.routes.publish(instance.spec.name)
         this.#events.record(healthy ? 'recovered' : 'unhealthy', instance.spec.name, `pid ${instance.pid}: ${reason}`)
       },
       onStuck: (instance) => this.#recycle(instance.origin!, 'unhealthy for too long'),
@@ -82,8 +91,11 @@ export class Supervisor implements SwitchHost {
       },
       log: options.log
     })
-    this.registry.onUpstream('failed', (origin) => this.#health.suspect(origin))
-    this.registry.onUpstream('exhausted', (origin) => this.#recycle(origin, 'served its maxRequests'))
+    this.#upstreams.on('failed', (origin) => {
+      const instance = this.routes.instanceAt(origin)
+      if (instance) this.#health.suspect(instance)
+    })
+    this.#upstreams.on('exhausted', (origin) => this.#recycle(origin, 'served its maxRequests'))
   }
 
   /**
@@ -112,10 +124,10 @@ export class Supervisor implements SwitchHost {
   }
 
   /** Routes a new worker's prefix to it, then builds (when needed) and starts it. */
-  async startWorker (spec: WorkerSpec): Promise<ReloadOutcome | undefined> {
+  async startWorker (spec: WorkerSpec): Promise<SwitchOutcome | undefined> {
     const staticFiles = new StaticFiles(spec.publicDir)
     await staticFiles.refresh()
-    this.registry.setWorker(spec, staticFiles)
+    this.routes.setWorker(spec, staticFiles)
     const runtime: WorkerRuntime = {
       spec,
       output: new OutputBuffer(this.#options.config.outputLines),
@@ -132,38 +144,38 @@ export class Supervisor implements SwitchHost {
       this.log.info({ worker: spec.name, route: spec.route }, 'worker disabled')
       return undefined
     }
-    return this.#coordinator.reload({ spec, rebuild: this.#options.mode === 'dev', restart: true, reason: 'worker started' })
+    return this.#switch.run({ spec, rebuild: this.#options.mode === 'dev', restart: true, reason: 'worker started' })
   }
 
   /** Resolves when no switch is running or queued. */
   idle (): Promise<void> {
-    return this.#coordinator.idle()
+    return this.#switch.idle()
   }
 
-  /** Switches a running worker to a new version (see reload-coordinator.ts). */
-  reload (plan: ReloadPlan): Promise<ReloadOutcome> {
+  /** Switches a running worker to a new version (see worker-switch.ts). */
+  switchWorker (plan: SwitchPlan): Promise<SwitchOutcome> {
     if (!this.#workers.has(plan.spec.name)) throw new TQ_ERR_WORKER_NOT_FOUND(plan.spec.name)
-    return this.#coordinator.reload(plan)
+    return this.#switch.run(plan)
   }
 
   /** Replaces a worker's instances with fresh ones of its current version. */
-  restartWorker (name: string, reason: string): Promise<ReloadOutcome> {
-    return this.reload({ spec: this.#runtime(name).spec, rebuild: false, restart: true, reason })
+  restartWorker (name: string, reason: string): Promise<SwitchOutcome> {
+    return this.switchWorker({ spec: this.#runtime(name).spec, rebuild: false, restart: true, reason })
   }
 
   /** Rescans a worker's public/ folder. */
   async refreshStatic (name: string): Promise<void> {
-    await this.registry.worker(name)?.staticFiles.refresh()
+    await this.routes.worker(name)?.staticFiles.refresh()
   }
 
   /** Drains and stops every instance of a worker and removes its route. */
   async stopWorker (name: string, reason: string): Promise<void> {
     const runtime = this.#workers.get(name)
-    const entry = this.registry.worker(name)
+    const entry = this.routes.worker(name)
     if (!runtime || !entry) throw new TQ_ERR_WORKER_NOT_FOUND(name)
     this.#workers.delete(name)
     await Promise.all([...entry.instances].map((instance) => this.retire(instance, reason)))
-    this.registry.removeWorker(name)
+    this.routes.removeWorker(name)
     await this.builder.forget(name)
     this.#events.record('stopped', name, reason)
   }
@@ -172,7 +184,7 @@ export class Supervisor implements SwitchHost {
   stop (): Promise<void> {
     this.#stopping ??= (async () => {
       this.#health.stop()
-      await this.#coordinator.idle()
+      await this.#switch.idle()
       await Promise.all([
         ...[...this.#workers.keys()].map((name) => this.stopWorker(name, 'server shutting down')),
         this.#standbys?.close()
@@ -182,7 +194,7 @@ export class Supervisor implements SwitchHost {
     return this.#stopping
   }
 
-  // --- SwitchHost: the coordinator's view of the supervisor ---
+  // --- SwitchHost: the switch's view of the supervisor ---
 
   current (name: string): { spec: WorkerSpec, build: BuildResult | undefined } | undefined {
     return this.#workers.get(name)
@@ -190,15 +202,15 @@ export class Supervisor implements SwitchHost {
 
   async build (spec: WorkerSpec): Promise<BuildResult | undefined> {
     const runtime = this.#runtime(spec.name)
-    const inUse = [...this.registry.worker(spec.name)?.instances ?? []].map((instance) => instance.build.id)
+    const inUse = [...this.routes.worker(spec.name)?.instances ?? []].map((instance) => instance.build.id)
     const started = performance.now()
     try {
       const build = await this.builder.build(spec, inUse)
       runtime.buildError = undefined
-      this.registry.metrics.built(spec.name, true, build.durationMs)
+      this.#metrics.built(spec.name, true, build.durationMs)
       return build
     } catch (err) {
-      this.registry.metrics.built(spec.name, false, performance.now() - started)
+      this.#metrics.built(spec.name, false, performance.now() - started)
       const error = err as Error & { locations?: BuildErrorLocation[] }
       runtime.buildError = { message: error.message, locations: error.locations ?? [], at: Date.now() }
       this.#events.record('build-failed', spec.name, error.message.split('\n').slice(1, 2).join('') || error.message)
@@ -217,12 +229,12 @@ export class Supervisor implements SwitchHost {
       log: this.log,
       output: runtime.output,
       onCrash: (crashed) => {
-        this.registry.publish(spec.name)
+        this.routes.publish(spec.name)
         this.#afterCrash(runtime, crashed)
       },
       launch: (options) => this.#launch(options)
     })
-    this.registry.addInstance(spec.name, instance)
+    this.routes.addInstance(spec.name, instance)
     return instance
   }
 
@@ -238,18 +250,19 @@ export class Supervisor implements SwitchHost {
     timers?.delete(instance)
     if (instance.state.is('HEALTHY', 'UNHEALTHY')) {
       instance.beginDrain(reason)
-      this.registry.publish(name)
+      this.routes.publish(name)
     }
     if (origin && instance.state.is('DRAINING')) {
       const { drainTimeout } = instance.spec.timeouts
-      await this.registry.emitUpstream('draining', origin)
-      if (!await this.registry.whenIdle(origin, drainTimeout)) {
-        this.log.warn({ worker: name, pid: instance.pid, inflight: this.registry.inflight(origin), drainTimeout }, 'drain timed out; stopping with requests in flight')
+      await this.#upstreams.emit('draining', origin)
+      if (!await this.routes.traffic.whenIdle(origin, drainTimeout)) {
+        this.log.warn({ worker: name, pid: instance.pid, inflight: this.routes.traffic.inflight(origin), drainTimeout }, 'drain timed out; stopping with requests in flight')
       }
-      await this.registry.emitUpstream('retired', origin)
+      await this.#upstreams.emit('retired', origin)
+      this.routes.traffic.forget(origin)
     }
     await instance.stop(reason)
-    this.registry.removeInstance(name, instance)
+    this.routes.removeInstance(name, instance)
   }
 
   committed (spec: WorkerSpec, build: BuildResult, healthy: boolean, reason: string): void {
@@ -265,8 +278,8 @@ export class Supervisor implements SwitchHost {
     runtime.lastError = undefined
   }
 
-  finished (name: string, outcome: ReloadOutcome, durationMs: number): void {
-    this.registry.metrics.switched(name, outcome, durationMs)
+  finished (name: string, outcome: SwitchOutcome, durationMs: number): void {
+    this.#metrics.switched(name, outcome, durationMs)
   }
 
   async startFailed (instance: WorkerInstance, error: Error, retry: boolean): Promise<void> {
@@ -280,7 +293,7 @@ export class Supervisor implements SwitchHost {
     }
     this.log.error({ worker: instance.spec.name, err: error }, 'new instance failed to start; the running version keeps serving')
     await instance.stop('failed to start')
-    this.registry.removeInstance(instance.spec.name, instance)
+    this.routes.removeInstance(instance.spec.name, instance)
   }
 
   // --- reporting ---
@@ -289,14 +302,14 @@ export class Supervisor implements SwitchHost {
     return buildHealthReport({
       workers: [...this.#workers.values()].map((runtime) => ({
         spec: runtime.spec,
-        instances: [...this.registry.worker(runtime.spec.name)?.instances ?? []],
+        instances: [...this.routes.worker(runtime.spec.name)?.instances ?? []],
         build: runtime.build,
         buildError: runtime.buildError,
         lastSwitch: runtime.lastSwitch,
         lastError: runtime.lastError,
         output: runtime.output.last()
       })),
-      traffic: this.registry.traffic,
+      traffic: this.routes.traffic,
       health: (instance) => this.#health.health(instance),
       events: this.#events,
       lastReload: this.#lastReload,
@@ -307,7 +320,7 @@ export class Supervisor implements SwitchHost {
   /** Keeps the last production reload's summary for /health. */
   recordReload (summary: ReloadSummary): void {
     this.#lastReload = summary
-    this.registry.metrics.reloaded(summary)
+    this.#metrics.reloaded(summary)
     const parts = [['switched', summary.switched], ['started', summary.started], ['stopped', summary.stopped]] as const
     const done = parts.filter(([, names]) => names.length > 0).map(([label, names]) => `${label} ${names.join(', ')}`).join('; ')
     this.#events.record('reload', null, summary.error ?? `${summary.trigger}: ${done || 'nothing changed'} in ${summary.durationMs} ms`)
@@ -331,11 +344,11 @@ export class Supervisor implements SwitchHost {
 
   /** Replaces the instance serving `origin` with a fresh one of the same version, once. */
   #recycle (origin: string, reason: string): void {
-    const instance = this.registry.workers().flatMap((entry) => [...entry.instances]).find((candidate) => candidate.origin === origin)
+    const instance = this.routes.instanceAt(origin)
     if (!instance || this.#recycling.has(instance) || !instance.state.is('HEALTHY', 'UNHEALTHY')) return
     this.#recycling.add(instance)
     this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} ${reason}`)
-    void this.#coordinator.reload({ spec: instance.spec, rebuild: false, restart: true, reason, replace: instance })
+    void this.#switch.run({ spec: instance.spec, rebuild: false, restart: true, reason, replace: instance })
   }
 
   /** A warm standby takes the new process when one is ready (dev); otherwise a fresh spawn. */
@@ -364,9 +377,9 @@ export class Supervisor implements SwitchHost {
     instance.state.transition('BACKOFF', `restart in ${delay} ms`)
     const timer = setTimeout(() => {
       runtime.restartTimers.delete(instance)
-      this.registry.metrics.restarted(runtime.spec.name)
+      this.#metrics.restarted(runtime.spec.name)
       instance.start('restart after crash').then(
-        () => this.registry.publish(runtime.spec.name),
+        () => this.routes.publish(runtime.spec.name),
         (err: Error) => {
           runtime.lastError = { message: err.message, at: Date.now() }
           this.log.error({ worker: runtime.spec.name, err }, 'worker failed to restart')

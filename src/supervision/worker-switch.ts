@@ -10,12 +10,13 @@
 //       -> SIGTERM old -> SIGKILL after killTimeout -> port released (not reused at once)
 //   a failure before the switch step kills the new instance; the old one keeps serving.
 import type { BuildResult } from '../build/builder.js'
-import type { Logger } from '../logger.js'
-import type { Registry } from '../routing/route-table.js'
+import { CoalescingQueue } from '../coalescing-queue.js'
 import type { WorkerSpec } from '../config/worker-discovery.js'
+import type { Logger } from '../logger.js'
 import type { WorkerInstance } from '../process/worker-instance.js'
+import type { RouteTable } from '../routing/route-table.js'
 
-export interface ReloadPlan {
+export interface SwitchPlan {
   spec: WorkerSpec
   /** Build the worker's source first (a source file or worker.yaml changed). */
   rebuild: boolean
@@ -28,11 +29,11 @@ export interface ReloadPlan {
   replace?: WorkerInstance
 }
 
-export type ReloadOutcome = 'switched' | 'unchanged' | 'build-failed' | 'start-failed'
+export type SwitchOutcome = 'switched' | 'unchanged' | 'build-failed' | 'start-failed'
 
-/** What the coordinator needs from the supervisor, which owns builds and instances. */
+/** What the switch needs from the supervisor, which owns builds and instances. */
 export interface SwitchHost {
-  readonly registry: Registry
+  readonly routes: RouteTable
   readonly log: Logger
   /** The version serving now. */
   current: (name: string) => { spec: WorkerSpec, build: BuildResult | undefined } | undefined
@@ -43,7 +44,7 @@ export interface SwitchHost {
   /** Drains and stops an instance that is out of rotation (or never served). */
   retire: (instance: WorkerInstance, reason: string) => Promise<void>
   /** A switch ended (also when it changed nothing or failed), `durationMs` after it began. */
-  finished: (name: string, outcome: ReloadOutcome, durationMs: number) => void
+  finished: (name: string, outcome: SwitchOutcome, durationMs: number) => void
   /** The new version is current (`healthy`: every new instance started). */
   committed: (spec: WorkerSpec, build: BuildResult, healthy: boolean, reason: string) => void
   /**
@@ -53,56 +54,39 @@ export interface SwitchHost {
   startFailed: (instance: WorkerInstance, error: Error, retry: boolean) => Promise<void>
 }
 
-interface Queue {
-  /** Settles when the last switch queued for this worker has finished. */
-  tail: Promise<void>
-  /** A switch queued behind the running one, not started yet: later requests merge into it. */
-  pending: { plan: ReloadPlan, promise: Promise<ReloadOutcome> } | undefined
-}
-
-export class ReloadCoordinator {
+export class WorkerSwitch {
   readonly #host: SwitchHost
-  readonly #queues = new Map<string, Queue>()
+  readonly #queues = new Map<string, CoalescingQueue<SwitchPlan, SwitchOutcome>>()
 
   constructor (host: SwitchHost) {
     this.#host = host
   }
 
   /** Switches the worker to the version `plan` describes, after any switch already running. */
-  reload (plan: ReloadPlan): Promise<ReloadOutcome> {
-    const queue = this.#queues.get(plan.spec.name) ?? { tail: Promise.resolve(), pending: undefined }
-    this.#queues.set(plan.spec.name, queue)
-    if (queue.pending) {
-      // Merge: the latest spec and reason, with the work both asked for.
-      const queued = queue.pending.plan
-      queue.pending.plan = { ...plan, rebuild: queued.rebuild || plan.rebuild, restart: queued.restart || plan.restart }
-      return queue.pending.promise
+  run (plan: SwitchPlan): Promise<SwitchOutcome> {
+    let queue = this.#queues.get(plan.spec.name)
+    if (!queue) {
+      // A plan merged into a waiting one: the latest spec and reason, with the work both asked for.
+      queue = new CoalescingQueue((next) => this.#timed(next), (waiting, next) =>
+        ({ ...next, rebuild: waiting.rebuild || next.rebuild, restart: waiting.restart || next.restart }))
+      this.#queues.set(plan.spec.name, queue)
     }
-    const pending: Queue['pending'] & object = {
-      plan,
-      promise: queue.tail.then(() => {
-        if (queue.pending === pending) queue.pending = undefined
-        return this.#timed(pending.plan)
-      })
-    }
-    queue.pending = pending
-    queue.tail = pending.promise.then(() => {}, () => {})
-    return pending.promise
+    return queue.push(plan)
   }
 
   /** Resolves when no switch is running or queued. */
   async idle (): Promise<void> {
-    await Promise.all([...this.#queues.values()].map((queue) => queue.tail))
+    await Promise.all([...this.#queues.values()].map((queue) => queue.idle()))
   }
 
-  async #timed (plan: ReloadPlan): Promise<ReloadOutcome> {
+  async #timed (plan: SwitchPlan): Promise<SwitchOutcome> {
     const started = performance.now()
     const outcome = await this.#switch(plan)
     this.#host.finished(plan.spec.name, outcome, performance.now() - started)
     return outcome
   }
 
-  async #switch (plan: ReloadPlan): Promise<ReloadOutcome> {
+  async #switch (plan: SwitchPlan): Promise<SwitchOutcome> {
     const host = this.#host
     const { spec } = plan
     const current = host.current(spec.name)
@@ -111,7 +95,7 @@ export class ReloadCoordinator {
       build = await host.build(spec)
       if (!build) return 'build-failed'
     }
-    const entry = host.registry.worker(spec.name)
+    const entry = host.routes.worker(spec.name)
     const olds = plan.replace ? [plan.replace] : [...entry?.instances ?? []]
     const serving = olds.some((instance) => instance.state.is('HEALTHY', 'UNHEALTHY'))
     if (!plan.restart && serving && build.id === current?.build?.id) return 'unchanged'
@@ -131,10 +115,10 @@ export class ReloadCoordinator {
         }
         // The switch, in one synchronous step: a request sees the old set or the new one.
         if (old?.state.is('HEALTHY', 'UNHEALTHY')) old.beginDrain('replaced by a new version')
-        if (i === 0) host.registry.setWorker(spec, entry!.staticFiles)
-        host.registry.publish(spec.name)
+        if (i === 0) host.routes.setWorker(spec, entry!.staticFiles)
+        host.routes.publish(spec.name)
       } else if (i === 0) {
-        host.registry.setWorker(spec, entry!.staticFiles)
+        host.routes.setWorker(spec, entry!.staticFiles)
       }
       if (old) await host.retire(old, spec.enabled ? 'replaced by a new version' : 'worker disabled')
     }

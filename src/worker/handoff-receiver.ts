@@ -9,7 +9,8 @@ import { existsSync, statSync } from 'node:fs'
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
-import { forwardingHeaders } from '../proxy/forwarder.js'
+import { forwardingHeaders } from '../forwarded-headers.js'
+import { pathOf } from '../url-paths.js'
 
 /** Idle connections are closed this long after a drain begins (they may be mid-request). */
 const DRAIN_GRACE_MS = 1_000
@@ -52,8 +53,7 @@ export class HandoffReceiver {
     if (!handedOff.has(req.socket)) return true
     if (this.#draining) res.setHeader('connection', 'close')
     const url = req.url ?? '/'
-    const queryAt = url.indexOf('?')
-    const path = queryAt === -1 ? url : url.slice(0, queryAt)
+    const path = pathOf(url)
     if (longestRoute(this.#routes, path) !== this.#route || this.#isPublicFile(req, path)) {
       this.#passBack(req, res)
       return false

@@ -3,6 +3,7 @@
 // drains on SIGTERM and exits when the server goes away. Nothing requires a worker to use it.
 import { createServer, request } from 'node:http'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { WORKER_ENV } from '../env-names.js'
 import { HandoffReceiver } from './handoff-receiver.js'
 import AjvCompiler from '@fastify/ajv-compiler'
 import SerializerSelector from '@fastify/fast-json-stringify-compiler'
@@ -26,11 +27,11 @@ export interface WorkerEnv {
 
 export function workerEnv (env: NodeJS.ProcessEnv = process.env): WorkerEnv {
   return {
-    port: Number(env.PORT ?? 3000),
-    host: env.HOST ?? '127.0.0.1',
-    name: env.TQ_WORKER_NAME ?? 'worker',
-    route: env.TQ_WORKER_ROUTE ?? '/',
-    mode: env.TQ_MODE === 'dev' ? 'dev' : 'prod'
+    port: Number(env[WORKER_ENV.port] ?? 3000),
+    host: env[WORKER_ENV.host] ?? '127.0.0.1',
+    name: env[WORKER_ENV.name] ?? 'worker',
+    route: env[WORKER_ENV.route] ?? '/',
+    mode: env[WORKER_ENV.mode] === 'dev' ? 'dev' : 'prod'
   }
 }
 

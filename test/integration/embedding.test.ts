@@ -19,7 +19,7 @@ test('embedded in an app with its own routes', async (t) => {
     assert.deepEqual(await created.body.json(), { created: { a: 1 } }, "the app's JSON parser still applies to its routes")
     const worker = await host.fetch('/app/other')
     assert.equal((await worker.body.json() as { worker: string }).worker, 'index', 'a path the app does not serve goes to a worker')
-    assert.equal(typeof host.app.tqserver.match, 'function', 'the registry decorates the root instance')
+    assert.equal(typeof host.app.tqserver.routes.match, 'function', 'the registry decorates the root instance')
   })
 
   await t.test('answers /health, /livez and /readyz', async () => {

@@ -30,7 +30,7 @@ test(`${RESTARTS} restarts leave file descriptors, ports and memory where they w
     return {
       fds: readdirSync('/proc/self/fd').length,
       leasedPorts: host.app.tqserver.status().ports.leased,
-      upstreamCounters: host.app.tqserver.traffic.size,
+      upstreamCounters: host.app.tqserver.routes.traffic.size,
       instances: host.app.tqserver.status().workers.hello!.instances.length,
       heapMb: (memory.heapUsed + memory.external) / 1048576,
       rssMb: memory.rss / 1048576

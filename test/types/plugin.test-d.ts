@@ -2,7 +2,7 @@
 // Checked by tsd against the built declarations (npm test); a broken type fails the tests.
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import tqserver, { type HealthReport, type Registry, type TqServerOptions } from 'tqserver'
+import tqserver, { type HealthReport, type TqServer, type TqServerOptions } from 'tqserver'
 import { serve, type WorkerEnv } from 'tqserver/worker'
 
 const app = Fastify()
@@ -12,7 +12,7 @@ expectError(app.register(tqserver, { mode: 'production' }))
 expectError(app.register(tqserver, { root: 42 }))
 expectAssignable<TqServerOptions>({ port: 8080, host: '127.0.0.1', config: 'config/server.yaml', reloadOnSignal: true })
 
-expectType<Registry>(app.tqserver)
+expectType<TqServer>(app.tqserver)
 const report = app.tqserver.status()
 expectType<HealthReport>(report)
 expectType<'healthy' | 'degraded' | 'unhealthy'>(report.status)

@@ -16,7 +16,12 @@ test('the systemd unit reloads on SIGHUP and leaves the server time to drain', a
   assert.equal(value('ExecReload'), '/bin/kill -HUP $MAINPID')
   assert.equal(value('KillMode'), 'mixed')
   assert.equal(value('Restart'), 'on-failure')
-  assert.match(value('ExecStart') ?? '', /cli\/main\.js start$/)
+  const [node, cli, command] = (value('ExecStart') ?? '').split(' ')
+  assert.equal(node, '/usr/bin/node')
+  assert.equal(command, 'start')
+  // The package's bin, where npm install puts it: the file must exist in the package.
+  const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { bin: { tqserver: string } }
+  assert.equal(cli, join('/srv/tqserver/node_modules/tqserver', pkg.bin.tqserver))
   const drainAndKillSeconds = (serverConfigSchema.properties.drainTimeout.default + serverConfigSchema.properties.killTimeout.default) / 1000
   assert.ok(Number(value('TimeoutStopSec')) > drainAndKillSeconds, 'TimeoutStopSec exceeds drainTimeout + killTimeout')
 })

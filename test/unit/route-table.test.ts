@@ -1,7 +1,7 @@
-// The registry's route matching, upstream choice and in-flight accounting.
+// The route table's matching, upstream choice and in-flight accounting.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Registry, type WorkerEntry } from '../../src/routing/route-table.js'
+import { RouteTable, type WorkerEntry } from '../../src/routing/route-table.js'
 import { StaticFiles } from '../../src/routing/static-files.js'
 import type { WorkerSpec } from '../../src/config/worker-discovery.js'
 import { testSpec } from '../helpers/spec.js'
@@ -9,8 +9,8 @@ import type { WorkerInstance } from '../../src/process/worker-instance.js'
 
 const spec = (name: string, route: string, enabled = true) => testSpec(name, route, { enabled })
 
-function registryWith (...specs: WorkerSpec[]): Registry {
-  const registry = new Registry()
+function registryWith (...specs: WorkerSpec[]): RouteTable {
+  const registry = new RouteTable()
   for (const s of specs) registry.setWorker(s, new StaticFiles(s.publicDir))
   return registry
 }
@@ -45,7 +45,7 @@ test('a worker removed or moved to another path is routed no more at the old one
 })
 
 /** Publishes instances (stand-ins with only what publish() reads) as the worker's upstreams. */
-function withUpstreams (registry: Registry, name: string, origins: string[]): WorkerEntry {
+function withUpstreams (registry: RouteTable, name: string, origins: string[]): WorkerEntry {
   for (const origin of origins) {
     registry.addInstance(name, { origin, state: { is: (state: string) => state === 'HEALTHY' } } as unknown as WorkerInstance)
   }
@@ -62,19 +62,19 @@ test('acquire picks the least busy upstream and counts the request until release
   assert.notEqual(first, second, 'the second request goes to the idle upstream')
   registry.release(first, 1, false)
   assert.equal(registry.acquire(entry), first)
-  assert.deepEqual([registry.inflight('http://a'), registry.inflight('http://b')], [1, 1])
+  assert.deepEqual([registry.traffic.inflight('http://a'), registry.traffic.inflight('http://b')], [1, 1])
 })
 
 test('whenIdle resolves when the last request ends, or false at the deadline', async () => {
   const registry = registryWith(spec('api', '/api'))
   const entry = withUpstreams(registry, 'api', ['http://a'])
-  assert.equal(await registry.whenIdle('http://a', 10), true, 'idle already')
+  assert.equal(await registry.traffic.whenIdle('http://a', 10), true, 'idle already')
   registry.acquire(entry)
   registry.acquire(entry)
-  const idle = registry.whenIdle('http://a', 5000)
+  const idle = registry.traffic.whenIdle('http://a', 5000)
   registry.release('http://a', 1, false)
   registry.release('http://a', 1, false)
   assert.equal(await idle, true)
   registry.acquire(entry)
-  assert.equal(await registry.whenIdle('http://a', 20), false)
+  assert.equal(await registry.traffic.whenIdle('http://a', 20), false)
 })

@@ -1,9 +1,9 @@
-// The coordinator's queue: one switch per worker at a time, and every request made during a
+// The switch's queue: one switch per worker at a time, and every request made during a
 // switch merged into exactly one more, which uses the latest spec and all the work asked for.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ReloadCoordinator, type ReloadPlan, type SwitchHost } from '../../src/supervision/worker-switch.js'
-import { Registry } from '../../src/routing/route-table.js'
+import { WorkerSwitch, type SwitchPlan, type SwitchHost } from '../../src/supervision/worker-switch.js'
+import { RouteTable } from '../../src/routing/route-table.js'
 import type { BuildResult } from '../../src/build/builder.js'
 import type { WorkerSpec } from '../../src/config/worker-discovery.js'
 import { testSpec } from '../helpers/spec.js'
@@ -15,7 +15,7 @@ function fakeHost () {
   const builds: Array<{ entry: string, finish: () => void }> = []
   const log = { level: 'info', trace () {}, debug () {}, info () {}, warn () {}, error () {}, fatal () {}, child () { return log } }
   const host: SwitchHost = {
-    registry: new Registry(),
+    routes: new RouteTable(),
     log,
     current: () => undefined,
     build: (s) => new Promise<BuildResult>((resolve) => {
@@ -30,18 +30,18 @@ function fakeHost () {
   return { host, builds }
 }
 
-const plan = (note: string, extra: Partial<ReloadPlan> = {}): ReloadPlan => ({ spec: spec('api', note), rebuild: true, restart: false, reason: note, ...extra })
+const plan = (note: string, extra: Partial<SwitchPlan> = {}): SwitchPlan => ({ spec: spec('api', note), rebuild: true, restart: false, reason: note, ...extra })
 
 test('requests made during a switch are merged into exactly one more switch', async () => {
   const { host, builds } = fakeHost()
-  const coordinator = new ReloadCoordinator(host)
-  const first = coordinator.reload(plan('v1'))
+  const switcher = new WorkerSwitch(host)
+  const first = switcher.run(plan('v1'))
   await new Promise((resolve) => setImmediate(resolve))
   assert.deepEqual(builds.map((b) => b.entry), ['v1'])
 
-  const second = coordinator.reload(plan('v2'))
-  const third = coordinator.reload(plan('v3'))
-  const fourth = coordinator.reload(plan('v4'))
+  const second = switcher.run(plan('v2'))
+  const third = switcher.run(plan('v3'))
+  const fourth = switcher.run(plan('v4'))
   assert.equal(second, third)
   assert.equal(third, fourth)
   builds[0]!.finish()
@@ -51,23 +51,23 @@ test('requests made during a switch are merged into exactly one more switch', as
   builds[1]!.finish()
   assert.equal(await fourth, 'switched')
 
-  const fifth = coordinator.reload(plan('v5'))
+  const fifth = switcher.run(plan('v5'))
   await new Promise((resolve) => setImmediate(resolve))
   builds[2]!.finish()
   assert.equal(await fifth, 'switched')
   assert.equal(builds.length, 3)
-  await coordinator.idle()
+  await switcher.idle()
 })
 
 test('other workers switch independently; idle() waits for all of them', async () => {
   const { host, builds } = fakeHost()
-  const coordinator = new ReloadCoordinator(host)
-  void coordinator.reload({ ...plan('a1'), spec: spec('a', 'a1') })
-  void coordinator.reload({ ...plan('b1'), spec: spec('b', 'b1') })
+  const switcher = new WorkerSwitch(host)
+  void switcher.run({ ...plan('a1'), spec: spec('a', 'a1') })
+  void switcher.run({ ...plan('b1'), spec: spec('b', 'b1') })
   await new Promise((resolve) => setImmediate(resolve))
   assert.deepEqual(builds.map((b) => b.entry), ['a1', 'b1'], 'both started at once')
   let idle = false
-  const waiting = coordinator.idle().then(() => { idle = true })
+  const waiting = switcher.idle().then(() => { idle = true })
   builds[0]!.finish()
   await new Promise((resolve) => setImmediate(resolve))
   assert.equal(idle, false)
@@ -77,11 +77,11 @@ test('other workers switch independently; idle() waits for all of them', async (
 
 test('a merged request keeps the work each asked for: a rebuild and a restart', async () => {
   const { host, builds } = fakeHost()
-  const coordinator = new ReloadCoordinator(host)
-  void coordinator.reload(plan('v1'))
+  const switcher = new WorkerSwitch(host)
+  void switcher.run(plan('v1'))
   await new Promise((resolve) => setImmediate(resolve))
-  const merged = coordinator.reload(plan('v2', { rebuild: true, restart: false }))
-  void coordinator.reload(plan('v3', { rebuild: false, restart: true }))
+  const merged = switcher.run(plan('v2', { rebuild: true, restart: false }))
+  void switcher.run(plan('v3', { rebuild: false, restart: true }))
   builds[0]!.finish()
   await new Promise((resolve) => setImmediate(resolve))
   assert.deepEqual(builds.map((b) => b.entry), ['v1', 'v3'], 'the rebuild asked by v2 still happens, with v3')
