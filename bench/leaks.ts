@@ -9,6 +9,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
+import { startLoad } from '../test/helpers/load.js'
 
 const RELOADS = Number(process.argv[2] ?? 1000)
 const repo = fileURLToPath(new URL('../../', import.meta.url))
@@ -46,21 +47,7 @@ async function main (): Promise<void> {
     }
   }
 
-  let running = true
-  let requests = 0
-  let failures = 0
-  const load = Array.from({ length: 2 }, async () => {
-    while (running) {
-      try {
-        const res = await agent.request({ origin: url, path: '/app/version', method: 'GET' })
-        await res.body.dump()
-        requests++
-        if (res.statusCode !== 200) failures++
-      } catch {
-        failures++
-      }
-    }
-  })
+  const load = startLoad(url, '/app', 2)
 
   // The restart goes through the admin-free path a user has: SIGHUP after a changed worker.yaml.
   const restart = async (i: number) => {
@@ -78,14 +65,13 @@ async function main (): Promise<void> {
   for (let i = 0; i < RELOADS; i++) await restart(1000 + i)
   const seconds = (performance.now() - started) / 1000
   const after = await measure()
-  running = false
-  await Promise.all(load)
+  const { ok, failures } = await load.stop()
   await agent.close()
   server.kill('SIGTERM')
   await new Promise((resolve) => server.once('exit', resolve))
   await rm(root, { recursive: true, force: true })
 
-  console.log(`${RELOADS} reloads in ${seconds.toFixed(0)} s, ${requests} requests during them, ${failures} failed`)
+  console.log(`${RELOADS} reloads in ${seconds.toFixed(0)} s, ${ok + failures.length} requests during them, ${failures.length} failed`)
   console.log(`host RSS ${before.rssMb.toFixed(1)} MB -> ${after.rssMb.toFixed(1)} MB; fds ${before.fds} -> ${after.fds}; leased ports ${before.leasedPorts} -> ${after.leasedPorts}`)
 }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
 import { LogRecorder } from '../test/helpers/logs.js'
+import { startLoad } from '../test/helpers/load.js'
 import { median } from './stats.js'
 
 const ROUNDS = Number(process.argv[2] ?? 5)
@@ -56,23 +57,7 @@ async function main (): Promise<void> {
   }
 
   for (const underLoad of [false, true]) {
-    let running = underLoad
-    let requests = 0
-    let failures = 0
-    const loops = Array.from({ length: underLoad ? LOAD_CLIENTS : 0 }, async (_, client) => {
-      for (let i = 0; running; i++) {
-        const name = names[(client + i) % WORKERS]!
-        const post = i % 2 === 1
-        try {
-          const res = await agent.request({ origin: url, path: `/${name}/${post ? 'echo' : 'version'}`, method: post ? 'POST' : 'GET', headers: post ? { 'content-type': 'application/json' } : {}, body: post ? '{"x":1}' : undefined })
-          await res.body.dump()
-          requests++
-          if (res.statusCode !== 200) failures++
-        } catch {
-          failures++
-        }
-      }
-    })
+    const load = underLoad ? startLoad(url, names.map((name) => `/${name}`), LOAD_CLIENTS) : undefined
     for (const count of [1, WORKERS]) {
       const totals: number[] = []
       const reloads: number[] = []
@@ -83,9 +68,8 @@ async function main (): Promise<void> {
       }
       console.log(`${underLoad ? 'under load' : 'no load   '} ${String(count).padStart(2)} changed: SIGHUP -> all serving p50 ${median(totals).toFixed(0)} ms, max ${Math.max(...totals).toFixed(0)} ms; reload summary p50 ${median(reloads).toFixed(0)} ms (${totals.length} rounds)`)
     }
-    running = false
-    await Promise.all(loops)
-    if (underLoad) console.log(`  requests ${requests}, failed ${failures} (${LOAD_CLIENTS} keep-alive clients over ${WORKERS} workers)`)
+    const result = await load?.stop()
+    if (result) console.log(`  requests ${result.ok + result.failures.length}, failed ${result.failures.length} (${LOAD_CLIENTS} keep-alive clients over ${WORKERS} workers)`)
   }
   console.log(`host RSS after the reloads: ${await hostRss()} MB`)
   await agent.close()

@@ -1,7 +1,8 @@
-// Percentiles for the benchmarks' reports: nearest rank (p95 of 20 samples is the 19th).
+// Percentiles for the benchmarks' reports, by the same rule as /health's latencies.
+import { nearestRank } from '../src/routing/upstream-traffic.js'
+
 export function percentile (values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.max(0, Math.ceil(sorted.length * p) - 1)] ?? NaN
+  return nearestRank([...values].sort((a, b) => a - b), p)
 }
 
 export const median = (values: number[]): number => percentile(values, 0.5)

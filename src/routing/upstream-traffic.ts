@@ -20,6 +20,11 @@ export interface TrafficStats {
   latencyMs: { p50: number, p99: number } | null
 }
 
+/** The p-quantile of sorted values by nearest rank (p99 of 200 values is the 198th); NaN for none. */
+export function nearestRank (sorted: ArrayLike<number>, p: number): number {
+  return sorted[Math.max(0, Math.ceil(sorted.length * p) - 1)] ?? NaN
+}
+
 export class UpstreamTraffic {
   readonly #byOrigin = new Map<string, Counters>()
   readonly #idleWaiters = new Map<string, Set<() => void>>()
@@ -80,7 +85,7 @@ export class UpstreamTraffic {
     const counters = this.#byOrigin.get(origin)
     if (!counters) return { inflight: 0, requests: 0, errors: 0, latencyMs: null }
     const sorted = counters.latencies.slice(0, counters.filled).sort()
-    const at = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]! * 10) / 10
+    const at = (p: number) => Math.round(nearestRank(sorted, p) * 10) / 10
     return {
       inflight: counters.inflight,
       requests: counters.requests,

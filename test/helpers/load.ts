@@ -1,4 +1,5 @@
-// Concurrent keep-alive load against a host: GET and POST in turn, every answer checked.
+// Concurrent keep-alive load against a host: GET and POST in turn, every answer checked. Used by
+// the tests and by the benchmarks that count failed requests.
 import { Agent } from 'undici'
 
 export interface LoadResult {
@@ -14,8 +15,12 @@ export interface Load {
   stop: () => Promise<LoadResult>
 }
 
-/** Runs `clients` loops against url + /version (GET) and url + /echo (POST) until stopped. */
-export function startLoad (url: string, prefix: string, clients: number): Load {
+/**
+ * Runs `clients` loops against prefix + /version (GET) and prefix + /echo (POST) until stopped;
+ * with several prefixes (workers), each loop takes them in turn.
+ */
+export function startLoad (url: string, prefixes: string | string[], clients: number): Load {
+  const routes = typeof prefixes === 'string' ? [prefixes] : prefixes
   const agent = new Agent({ connections: clients, keepAliveTimeout: 30_000 })
   const result: LoadResult = { ok: 0, failures: [] }
   let running = true
@@ -36,6 +41,7 @@ export function startLoad (url: string, prefix: string, clients: number): Load {
   async function loop (client: number): Promise<void> {
     for (let i = 0; running; i++) {
       const post = (i + client) % 2 === 1
+      const prefix = routes[(i + client) % routes.length]!
       try {
         const res = await agent.request({
           origin: url,
