@@ -24,7 +24,7 @@ async function main (): Promise<void> {
   await mkdir(join(root, 'config'))
   await writeFile(join(root, 'config/server.yaml'), 'health:\n  interval: 200\n')
 
-  const server = spawn(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', '--worker-ports', '25000-25999'],
+  const server = spawn(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', '--worker-ports', '35000-35999'],
     { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   const url = await new Promise<string>((resolve) => {
     let pending = ''

@@ -47,10 +47,10 @@ async function main (): Promise<void> {
         })
       })
     }
-    const { child: host, url: hostUrl } = await startTqserver(['--worker-ports', '26000-26099'])
+    const { child: host, url: hostUrl } = await startTqserver(['--worker-ports', '36000-36099'])
     // The same project served with connection hand-off (its own worker process, same code).
     await writeFile(join(root, 'handoff.yaml'), 'handoff: true\n')
-    const { child: handoffHost, url: handoffUrl } = await startTqserver(['--worker-ports', '26400-26499', '--config', 'handoff.yaml'])
+    const { child: handoffHost, url: handoffUrl } = await startTqserver(['--worker-ports', '36400-36499', '--config', 'handoff.yaml'])
     const handoffHealth = await (await request(`${handoffUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number }> } } }
     const health = await (await request(`${hostUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number, port: number }> } } }
     const worker = health.workers.hello.instances[0]!

@@ -20,7 +20,7 @@ import { median } from './stats.js'
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 const cli = join(repo, 'dist/src/cli/main.js')
 const BALANCER_PORT = 27000
-const HOSTS = [{ name: 'h1', port: 27001, workerPorts: '27010-27049' }, { name: 'h2', port: 27002, workerPorts: '27050-27089' }]
+const HOSTS = [{ name: 'h1', port: 37001, workerPorts: '37010-37049' }, { name: 'h2', port: 37002, workerPorts: '37050-37089' }]
 const LOAD_CLIENTS = 8
 const ROUNDS = Number(process.argv[2] ?? 3)
 

@@ -8,7 +8,7 @@ import { startCliServer } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject } from '../helpers/project.js'
-import { isAlive, waitForExit, within } from '../helpers/wait.js'
+import { isAlive, until, waitForExit, within } from '../helpers/wait.js'
 
 interface Health { workers: Record<string, { instances: Array<{ pid: number }> }> }
 
@@ -25,11 +25,8 @@ test('SIGTERM lets in-flight requests finish, stops the workers and exits 0', as
   assert.equal(pids.length, 1)
   const slow = fetch('/app/slow?ms=800')
   // Signal only once the host counts the request in flight.
-  await within(5000, 'the slow request to be in flight', (async () => {
-    while ((await (await fetch('/health')).body.json() as { workers: { app: { instances: Array<{ inflight: number }> } } }).workers.app.instances[0]!.inflight === 0) {
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  })())
+  await until(5000, 'the slow request to be in flight', async () =>
+    (await (await fetch('/health')).body.json() as { workers: { app: { instances: Array<{ inflight: number }> } } }).workers.app.instances[0]!.inflight > 0)
   server.child.kill('SIGTERM')
   await server.logs.waitFor((line) => line.msg === 'shutting down: draining workers', 5000, 'the shutdown to begin')
 

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { runCli } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { execForm, parseDockerfile, stageEnv } from '../helpers/dockerfile.js'
-import { PORTS } from '../helpers/ports.js'
+import { freePort, PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject } from '../helpers/project.js'
 import { within } from '../helpers/wait.js'
 
@@ -32,15 +32,15 @@ test('the image\'s build, CMD and HEALTHCHECK run, and SIGTERM stops it cleanly'
   const built = spawnSync(process.execPath, [script!, ...args], { cwd: app, encoding: 'utf8' })
   assert.equal(built.status, 0, built.stderr)
 
-  const [first, last] = PORTS.dockerEntrypoint.split('-').map(Number) as [number, number]
-  const env = { ...stageEnv(final), TQ_PORT: String(last), TQ_WORKER_PORTS: `${first}-${last - 1}` }
+  const port = await freePort()
+  const env = { ...stageEnv(final), TQ_PORT: String(port), TQ_WORKER_PORTS: PORTS.dockerEntrypoint }
   assert.equal(cmd[0], 'node')
   const server = runCli(t, cmd.slice(2), { cwd: app, env, script: join(app, cmd[1]!) })
   await Promise.race([
     server.logs.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'the server to listen'),
     server.exited.then(({ code }) => { throw new Error(`CMD exited with ${code}: ${server.stderr()}`) })
   ])
-  const fetch = clientFor(t, `http://127.0.0.1:${last}`)
+  const fetch = clientFor(t, `http://127.0.0.1:${port}`)
   assert.equal((await fetch('/readyz')).statusCode, 200)
   const api = await fetch('/api/hello?name=docker')
   assert.equal((await api.body.json() as { hello: string }).hello, 'docker')

@@ -8,7 +8,7 @@ import { startCliServer } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
-import { within } from '../helpers/wait.js'
+import { until } from '../helpers/wait.js'
 
 const REQUESTS = 600
 
@@ -26,9 +26,7 @@ test('the log file rotates by size and keeps `keep` files', async (t) => {
 
   const logs = join(root, 'logs')
   const current = async () => readFile(join(logs, await readlink(join(logs, 'current.log'))), 'utf8').catch(() => '')
-  await within(5000, 'the last line in the current log file', (async () => {
-    while (!(await current()).includes(last));
-  })())
+  await until(5000, 'the last line in the current log file', async () => (await current()).includes(last))
   const files = (await readdir(logs)).filter((name) => /^server\.\d+\.log$/.test(name))
   assert.ok(!files.includes('server.7.log'), 'the earlier run\'s file was removed')
   assert.ok(files.length >= 2 && files.length <= 3, `rotated, and kept to 3 files (${files.join(', ')})`)

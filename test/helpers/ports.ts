@@ -1,5 +1,7 @@
 // Worker port ranges, one per test file: files run two at a time, and two pools probing the same
-// range could both hand out a port before either worker has bound it.
+// range could both hand out a port before either worker has bound it. Benchmarks use 30000 and up.
+import { createServer, type AddressInfo } from 'node:net'
+
 export const PORTS = {
   proxyRouting: '20000-20099',
   proxyStreaming: '20100-20199',
@@ -34,3 +36,16 @@ export const PORTS = {
   scaleOut: '23000-23099',
   logFile: '23100-23199'
 } as const
+
+/**
+ * A port no one listens on now, for a server that must be told its port up front (its health
+ * check reads it too). The kernel hands out ephemeral ports in turn, so another program taking
+ * it before the server binds is unlikely; it fails with EADDRINUSE if it happens.
+ */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}

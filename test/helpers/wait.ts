@@ -1,5 +1,6 @@
-// Waiting for things to happen, with a deadline whose error says what never happened.
-import { readFile } from 'node:fs/promises'
+// Waiting for things to happen, with a deadline whose error says what never happened; and what
+// /proc says of other processes.
+import { readdir, readFile } from 'node:fs/promises'
 
 /** Resolves with `promise`, or rejects after `ms` with "timed out after ms: <what>". */
 export async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
@@ -11,6 +12,22 @@ export async function within<T> (ms: number, what: string, promise: Promise<T>):
     return await Promise.race([promise, deadline])
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/**
+ * Calls `check` every `intervalMs` until it returns something other than undefined or false, and
+ * resolves with that; rejects after `ms` with "timed out after ms: <what>". For what has no event
+ * to wait for (another process's state, a file another process writes). Stops polling at the
+ * deadline.
+ */
+export async function until<T> (ms: number, what: string, check: () => T | undefined | false | Promise<T | undefined | false>, intervalMs = 20): Promise<T> {
+  const deadline = performance.now() + ms
+  while (true) {
+    const value = await within(Math.max(1, deadline - performance.now()), what, Promise.resolve().then(check))
+    if (value !== undefined && value !== false) return value
+    if (performance.now() >= deadline) throw new Error(`timed out after ${ms} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
 }
 
@@ -28,11 +45,10 @@ export function isAlive (pid: number): boolean {
  * looks at /proc every 20 ms (a zombie counts as exited).
  */
 export async function waitForExit (pid: number, ms: number): Promise<void> {
-  await within(ms, `process ${pid} to exit`, (async () => {
-    while (await processState(pid) !== undefined && await processState(pid) !== 'Z') {
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  })())
+  await until(ms, `process ${pid} to exit`, async () => {
+    const state = await processState(pid)
+    return state === undefined || state === 'Z'
+  })
 }
 
 async function processState (pid: number): Promise<string | undefined> {
@@ -42,6 +58,18 @@ async function processState (pid: number): Promise<string | undefined> {
   } catch {
     return undefined
   }
+}
+
+/** The processes whose parent is `pid`, zombies left out. */
+export async function childPids (pid: number): Promise<number[]> {
+  const children: number[] = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(fields[1]) === pid && fields[0] !== 'Z') children.push(Number(entry))
+  }
+  return children
 }
 
 /** Peak resident memory of a process (VmHWM), in bytes. */
