@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
+import { chromium, type Page } from 'playwright-core'
 import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject } from '../helpers/project.js'
@@ -15,28 +15,38 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 // As root in a container, and with no network: no sandbox, nothing phoning home.
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
+/** The state column of a worker's instance table. */
+const states = (page: Page, worker: string) =>
+  page.$$eval(`[data-worker="${worker}"] tbody tr td:nth-child(4)`, (cells) => cells.map((cell) => cell.textContent?.trim()))
+
 test('the dashboard shows every worker and follows a state change live', async (t) => {
   const root = await useProject(t, 'health', { 'workers/broken/src/main.ts': 'export const oops = {\n' })
-  const host = await startHost(t, { root, workerPorts: PORTS.dashboard, health: { interval: 200, timeout: 500, fall: 2, rise: 1, grace: 60_000, token: '' }, restartDelay: 60_000 })
+  const host = await startHost(t, { root, workerPorts: PORTS.dashboard, health: { interval: 200, timeout: 2000, fall: 2, rise: 1, grace: 60_000, token: '' }, restartDelay: 60_000 })
   await (await host.fetch('/steady/from-the-test')).body.dump()
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   defer(t, () => browser.close())
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+  // Everything the page loads comes from the host: no CDN, no font service, no analytics.
+  const requested: string[] = []
+  page.on('request', (request) => requested.push(request.url()))
   await page.goto(`${host.url}/health`)
   assert.equal(await page.title(), 'tqserver: degraded')
   await page.waitForSelector('#connection:text("live")')
   for (const worker of ['steady', 'toggle', 'broken']) assert.ok(await page.isVisible(`[data-worker="${worker}"]`), `${worker} is shown`)
   assert.match(await page.textContent('[data-worker="broken"] .problem') ?? '', /Build failed[\s\S]*Expected identifier but found end of file[\s\S]*src\/main.ts:2:0/)
-  assert.match(await page.textContent('[data-worker="steady"] table') ?? '', /HEALTHY/)
+  assert.deepEqual(await states(page, 'steady'), ['HEALTHY'])
 
   // Runs in the page (globalThis is its window): a mark that a reload would erase.
   await page.evaluate(() => { (globalThis as { marker?: string }).marker = 'same page' })
   await (await host.fetch('/toggle/toggle', { method: 'POST' })).body.dump()
   await page.waitForSelector('[data-worker="toggle"] h2 .badge.bad', { timeout: 10_000 })
-  assert.match(await page.textContent('[data-worker="toggle"] table') ?? '', /UNHEALTHY/)
+  assert.deepEqual(await states(page, 'toggle'), ['UNHEALTHY'])
   assert.equal(await page.evaluate(() => (globalThis as { marker?: string }).marker), 'same page', 'the page was not reloaded')
   assert.match(await page.textContent('.events') ?? '', /unhealthy\s*toggle/)
+
+  assert.deepEqual(requested.filter((url) => !url.startsWith(`${host.url}/`)), [], 'no request leaves the host')
+  assert.ok(requested.some((url) => url.includes('/__tqserver/health/stream')), 'the live stream is requested (the recorder works)')
 
   await page.click('[data-worker="steady"] summary')
   await mkdir(join(REPO_ROOT, 'test-artifacts'), { recursive: true })
@@ -45,7 +55,7 @@ test('the dashboard shows every worker and follows a state change live', async (
   const noScript = await browser.newContext({ javaScriptEnabled: false })
   const staticPage = await noScript.newPage()
   await staticPage.goto(`${host.url}/health`)
-  assert.match(await staticPage.textContent('[data-worker="steady"] table') ?? '', /HEALTHY/)
+  assert.deepEqual(await states(staticPage, 'steady'), ['HEALTHY'])
   assert.equal(await staticPage.textContent('#connection'), 'static')
   await noScript.close()
 })

@@ -11,6 +11,7 @@ import { startLoad } from '../helpers/load.js'
 import { PORTS } from '../helpers/ports.js'
 import { FIXTURES, useProject } from '../helpers/project.js'
 import { defer } from '../helpers/cleanup.js'
+import { waitForExit } from '../helpers/wait.js'
 
 interface Health { workers: Record<string, { instances: Array<{ pid: number, requests: number }> }> }
 
@@ -60,5 +61,8 @@ test('connection hand-off', async (t) => {
     assert.deepEqual(failures, [])
     assert.ok(ok > 0)
     assert.notEqual((await health()).workers.app!.instances[0]!.pid, before)
+    // The drain ended because the old instance's connections closed, not at drainTimeout (10 s).
+    assert.equal(server.logs.count((line) => line.msg === 'drain timed out; stopping with requests in flight'), 0)
+    await waitForExit(before, 5000)
   })
 })

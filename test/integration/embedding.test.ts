@@ -1,7 +1,12 @@
 // tqserver registered in an existing Fastify app: the app's own routes keep working beside the
-// workers, and the health endpoints answer.
+// workers, the health endpoints answer, and /readyz fails once the app starts to close.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import { request } from 'undici'
+import { tqserver } from '../../plugins/index.js'
+import { defer } from '../helpers/cleanup.js'
 import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
@@ -49,12 +54,26 @@ test('embedded in an app with its own routes', async (t) => {
     await ready.body.dump()
     assert.equal((await host.fetch('/livez')).statusCode, 200)
   })
+})
 
-  await t.test('fails /readyz from the moment the app starts to close', async () => {
-    assert.equal(host.app.tqserver.isClosing, false)
-    const closed = host.app.close()
-    await new Promise((resolve) => setImmediate(resolve))
-    assert.equal(host.app.tqserver.isClosing, true)
-    await closed
+test('from the moment the app starts to close, /readyz answers 503, also in an app that serves while closing', async (t) => {
+  const root = await useProject(t, 'routing')
+  // return503OnClosing: false keeps Fastify routing during close: /readyz itself must say so.
+  const app = Fastify({ return503OnClosing: false })
+  let closed: Promise<void> | undefined
+  defer(t, () => closed ?? app.close())
+  await app.register(tqserver, { root, workerPorts: PORTS.embedding, env: {} })
+  let during: { statusCode: number, body: unknown } | undefined
+  // Runs after tqserver's own preClose hook, while the server still accepts connections.
+  app.addHook('preClose', async () => {
+    const res = await request(`${url}/readyz`, { reset: true })
+    during = { statusCode: res.statusCode, body: await res.body.json() }
   })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const before = await request(`${url}/readyz`, { reset: true })
+  assert.deepEqual([before.statusCode, await before.body.json()], [200, { status: 'ready' }])
+  closed = app.close()
+  await closed
+  assert.deepEqual(during, { statusCode: 503, body: { status: 'closing' } })
 })

@@ -4,6 +4,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { WorkerSwitch, type SwitchPlan, type SwitchHost } from '../../src/supervision/worker-switch.js'
 import { RouteTable } from '../../src/routing/route-table.js'
+import { StaticFiles } from '../../src/routing/static-files.js'
+import type { WorkerInstance } from '../../src/process/worker-instance.js'
 import type { BuildResult } from '../../src/build/builder.js'
 import type { WorkerSpec } from '../../src/config/worker-discovery.js'
 import { testSpec } from '../helpers/spec.js'
@@ -76,15 +78,36 @@ test('other workers switch independently; idle() waits for all of them', async (
 })
 
 test('a merged request keeps the work each asked for: a rebuild and a restart', async () => {
+  // One instance serves build "same", and every build gives "same" again (an edit that changes
+  // nothing): a switch then starts a new instance only when a restart was asked for.
   const { host, builds } = fakeHost()
+  const started: string[] = []
+  const serving = { state: { is: () => true }, origin: 'http://127.0.0.1:1', beginDrain () {} } as unknown as WorkerInstance
+  host.routes.setWorker(spec('api', 'v0'), new StaticFiles('/nonexistent'))
+  host.routes.addInstance('api', serving)
+  host.current = () => ({ spec: spec('api', 'v0'), build: { id: 'same', file: '', builtAt: 0, durationMs: 0, inputs: [] } })
+  host.build = (s) => new Promise<BuildResult>((resolve) => {
+    builds.push({ entry: s.entry, finish: () => resolve({ id: 'same', file: '', builtAt: 0, durationMs: 0, inputs: [] }) })
+  })
+  host.createInstance = (s) => {
+    started.push(s.entry)
+    return { start: async () => {}, state: { is: () => false } } as unknown as WorkerInstance
+  }
+  const withInstance = (note: string, extra: Partial<SwitchPlan>) => ({ ...plan(note, extra), spec: testSpec('api', '/api', { entry: note }) })
+
   const switcher = new WorkerSwitch(host)
-  void switcher.run(plan('v1'))
+  assert.equal(await switcher.run(withInstance('v1', { rebuild: false, restart: false })), 'unchanged', 'nothing asked, nothing done')
+  const first = switcher.run(withInstance('v2', { rebuild: true, restart: false }))
   await new Promise((resolve) => setImmediate(resolve))
-  const merged = switcher.run(plan('v2', { rebuild: true, restart: false }))
-  void switcher.run(plan('v3', { rebuild: false, restart: true }))
+  // Merged while v2 builds: each asks for something the last one does not.
+  const merged = switcher.run(withInstance('v3', { rebuild: false, restart: true }))
+  void switcher.run(withInstance('v4', { rebuild: true, restart: false }))
+  void switcher.run(withInstance('v5', { rebuild: false, restart: false }))
   builds[0]!.finish()
+  assert.equal(await first, 'unchanged', 'a rebuild alone that gives the same build changes nothing')
   await new Promise((resolve) => setImmediate(resolve))
-  assert.deepEqual(builds.map((b) => b.entry), ['v1', 'v3'], 'the rebuild asked by v2 still happens, with v3')
+  assert.deepEqual(builds.map((b) => b.entry), ['v2', 'v5'], 'the rebuild v4 asked for happens, with the latest spec')
   builds[1]!.finish()
-  await merged
+  assert.equal(await merged, 'switched', 'the restart v3 asked for happens')
+  assert.deepEqual(started, ['v5'])
 })
