@@ -1,14 +1,23 @@
-// Proxy overhead: the same trivial JSON worker served directly, through tqserver, and through nginx
-// and HAProxy when installed (Debian: apt-get install wrk nginx-light haproxy). Server processes
-// are pinned to CPU 0 and wrk to CPU 1; rounds are interleaved. Reports req/s, p50/p99 latency,
-// the ratio to direct, and the CPU each process spent per request (from /proc), with 50
-// connections and with 1. Run: npm run bench:proxy [-- rounds seconds]
+// Proxy overhead: one trivial JSON worker process served directly, through tqserver's default path,
+// through tqserver's connection hand-off, through a bare Node proxy, and through nginx and HAProxy
+// when installed (Debian: apt-get install wrk nginx-light haproxy). Every target reaches the same
+// worker process: one `tqserver start` with `handoff: true` runs it; its front port hands
+// connections off, and its own HTTP server (the one the front passes everything else to, on a
+// loopback port that Fastify logs as "Server listening at") runs the default path, the same code a
+// host without hand-off runs; direct, the bare proxy, nginx and HAProxy use the worker's port.
+// Server processes are pinned to CPU 0 and wrk to CPU 1; rounds are interleaved. Reports req/s,
+// p50/p99 latency, the ratio to direct, and the CPU per request (from /proc) of the worker and of
+// each proxy, counting all of its processes (nginx's master and worker; for tqserver the host
+// process, whose one child is the worker, counted apart), with 50 connections and with 1.
+// Run: npm run bench:proxy [-- rounds seconds]
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
+import { LogRecorder } from '../test/helpers/logs.js'
+import { cpuTicks, processTree, TICKS_PER_SECOND } from './process-info.js'
 import { median } from './stats.js'
 
 const ROUNDS = Number(process.argv[2] ?? 5)
@@ -16,8 +25,9 @@ const SECONDS = Number(process.argv[3] ?? 5)
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 const has = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0
 
-interface Target { name: string, url: string, pids: () => number[], workerPid?: number }
-interface Run { rps: number, p50: number, p99: number, cpuUs: Record<string, number> }
+/** `proxyPids`: every process of the proxy, read before each run (nginx forks its worker). */
+interface Target { name: string, url: string, proxyPids: () => number[] }
+interface Run { rps: number, p50: number, p99: number, cpuUs: { proxy: number, worker: number } }
 
 async function main (): Promise<void> {
   if (!has('wrk')) throw new Error('wrk is missing: apt-get install wrk')
@@ -27,6 +37,7 @@ async function main (): Promise<void> {
     "import { serve } from 'tqserver/worker'\nawait serve(async (app) => { app.get('/hello', async () => ({ hello: 'world' })) })\n")
   await mkdir(join(root, 'node_modules'))
   await symlink(repo, join(root, 'node_modules', 'tqserver'), 'dir')
+  await writeFile(join(root, 'handoff.yaml'), 'handoff: true\n')
   const children: ChildProcess[] = []
   const pinned = (command: string, args: string[], options: { cwd?: string } = {}) => {
     const child = spawn('taskset', ['-c', '0', command, ...args], { ...options, stdio: ['ignore', 'pipe', 'inherit'] })
@@ -35,41 +46,39 @@ async function main (): Promise<void> {
   }
 
   try {
-    // `tqserver start` pinned to CPU 0; resolves with its URL once it listens.
-    const startTqserver = (args: string[]) => {
-      const child = pinned(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', ...args], { cwd: root })
-      return new Promise<{ child: ChildProcess, url: string }>((resolve) => {
-        let out = ''
-        child.stdout!.on('data', (chunk: Buffer) => {
-          out += chunk.toString()
-          const match = /"url":"([^"]+)","mode"/.exec(out)
-          if (match) resolve({ child, url: match[1]! })
-        })
-      })
-    }
-    const { child: host, url: hostUrl } = await startTqserver(['--worker-ports', '36000-36099'])
-    // The same project served with connection hand-off (its own worker process, same code).
-    await writeFile(join(root, 'handoff.yaml'), 'handoff: true\n')
-    const { child: handoffHost, url: handoffUrl } = await startTqserver(['--worker-ports', '36400-36499', '--config', 'handoff.yaml'])
-    const handoffHealth = await (await request(`${handoffUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number }> } } }
-    const health = await (await request(`${hostUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number, port: number }> } } }
+    // `tqserver start` pinned to CPU 0 (its worker inherits the pinning). taskset execs node: the
+    // child's pid is the host's.
+    const host = pinned(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', '--worker-ports', '36000-36099', '--config', 'handoff.yaml'], { cwd: root })
+    const log = new LogRecorder()
+    host.stdout!.on('data', (chunk: Buffer) => log.write(chunk))
+    const frontUrl = String((await log.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'tqserver listening')).url)
+    // With hand-off the host's Fastify server listens on a loopback port of its own; the front
+    // passes it what it does not hand off. Its line is the one without a worker field.
+    const listening = await log.waitFor((line) => line.worker === undefined && String(line.msg).startsWith('Server listening at '), 1000, "the host's own HTTP server")
+    const defaultUrl = String(listening.msg).slice('Server listening at '.length)
+    const health = await (await request(`${frontUrl}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number, port: number }> } } }
     const worker = health.workers.hello.instances[0]!
     const direct = `http://127.0.0.1:${worker.port}`
     const targets: Target[] = [
-      { name: 'direct', url: `${direct}/hello`, pids: () => [] },
+      { name: 'direct', url: `${direct}/hello`, proxyPids: () => [] },
       // The worker is served at /hello, and its route is /hello: /hello/hello through the host.
-      { name: 'tqserver', url: `${hostUrl}/hello/hello`, pids: () => [host.pid!] },
-      { name: 'tqserver hand-off', url: `${handoffUrl}/hello/hello`, pids: () => [handoffHost.pid!], workerPid: handoffHealth.workers.hello.instances[0]!.pid }
+      { name: 'tqserver (default)', url: `${defaultUrl}/hello/hello`, proxyPids: () => [host.pid!] },
+      { name: 'tqserver, `handoff: true`', url: `${frontUrl}/hello/hello`, proxyPids: () => [host.pid!] }
     ]
     // The floor: a bare node:http + undici proxy (bench/bare-proxy.ts), none of tqserver's work.
     const bare = pinned(process.execPath, [join(repo, 'dist/bench/bare-proxy.js'), String(worker.port), '26103'])
     await waitForPort(26103)
-    targets.push({ name: 'bare Node proxy', url: 'http://127.0.0.1:26103', pids: () => [bare.pid!] })
+    targets.push({ name: 'bare Node proxy (floor)', url: 'http://127.0.0.1:26103/hello', proxyPids: () => processTree(bare.pid!) })
     if (has('nginx')) targets.push(await startNginx(root, worker.port, pinned))
     else console.log('nginx not installed: apt-get install nginx-light')
     if (has('haproxy')) targets.push(await startHaproxy(root, worker.port, pinned))
     else console.log('haproxy not installed: apt-get install haproxy')
-    for (const target of targets) if (!target.url.endsWith('/hello')) target.url = `${target.url}/hello`
+    for (const target of targets) {
+      const answer = await request(target.url)
+      const body = await answer.body.text()
+      if (answer.statusCode !== 200) throw new Error(`${target.name}: ${target.url} answered ${answer.statusCode} ${body}`)
+    }
+    console.log(`every target reaches worker pid ${worker.pid} (port ${worker.port}); tqserver host pid ${host.pid}`)
 
     for (const connections of [50, 1]) {
       const runs = new Map<string, Run[]>(targets.map((target) => [target.name, []]))
@@ -88,34 +97,22 @@ async function main (): Promise<void> {
 }
 
 function runWrk (target: Target, seconds: number, connections: number, workerPid: number): Run {
-  const pids: Record<string, number[]> = { worker: [target.workerPid ?? workerPid], proxy: target.pids() }
-  const before = Object.fromEntries(Object.entries(pids).map(([name, list]) => [name, cpuTicks(list)]))
+  const proxyPids = target.proxyPids()
+  const before = { proxy: cpuTicks(proxyPids), worker: cpuTicks([workerPid]) }
   const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', target.url], { encoding: 'utf8' })
+  const after = { proxy: cpuTicks(proxyPids), worker: cpuTicks([workerPid]) }
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1])
   const requests = rps * seconds
-  const cpuUs = Object.fromEntries(Object.entries(pids).map(([name, list]) => [name, ((cpuTicks(list) - before[name]!) * 10_000) / requests]))
+  const usPerRequest = (ticks: number) => (ticks * (1_000_000 / TICKS_PER_SECOND)) / requests
   const latency = (p: string) => toMs(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out)!)
   const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: .*/.exec(out)
   if (errors) console.log(`  ${target.name}: ${errors[0]}`)
-  return { rps, p50: latency('50'), p99: latency('99'), cpuUs }
+  return { rps, p50: latency('50'), p99: latency('99'), cpuUs: { proxy: usPerRequest(after.proxy - before.proxy), worker: usPerRequest(after.worker - before.worker) } }
 }
 
 function toMs (match: RegExpExecArray): number {
   const value = Number(match[1])
   return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value
-}
-
-/** utime + stime of the processes (and their threads), in clock ticks (100 per second). */
-function cpuTicks (pids: number[]): number {
-  let total = 0
-  for (const pid of pids) {
-    try {
-      const stat = execFileSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' })
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      total += Number(fields[11]) + Number(fields[12])
-    } catch {}
-  }
-  return total
 }
 
 async function startNginx (root: string, port: number, pinned: (command: string, args: string[]) => ChildProcess): Promise<Target> {
@@ -138,12 +135,8 @@ http {
 `)
   const nginx = pinned('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir])
   await waitForPort(listen)
-  const pids = () => {
-    const children = spawnSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number)
-    const master = spawnSync('pgrep', ['-P', String(children[0] ?? 0)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number)
-    return [...children, ...master]
-  }
-  return { name: 'nginx', url: `http://127.0.0.1:${listen}`, pids }
+  // taskset execs nginx: the child is nginx's master, and its worker is the master's child.
+  return { name: 'nginx', url: `http://127.0.0.1:${listen}/hello`, proxyPids: () => processTree(nginx.pid!) }
 }
 
 async function startHaproxy (root: string, port: number, pinned: (command: string, args: string[]) => ChildProcess): Promise<Target> {
@@ -166,8 +159,7 @@ backend worker
 `)
   const haproxy = pinned('haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db'])
   await waitForPort(listen)
-  const pids = () => [haproxy.pid!, ...spawnSync('pgrep', ['-P', String(haproxy.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number)]
-  return { name: 'HAProxy', url: `http://127.0.0.1:${listen}`, pids }
+  return { name: 'HAProxy', url: `http://127.0.0.1:${listen}/hello`, proxyPids: () => processTree(haproxy.pid!) }
 }
 
 async function waitForPort (port: number): Promise<void> {
@@ -189,8 +181,8 @@ function report (connections: number, runs: Map<string, Run[]>): void {
   console.log('| --- | --- | --- | --- | --- | --- | --- |')
   for (const [name, list] of runs) {
     const rps = median(list.map((run) => run.rps))
-    const proxyCpu = name === 'direct' ? '—' : median(list.map((run) => run.cpuUs.proxy!)).toFixed(1)
-    console.log(`| ${name} | ${rps.toFixed(0)} | ${(rps / direct).toFixed(2)} | ${median(list.map((run) => run.p50)).toFixed(2)} | ${median(list.map((run) => run.p99)).toFixed(2)} | ${proxyCpu} | ${median(list.map((run) => run.cpuUs.worker!)).toFixed(1)} |`)
+    const proxyCpu = name === 'direct' ? '—' : median(list.map((run) => run.cpuUs.proxy)).toFixed(1)
+    console.log(`| ${name} | ${rps.toFixed(0)} | ${(rps / direct).toFixed(2)} | ${median(list.map((run) => run.p50)).toFixed(2)} | ${median(list.map((run) => run.p99)).toFixed(2)} | ${proxyCpu} | ${median(list.map((run) => run.cpuUs.worker)).toFixed(1)} |`)
   }
 }
 
