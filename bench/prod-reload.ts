@@ -2,16 +2,20 @@
 // `tqserver start` runs as its own process over 20 copies of the versioned SDK worker
 // (test/fixtures/versioned); a round bumps the version of 1 or of all 20 workers, runs
 // `tqserver build` for them, sends SIGHUP, and times until every changed worker answers with its
-// new version. Run: npm run bench:prod-reload [-- rounds]
+// new version (p50, p95 by nearest rank, max). It also prints the host's RSS once all 20 serve and
+// after every switch of the run, each worker process's RSS, the CPU a new worker process spent
+// until the round ended, and how long a reload that changes nothing takes (re-reading the
+// configuration and rescanning 20 workers). Run: npm run bench:prod-reload [-- rounds]
 import { spawn, spawnSync } from 'node:child_process'
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
 import { LogRecorder } from '../test/helpers/logs.js'
 import { startLoad } from '../test/helpers/load.js'
-import { median } from './stats.js'
+import { cpuTicks, rssMb, TICKS_PER_SECOND } from './process-info.js'
+import { median, percentile } from './stats.js'
 
 const ROUNDS = Number(process.argv[2] ?? 5)
 const WORKERS = 20
@@ -33,15 +37,36 @@ async function main (): Promise<void> {
   server.stdout.on('data', (chunk: Buffer) => log.write(chunk))
   const nextLine = (msg: string) => log.next((line) => line.msg === msg, 120_000, msg)
   const url = String((await nextLine('tqserver listening')).url)
-  const hostRss = async () => (Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${server.pid}/status`, 'utf8'))![1]) / 1024).toFixed(0)
-  console.log(`host RSS with ${WORKERS} workers running: ${await hostRss()} MB`)
   const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 })
+  const workerPids = async () => {
+    const res = await agent.request({ origin: url, path: '/health', method: 'GET' })
+    const report = await res.body.json() as { workers: Record<string, { instances: Array<{ pid: number | null, state: string }> }> }
+    return Object.fromEntries(names.map((name) => [name, report.workers[name]!.instances.find((instance) => instance.state === 'HEALTHY')?.pid ?? 0]))
+  }
+  const rss = (pid: number) => rssMb(pid).toFixed(0)
+  const workerRss = (pids: Record<string, number>) => {
+    const values = Object.values(pids).map(rssMb)
+    return `median ${median(values).toFixed(0)} MB, ${Math.min(...values).toFixed(0)}-${Math.max(...values).toFixed(0)} MB (${values.length} workers)`
+  }
+  console.log(`host RSS with ${WORKERS} workers serving: ${rss(server.pid!)} MB; worker RSS ${workerRss(await workerPids())}`)
   const versionOf = async (name: string) => {
     const res = await agent.request({ origin: url, path: `/${name}/version`, method: 'GET' })
     return (await res.body.json() as { version: number }).version
   }
 
+  // A reload that changes nothing re-reads the configuration and rescans every worker.
+  const rescans: number[] = []
+  for (let r = 0; r < ROUNDS; r++) {
+    const finished = nextLine('reload finished')
+    server.kill('SIGHUP')
+    const summary = await finished
+    if ((summary.switched as string[]).length > 0) throw new Error(`a reload with nothing changed switched ${String(summary.switched)}`)
+    rescans.push(Number(summary.durationMs))
+  }
+  console.log(`reload with nothing changed (configuration and ${WORKERS} workers rescanned): p50 ${median(rescans).toFixed(0)} ms, max ${Math.max(...rescans).toFixed(0)} ms (${rescans.length} reloads)`)
+
   let version = 0
+  let switches = 0
   async function round (changed: string[]): Promise<{ total: number, reload: number }> {
     version++
     for (const name of changed) await writeFile(join(root, 'workers', name, 'src/version.ts'), `export const VERSION = ${version}\n`)
@@ -53,25 +78,38 @@ async function main (): Promise<void> {
       while (await versionOf(name) !== version) await new Promise((resolve) => setTimeout(resolve, 2))
     }))
     const total = performance.now() - started
-    return { total, reload: Number((await finished).durationMs) }
+    const summary = await finished
+    const switched = summary.switched as string[]
+    if (switched.length !== changed.length) throw new Error(`the reload switched ${switched.length} workers, not ${changed.length}: ${JSON.stringify(summary)}`)
+    switches += switched.length
+    return { total, reload: Number(summary.durationMs) }
   }
 
+  const ms = (values: number[]) => `p50 ${percentile(values, 0.5).toFixed(0)} ms, p95 ${percentile(values, 0.95).toFixed(0)} ms, max ${Math.max(...values).toFixed(0)} ms`
   for (const underLoad of [false, true]) {
     const load = underLoad ? startLoad(url, names.map((name) => `/${name}`), LOAD_CLIENTS) : undefined
     for (const count of [1, WORKERS]) {
       const totals: number[] = []
       const reloads: number[] = []
+      const startCpu: number[] = []
       for (let r = 0; r < (count === 1 ? ROUNDS * 2 : ROUNDS); r++) {
         const { total, reload } = await round(names.slice(0, count))
         totals.push(total)
         reloads.push(reload)
+        // CPU of each new worker process from its start to the round's end (no load: only the
+        // polls for its version besides starting).
+        if (!underLoad) {
+          const pids = await workerPids()
+          for (const name of names.slice(0, count)) startCpu.push(cpuTicks([pids[name]!]) * (1000 / TICKS_PER_SECOND))
+        }
       }
-      console.log(`${underLoad ? 'under load' : 'no load   '} ${String(count).padStart(2)} changed: SIGHUP -> all serving p50 ${median(totals).toFixed(0)} ms, max ${Math.max(...totals).toFixed(0)} ms; reload summary p50 ${median(reloads).toFixed(0)} ms (${totals.length} rounds)`)
+      console.log(`${underLoad ? 'under load' : 'no load   '} ${String(count).padStart(2)} changed: SIGHUP -> all serving ${ms(totals)}; reload summary p50 ${median(reloads).toFixed(0)} ms (${totals.length} rounds)`)
+      if (startCpu.length > 0) console.log(`  CPU of a new worker process until the round ended: p50 ${median(startCpu).toFixed(0)} ms (${startCpu.length} processes)`)
     }
     const result = await load?.stop()
     if (result) console.log(`  requests ${result.ok + result.failures.length}, failed ${result.failures.length} (${LOAD_CLIENTS} keep-alive clients over ${WORKERS} workers)`)
   }
-  console.log(`host RSS after the reloads: ${await hostRss()} MB`)
+  console.log(`host RSS after ${switches} worker switches: ${rss(server.pid!)} MB; worker RSS ${workerRss(await workerPids())}`)
   await agent.close()
   server.kill('SIGTERM')
   await new Promise((resolve) => server.once('exit', resolve))
