@@ -1,7 +1,9 @@
 // Save-to-serving latency of dev hot reload: `tqserver dev` runs as its own process on a copy of
 // test/fixtures/versioned; this script rewrites the worker's src/version.ts and measures the time
 // until a GET answers with the new version, 50 times without load and 50 times under keep-alive
-// GET/POST load (8 clients), counting failed requests. Run: npm run bench:reload [-- saves]
+// GET/POST load (8 clients), counting failed requests. With a standby it also prints how long the
+// next standby takes to warm after a switch, and the RSS of each warm standby and of the worker
+// process serving each new version. Run: npm run bench:reload [-- saves standbys]
 import { spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
@@ -9,6 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
 import { LogRecorder, type LogLine } from '../test/helpers/logs.js'
+import { rssMb } from './process-info.js'
 import { percentile } from './stats.js'
 
 const SAVES = Number(process.argv[2] ?? 50)
@@ -19,7 +22,11 @@ const LOAD_CLIENTS = 8
 const LINE_TIMEOUT_MS = 60_000
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 
-interface Phase { build: number[], ready: number[], total: number[], noticed: number[], seen: number[] }
+interface Phase {
+  build: number[], ready: number[], total: number[], noticed: number[], seen: number[]
+  /** From the switch to the next standby being warm, ms; RSS in MB. */
+  standbyWarm: number[], standbyRss: number[], workerRss: number[]
+}
 
 async function main (): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'tq-bench-reload-'))
@@ -49,7 +56,7 @@ async function main (): Promise<void> {
 
   let version = 0
   async function measure (label: string, underLoad: boolean): Promise<Phase & { failures: number, requests: number }> {
-    const phase: Phase = { build: [], ready: [], total: [], noticed: [], seen: [] }
+    const phase: Phase = { build: [], ready: [], total: [], noticed: [], seen: [], standbyWarm: [], standbyRss: [], workerRss: [] }
     let running = true
     let failures = 0
     let requests = 0
@@ -85,9 +92,13 @@ async function main (): Promise<void> {
       while (await getVersion() !== version) await new Promise((resolve) => setTimeout(resolve, 1))
       phase.total.push(performance.now() - started)
       const seenAt = Date.now()
-      await switched // the old instance is gone before the next save
+      const switchedLine = await switched // the old instance is gone before the next save
       // A person saves again seconds later: by then the next standby is warm. Wait for it here.
-      await nextStandby
+      const standby = await nextStandby
+      if (standby) {
+        phase.standbyWarm.push(Number(standby.time) - Number(switchedLine.time))
+        phase.standbyRss.push(rssMb(Number(standby.pid)))
+      }
       const recent = log.lines.slice(-40)
       const built = recent.findLast((line) => line.msg === 'worker built')
       if (built) phase.build.push(Number(built.durationMs))
@@ -97,6 +108,7 @@ async function main (): Promise<void> {
       const noticed = recent.find((line) => line.msg === 'worker files changed' && Number(line.time) >= startedAt)
       if (noticed) phase.noticed.push(Number(noticed.time) - startedAt)
       if (healthy) phase.seen.push(seenAt - Number(healthy.time))
+      if (healthy) phase.workerRss.push(rssMb(Number(healthy.pid)))
     }
     running = false
     await Promise.all(loops)
@@ -113,14 +125,18 @@ async function main (): Promise<void> {
 }
 
 function report (label: string, phase: Phase, failures: number, requests: number): void {
-  const row = (name: string, values: number[]) =>
-    `  ${name.padEnd(22)} p50 ${percentile(values, 0.5).toFixed(1).padStart(7)} ms   p95 ${percentile(values, 0.95).toFixed(1).padStart(7)} ms   max ${Math.max(...values).toFixed(1).padStart(7)} ms`
+  const row = (name: string, values: number[], unit = 'ms') => values.length === 0
+    ? `  ${name.padEnd(28)} -`
+    : `  ${name.padEnd(28)} p50 ${percentile(values, 0.5).toFixed(1).padStart(7)} ${unit}   p95 ${percentile(values, 0.95).toFixed(1).padStart(7)} ${unit}   max ${Math.max(...values).toFixed(1).padStart(7)} ${unit}`
   console.log(`\n${label}: ${SAVES} saves`)
   console.log(row('save -> new version', phase.total))
   console.log(row('  save -> noticed', phase.noticed))
   console.log(row('  esbuild rebuild', phase.build))
   console.log(row('  start -> /health 200', phase.ready))
   console.log(row('  healthy -> answered', phase.seen))
+  if (standbys > 0) console.log(row('switch -> next standby warm', phase.standbyWarm))
+  if (standbys > 0) console.log(row('standby RSS when warm', phase.standbyRss, 'MB'))
+  console.log(row('new worker RSS', phase.workerRss, 'MB'))
   if (requests > 0) console.log(`  requests ${requests}, failed ${failures}`)
 }
 
