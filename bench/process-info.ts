@@ -51,12 +51,19 @@ export function openFiles (pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length
 }
 
-/** The program's name as the kernel shows it (`comm`), or its first arguments for `node` processes. */
+/** Flags whose value is the next argument, not the script. */
+const NODE_FLAGS_WITH_VALUE = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader'])
+
+/** The program and, for a node-like command, the script it runs (its last two path parts). */
 export function describeProcess (pid: number): string {
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
-    const script = args.slice(1).find((arg) => !arg.startsWith('-'))
-    return script ? `${args[0]!.split('/').at(-1)} ${script.split('/').slice(-2).join('/')}` : args.join(' ')
+    const program = args[0]!.split('/').at(-1)!
+    for (let i = 1; i < args.length; i++) {
+      if (NODE_FLAGS_WITH_VALUE.has(args[i]!)) i++
+      else if (!args[i]!.startsWith('-')) return `${program} ${args[i]!.split('/').slice(-2).join('/')}`
+    }
+    return program
   } catch {
     return '(gone)'
   }

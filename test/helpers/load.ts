@@ -12,6 +12,8 @@ export interface Load {
   readonly maxVersion: number
   /** Resolves once an answer carries `version` or a later one. */
   reached: (version: number, ms: number) => Promise<void>
+  /** The counts so far, while the load runs (bench/leaks.ts leaves its warm-up out with it). */
+  tally: () => LoadResult
   stop: () => Promise<LoadResult>
 }
 
@@ -82,6 +84,7 @@ export function startLoad (url: string, prefixes: string | string[], clients: nu
       }, ms)
       waiters.add(waiter)
     }),
+    tally: () => ({ ok: result.ok, failures: [...result.failures] }),
     stop: () => {
       running = false
       stopped ??= Promise.all(loops).then(() => agent.close()).then(() => result)
