@@ -26,7 +26,7 @@ for (const [name, variant] of Object.entries(variants)) {
   console.log(`${name}: ${(statSync(join(out, `${name}.mjs`)).size / 1024).toFixed(0)} KiB`)
 }
 
-let port = 23000
+let port = 38000 // benchmarks use worker ports from 33000 up (the tests use 20000-24999)
 async function startOnce (file: string): Promise<number> {
   while (!await isPortFree(port, '127.0.0.1')) port++
   const started = performance.now()
