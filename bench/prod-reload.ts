@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
 import { LogRecorder } from '../test/helpers/logs.js'
 import { startLoad } from '../test/helpers/load.js'
+import { until } from '../test/helpers/wait.js'
 import { cpuTicks, rssMb, TICKS_PER_SECOND } from './process-info.js'
 import { median, percentile } from './stats.js'
 
@@ -74,9 +75,7 @@ async function main (): Promise<void> {
     const finished = nextLine('reload finished')
     const started = performance.now()
     server.kill('SIGHUP')
-    await Promise.all(changed.map(async (name) => {
-      while (await versionOf(name) !== version) await new Promise((resolve) => setTimeout(resolve, 2))
-    }))
+    await Promise.all(changed.map((name) => until(120_000, `${name} to serve version ${version}`, async () => await versionOf(name) === version, 2)))
     const total = performance.now() - started
     const summary = await finished
     const switched = summary.switched as string[]

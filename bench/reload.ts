@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
 import { LogRecorder, type LogLine } from '../test/helpers/logs.js'
+import { until } from '../test/helpers/wait.js'
 import { rssMb } from './process-info.js'
 import { percentile } from './stats.js'
 
@@ -89,7 +90,7 @@ async function main (): Promise<void> {
       const startedAt = Date.now()
       await writeFile(versionFile, `export const VERSION = ${version}\n`)
       // Poll every millisecond: a tighter loop would itself load the host it measures.
-      while (await getVersion() !== version) await new Promise((resolve) => setTimeout(resolve, 1))
+      await until(LINE_TIMEOUT_MS, `version ${version} served`, async () => await getVersion() === version, 1)
       phase.total.push(performance.now() - started)
       const seenAt = Date.now()
       const switchedLine = await switched // the old instance is gone before the next save

@@ -15,6 +15,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
+import { until } from '../test/helpers/wait.js'
 import { median } from './stats.js'
 
 const repo = fileURLToPath(new URL('../../', import.meta.url))
@@ -71,7 +72,7 @@ ${hosts.map((host) => `  server ${host.name} 127.0.0.1:${host.port} check`).join
 
   try {
     const waitUp = async (host: Host) => {
-      while (!(await admin('show stat -1 4 -1')).split('\n').some((line) => line.startsWith(`tqservers,${host.name},`) && line.includes(',UP,'))) await pause(20)
+      await until(60_000, `HAProxy to see ${host.name} up`, async () => (await admin('show stat -1 4 -1')).split('\n').some((line) => line.startsWith(`tqservers,${host.name},`) && line.includes(',UP,')))
     }
     for (const host of hosts) await start(host, version)
     for (const host of hosts) await waitUp(host)
@@ -105,7 +106,7 @@ ${hosts.map((host) => `  server ${host.name} 127.0.0.1:${host.port} check`).join
         const started = performance.now()
         if (mode === 'drain-first') {
           await admin(`set server tqservers/${host.name} state drain`)
-          while (sessions(await admin('show stat -1 4 -1'), host.name) > 0) await pause(20)
+          await until(60_000, `${host.name} to have no session`, async () => sessions(await admin('show stat -1 4 -1'), host.name) === 0)
         }
         host.process!.kill('SIGTERM')
         await once(host.process!, 'exit')
@@ -142,12 +143,11 @@ async function start (host: Host, version: number): Promise<void> {
   const built = spawnSync(process.execPath, [cli, 'build'], { cwd: host.root, encoding: 'utf8' })
   if (built.status !== 0) throw new Error(`build failed: ${built.stderr}`)
   host.process = spawn(process.execPath, [cli, 'start', '--port', String(host.port), '--worker-ports', host.workerPorts], { cwd: host.root, stdio: 'ignore' })
-  for (;;) {
-    const ready = await fetch(`http://127.0.0.1:${host.port}/readyz`).then((res) => res.ok, () => false)
-    if (ready) return
-    if (host.process.exitCode !== null) throw new Error(`${host.name} exited with ${host.process.exitCode}`)
-    await pause(20)
-  }
+  const child = host.process
+  await until(60_000, `${host.name} to be ready`, async () => {
+    if (child.exitCode !== null) throw new Error(`${host.name} exited with ${child.exitCode}`)
+    return await fetch(`http://127.0.0.1:${host.port}/readyz`).then((res) => res.ok, () => false)
+  })
 }
 
 /** scur (current sessions) of one server in `show stat` CSV. */
@@ -156,8 +156,6 @@ function sessions (csv: string, server: string): number {
   const row = csv.split('\n').find((line) => line.startsWith(`tqservers,${server},`))?.split(',')
   return Number(row?.[header.indexOf('scur')] ?? 0)
 }
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 console.log(`tqserver scale-out demo: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; 2 tqserver hosts behind HAProxy, ${LOAD_CLIENTS} keep-alive clients (1 in 4 requests a POST)`)
 await main()

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import * as esbuild from 'esbuild'
 import { probeHealth } from '../src/process/health-probe.js'
 import { isPortFree } from '../src/process/port-pool.js'
+import { until } from '../test/helpers/wait.js'
 
 const rounds = Number(process.argv[2] ?? 20)
 const root = fileURLToPath(new URL('../../bench/fixtures/hello/', import.meta.url))
@@ -30,11 +31,11 @@ for (const [name, variant] of Object.entries(variants)) {
 
 let port = 38000 // benchmarks use worker ports from 33000 up (the tests use 20000-24999)
 async function startOnce (file: string): Promise<number> {
-  while (!await isPortFree(port, '127.0.0.1')) port++
+  while (!await isPortFree(port, '127.0.0.1')) if (++port > 38999) throw new Error('no free port in 38000-38999')
   const started = performance.now()
   const child = fork(file, [], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' }, execArgv: process.env.NO_MAPS ? [] : ['--enable-source-maps'], stdio: 'ignore' })
   try {
-    while (!(await probeHealth(port, '127.0.0.1', 1000)).ok) await new Promise((resolve) => setTimeout(resolve, 2))
+    await until(30_000, `the worker on ${port} to answer GET /health`, async () => (await probeHealth(port, '127.0.0.1', 1000)).ok, 2)
     return performance.now() - started
   } finally {
     child.kill('SIGKILL')
