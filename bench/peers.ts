@@ -317,7 +317,7 @@ async function benchTqDev (root: string): Promise<{ rows: Row[], memory: string 
       await setVersion(src, version)
       return await waitForVersion(origin, version, started)
     })
-    return { rows, memory: memoryOf('tqserver dev', server.pid!) }
+    return { rows, memory: memoryOf('tqserver dev (the worker runs in a former standby: both show as standby.js)', server.pid!) }
   } finally {
     await stop(server)
   }
