@@ -88,3 +88,18 @@ test('a server-sent event stream holds a switch\'s drain until drainTimeout, the
   await within(15_000, 'the switch to end', switched)
   await waitForExit(old, 5000)
 })
+
+test('closing the app waits for a request in flight up to drainTimeout, then stops the worker anyway', async (t) => {
+  const root = await useProject(t, 'long-requests', { 'config/server.yaml': settings })
+  const host = await startHost(t, { root, workerPorts: PORTS.drainTimeout })
+  const pid = await appPid(host)
+  const slow = host.fetch('/app/slow?ms=60000').then((res) => res.statusCode, () => 0)
+  await until(5000, 'the slow request to be in flight', async () => await inflight(host, pid) > 0)
+
+  await within(15_000, 'the app to close', host.app.close())
+  const draining = await host.logs.waitFor(state(pid, 'DRAINING'), 0, 'the worker to drain')
+  const timedOut = await host.logs.waitFor((line) => line.msg === DRAIN_TIMED_OUT && line.pid === pid, 0, 'the drain to time out')
+  assert.ok(timedOut.time as number - (draining.time as number) >= DRAIN_TIMEOUT_MS - TIMER_SLACK_MS)
+  assert.equal(await within(5000, 'the slow request to end', slow), 502)
+  await waitForExit(pid, 5000)
+})
