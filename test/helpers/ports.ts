@@ -40,7 +40,8 @@ export const PORTS = {
   crashBackoff: '23400-23499',
   shutdownSignals: '23500-23599',
   reloadFailures: '23600-23699',
-  switchEdges: '23700-23799'
+  partialSwitch: '23700-23799',
+  disableWorker: '23800-23899'
 } as const
 
 /**
