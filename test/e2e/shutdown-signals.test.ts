@@ -11,6 +11,12 @@ import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
 import { until, waitForExit, within } from '../helpers/wait.js'
 
+/**
+ * Node's timers count from the event loop's clock, read at the start of a loop turn, so a timer
+ * may fire a few ms before its delay has passed by the wall clock that log times use.
+ */
+const TIMER_SLACK_MS = 50
+
 interface Health { workers: { app: { instances: Array<{ pid: number, inflight: number }> } } }
 
 /** Starts `tqserver start` on the sdk fixture; `settings` is its config/server.yaml. */
@@ -32,10 +38,10 @@ async function startServer (t: Parameters<typeof useProject>[0], settings = '') 
 
 test('SIGINT drains like SIGTERM: the request in flight finishes, the worker stops, exit 0', async (t) => {
   const { server, worker, slow, shuttingDown } = await startServer(t)
-  const { answer } = await slow(800)
+  const { answer } = await slow(1500)
   server.child.kill('SIGINT')
   await shuttingDown('SIGINT')
-  assert.deepEqual(await answer, { status: 200, body: JSON.stringify({ slow: true, ms: 800 }) })
+  assert.deepEqual(await answer, { status: 200, body: JSON.stringify({ slow: true, ms: 1500 }) })
   assert.deepEqual(await within(15_000, 'the server to exit', server.exited), { code: 0, signal: null })
   await waitForExit(worker, 5000)
 })
@@ -54,7 +60,7 @@ test('a second signal during the drain exits at once, without waiting for the re
 
 test('/readyz never answers 200 once the shutdown has begun, while a request holds the drain', async (t) => {
   const { server, slow, shuttingDown } = await startServer(t)
-  const { answer } = await slow(1500)
+  const { answer } = await slow(3000)
   server.child.kill('SIGTERM')
   await shuttingDown('SIGTERM')
   const seen: string[] = []
@@ -75,14 +81,15 @@ test('/readyz never answers 200 once the shutdown has begun, while a request hol
 })
 
 test('a request that outlives drainTimeout does not hold the shutdown: it is cut off, the worker stopped, exit 0', async (t) => {
-  const { server, worker, slow, shuttingDown } = await startServer(t, 'drainTimeout: 1000\nkillTimeout: 1000\n')
+  const drainTimeoutMs = 1000
+  const { server, worker, slow, shuttingDown } = await startServer(t, `drainTimeout: ${drainTimeoutMs}\nkillTimeout: 1000\n`)
   const { answer } = await slow(60_000)
   server.child.kill('SIGTERM')
   await shuttingDown('SIGTERM')
   const is = (msg: string) => (line: LogLine) => line.msg === msg && line.worker === 'app'
   const timedOut = await server.logs.waitFor(is('drain timed out; stopping with requests in flight'), 15_000, 'the drain to time out')
   const draining = await server.logs.waitFor((line) => is('worker state changed')(line) && line.to === 'DRAINING', 0, 'the worker to drain')
-  assert.ok(timedOut.time as number - (draining.time as number) >= 1000 - 50, 'the drain waited drainTimeout')
+  assert.ok(timedOut.time as number - (draining.time as number) >= drainTimeoutMs - TIMER_SLACK_MS, 'the drain waited drainTimeout')
   assert.equal((await within(10_000, 'the slow request to end', answer)).status, 502)
   assert.deepEqual(await within(15_000, 'the server to exit', server.exited), { code: 0, signal: null })
   await waitForExit(worker, 5000)
