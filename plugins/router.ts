@@ -55,7 +55,11 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
     const pool = pools.get(origin)
     pools.delete(origin)
     // Already closed with the agent when the whole server shuts down.
-    if (pool && !pool.closed && !pool.destroyed) await pool.close()
+    if (!pool || pool.closed || pool.destroyed) return
+    // Requests still in flight now have outlived drainTimeout: close() would wait for them (for
+    // ever, for an event stream) and hold the instance's stop, so they are cut off.
+    if (tqserver.routes.traffic.inflight(origin) > 0) await pool.destroy()
+    else await pool.close()
   })
   fastify.addHook('onClose', () => agent.close())
 

@@ -1,5 +1,5 @@
-// Runs the workers for the life of the Fastify instance: started on onReady, routing stopped on
-// preClose, drained and stopped on onClose.
+// Runs the workers for the life of the Fastify instance: started on onReady; on preClose routing
+// stops and the workers begin to drain, and onClose waits until they have stopped.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Supervisor } from '../src/supervision/supervisor.js'
@@ -14,6 +14,11 @@ async function supervisorPlugin (fastify: FastifyInstance, { supervisor }: Super
   fastify.addHook('onReady', () => supervisor.start())
   fastify.addHook('preClose', (done) => {
     tqserver.beginClose()
+    // The drain begins now, beside the server's own close, not on onClose: the server's close
+    // waits for every request in flight, so a request to a worker would otherwise hold the
+    // shutdown past drainTimeout (for ever, for an event stream). stop() is idempotent: onClose
+    // waits for this same stop and reports its error.
+    supervisor.stop().catch(() => {})
     done()
   })
   // Closing the server only closes connections idle at that moment: a keep-alive connection whose

@@ -213,10 +213,12 @@ async function status (root: string, options: { url?: string, token?: string, js
 async function reload (root: string, wait: boolean, timeoutMs: number): Promise<void> {
   const server = await readServerFile(root)
   if (!server) throw new TQ_ERR_CLI_NOT_RUNNING(root, 'no .tqserver/server.json')
-  const lastReloadAt = async () => (await healthReport(server.url)).lastReload?.at ?? 0
-  let before: number
+  let signalledAt: number
   try {
-    before = await lastReloadAt()
+    await healthReport(server.url)
+    // Only a reload begun after the signal serves this command: one already running when it
+    // arrives read the files before this command was run, and the server runs one more after it.
+    signalledAt = Date.now()
     process.kill(server.pid, 'SIGHUP')
   } catch (err) {
     throw new TQ_ERR_CLI_NOT_RUNNING(root, `pid ${server.pid} at ${server.url} does not answer: ${(err as Error).message}`)
@@ -230,7 +232,7 @@ async function reload (root: string, wait: boolean, timeoutMs: number): Promise<
     await new Promise((resolve) => setTimeout(resolve, RELOAD_POLL_MS))
     const report = await healthReport(server.url)
     const summary = report.lastReload
-    if (!summary || summary.at <= before) continue
+    if (!summary || summary.at < signalledAt) continue
     const list = (label: string, names: string[]) => names.length > 0 ? [`${label} ${names.join(', ')}`] : []
     process.stdout.write(`reloaded in ${summary.durationMs} ms: ${[
       ...list('switched', summary.switched), ...list('started', summary.started), ...list('stopped', summary.stopped),

@@ -103,7 +103,7 @@ export class RequestRouter {
       return
     }
     const target = this.pin(req, match, res, () => res.writableFinished ? res.statusCode : 0)
-    if (!('origin' in target)) return writeError(req, res, target)
+    if (!('origin' in target)) return this.#writeError(req, res, target)
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
     const body = !hasBody ? null : target.bodyLimit > 0 ? limitBody(req, target.bodyLimit, target.worker) : req
     const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
@@ -117,9 +117,15 @@ export class RequestRouter {
       onError: (error) => {
         const tooLarge = error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE'
         if (!tooLarge) void this.#upstreams.emit('failed', target.origin)
-        writeError(req, res, tooLarge ? error as ProxyError : transportError(target.worker, error))
+        this.#writeError(req, res, tooLarge ? error as ProxyError : transportError(target.worker, error))
       }
     })
+  }
+
+  /** An error answer; while the server closes, it closes its connection like any other answer. */
+  #writeError (req: IncomingMessage, res: ServerResponse, error: ProxyError): void {
+    if (this.#isClosing()) res.setHeader('connection', 'close')
+    writeError(req, res, error)
   }
 
   /** Sends a public/ file; false when send refuses it (deleted since the scan): the worker answers then. */

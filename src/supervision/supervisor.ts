@@ -125,6 +125,7 @@ export class Supervisor implements SwitchHost {
 
   /** Routes a new worker's prefix to it, then builds (when needed) and starts it. */
   async startWorker (spec: WorkerSpec): Promise<SwitchOutcome | undefined> {
+    if (this.#stopping) return undefined
     const staticFiles = new StaticFiles(spec.publicDir)
     await staticFiles.refresh()
     this.routes.setWorker(spec, staticFiles)
@@ -155,6 +156,8 @@ export class Supervisor implements SwitchHost {
   /** Switches a running worker to a new version (see worker-switch.ts). */
   switchWorker (plan: SwitchPlan): Promise<SwitchOutcome> {
     if (!this.#workers.has(plan.spec.name)) throw new TQ_ERR_WORKER_NOT_FOUND(plan.spec.name)
+    // The workers are being stopped (the drain runs beside the server's close): start nothing.
+    if (this.#stopping) return Promise.resolve('unchanged')
     return this.#switch.run(plan)
   }
 
@@ -345,7 +348,7 @@ export class Supervisor implements SwitchHost {
   /** Replaces the instance serving `origin` with a fresh one of the same version, once. */
   #recycle (origin: string, reason: string): void {
     const instance = this.routes.instanceAt(origin)
-    if (!instance || this.#recycling.has(instance) || !instance.state.is('HEALTHY', 'UNHEALTHY')) return
+    if (!instance || this.#stopping || this.#recycling.has(instance) || !instance.state.is('HEALTHY', 'UNHEALTHY')) return
     this.#recycling.add(instance)
     this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} ${reason}`)
     void this.#switch.run({ spec: instance.spec, rebuild: false, restart: true, reason, replace: instance })

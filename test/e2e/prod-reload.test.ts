@@ -8,15 +8,20 @@ import { join } from 'node:path'
 import { runCliToEnd, startCliServer } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { startLoad } from '../helpers/load.js'
+import type { LogLine } from '../helpers/logs.js'
 import { PORTS } from '../helpers/ports.js'
-import { useProject, writeFiles } from '../helpers/project.js'
+import { FIXTURES, useProject, writeFiles } from '../helpers/project.js'
 import { isAlive } from '../helpers/wait.js'
 import { defer } from '../helpers/cleanup.js'
 
 interface Health { workers: Record<string, { status: string, instances: Array<{ pid: number }> }> }
 
+/** killTimeout at start, and after the reload that changes it. */
+const KILL_TIMEOUT_MS = 1000
+const NEW_KILL_TIMEOUT_MS = 3000
+
 test('production reload', async (t) => {
-  const root = await useProject(t, 'multi')
+  const root = await useProject(t, 'multi', { 'config/server.yaml': `killTimeout: ${KILL_TIMEOUT_MS}\n` })
   const cli = (...args: string[]) => runCliToEnd(t, args, { cwd: root })
   assert.equal((await cli('build')).code, 0)
   const server = await startCliServer(t, 'start', root, PORTS.prodReload)
@@ -93,10 +98,26 @@ test('production reload', async (t) => {
   })
 
   await t.test('changed server settings that need a restart are reported, and timeouts are applied', async () => {
-    await writeFiles(root, { 'config/server.yaml': 'restartDelay: 200\nkillTimeout: 4000\n' })
+    // A worker that ignores SIGTERM shows which killTimeout its stop uses.
+    await cp(join(FIXTURES, 'ignores-sigterm', 'workers', 'stubborn'), join(root, 'workers', 'stubborn'), { recursive: true })
+    assert.equal((await cli('build', 'stubborn')).code, 0)
+    assert.match((await cli('reload')).stdout, /started stubborn/)
+    await writeFiles(root, { 'config/server.yaml': `restartDelay: 200\nkillTimeout: ${NEW_KILL_TIMEOUT_MS}\n` })
     const result = await cli('reload')
-    assert.match(result.stdout, /switched a, b, d/, 'a new killTimeout reaches every worker')
+    assert.match(result.stdout, /switched a, b, d, stubborn/, 'a new killTimeout reaches every worker')
     assert.match(result.stdout, /changed settings that need a restart: restartDelay\n$/)
+
+    const stubborn = (await pids()).stubborn!
+    await rm(join(root, 'workers', 'stubborn'), { recursive: true })
+    assert.match((await cli('reload')).stdout, /stopped stubborn/)
+    const state = (to: string) => (line: LogLine) => line.msg === 'worker state changed' && line.pid === Number(stubborn) && line.to === to
+    const draining = await server.logs.waitFor(state('DRAINING'), 5000, 'stubborn to drain')
+    const stopped = await server.logs.waitFor(state('STOPPED'), 5000, 'stubborn to stop')
+    assert.equal(stopped.reason, 'process signal SIGKILL')
+    const waitedMs = (stopped.time as number) - (draining.time as number)
+    // Node's timers may fire a few ms early by the wall clock of the log's times.
+    assert.ok(waitedMs >= NEW_KILL_TIMEOUT_MS - 50, `killed ${waitedMs} ms after it left the rotation: the reloaded killTimeout, not the first one (${KILL_TIMEOUT_MS} ms)`)
+    assert.equal(isAlive(Number(stubborn)), false)
   })
 })
 

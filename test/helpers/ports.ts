@@ -34,7 +34,14 @@ export const PORTS = {
   fastifyCli: '22800-22899',
   dockerEntrypoint: '22900-22999',
   scaleOut: '23000-23099',
-  logFile: '23100-23199'
+  logFile: '23100-23199',
+  killTimeout: '23200-23299',
+  drainTimeout: '23300-23399',
+  crashBackoff: '23400-23499',
+  shutdownSignals: '23500-23599',
+  reloadFailures: '23600-23699',
+  partialSwitch: '23700-23799',
+  disableWorker: '23800-23899'
 } as const
 
 /**
