@@ -34,7 +34,13 @@ export const PORTS = {
   fastifyCli: '22800-22899',
   dockerEntrypoint: '22900-22999',
   scaleOut: '23000-23099',
-  logFile: '23100-23199'
+  logFile: '23100-23199',
+  forwarderEdges: '24000-24099',
+  staticRange: '24100-24199',
+  traversalFastPath: '24200-24299',
+  handoffEdges: '24300-24399',
+  buildPruning: '24400-24499',
+  watcherInputs: '24500-24599'
 } as const
 
 /**
