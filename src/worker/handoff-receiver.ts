@@ -2,15 +2,15 @@
 // accepted client connection, with the bytes it already read, to this process over IPC; the
 // worker's own HTTP server then serves it directly. Requests on such a connection arrive with the
 // full path, so the route prefix is removed here and X-Forwarded-* set. A request on it for another
-// worker's route, or for a public/ file (the host serves those), is passed back to the host over
-// HTTP. When the host drains this instance, answers on handed-off connections close them, and
+// worker's route, for a public/ file (the host serves those) or with a path the host refuses (`..`)
+// is passed back to the host over HTTP. When the host drains this instance, answers on handed-off connections close them, and
 // idle ones are closed after a grace period, so none holds the old instance past its drain.
 import { existsSync, statSync } from 'node:fs'
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { forwardingHeaders } from '../forwarded-headers.js'
-import { pathOf } from '../url-paths.js'
+import { isSafePath, pathOf } from '../url-paths.js'
 
 /** Idle connections are closed this long after a drain begins (they may be mid-request). */
 const DRAIN_GRACE_MS = 1_000
@@ -54,7 +54,9 @@ export class HandoffReceiver {
     if (this.#draining) res.setHeader('connection', 'close')
     const url = req.url ?? '/'
     const path = pathOf(url)
-    if (longestRoute(this.#routes, path) !== this.#route || this.#isPublicFile(req, path)) {
+    // A path the host refuses (a `..` segment, bad %-encoding) goes back for the host's answer too:
+    // the host checked only the first request line of this connection.
+    if (longestRoute(this.#routes, path) !== this.#route || !isSafePath(path) || this.#isPublicFile(req, path)) {
       this.#passBack(req, res)
       return false
     }
