@@ -8,6 +8,7 @@ import { readdir, readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { Builder } from '../../src/build/builder.js'
+import { defer } from '../helpers/cleanup.js'
 import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
@@ -26,7 +27,7 @@ test('a build keeps the current build and those in use, then the newest others u
   const binDir = join(dir, 'bin')
   const spec = testSpec('hello', '/hello', { dir, entry: 'src/main.ts' })
   const builder = new Builder('prod', pino({ level: 'silent' }))
-  t.after(() => builder.dispose())
+  defer(t, () => builder.dispose())
   const ids: string[] = []
   /** Builds version `n` (its own output, so its own folder), dated n minutes after the first. */
   const build = async (n: number, inUse: string[] = []) => {
@@ -54,7 +55,9 @@ test('a build keeps the current build and those in use, then the newest others u
 
 test('dev: a running version outlives newer builds that failed to start, and restarts from its build', async (t) => {
   const root = await useProject(t, 'versioned')
-  const host = await startHost(t, { root, mode: 'dev', workerPorts: PORTS.buildPruning, liveReload: false })
+  // A long debounce makes each save one report (and one switch), whatever the machine's speed: a
+  // late second report of a failing save would start it again just as the test kills the instance.
+  const host = await startHost(t, { root, mode: 'dev', workerPorts: PORTS.buildPruning, liveReload: false, reloadDebounce: 150 })
   const app = (file: string) => join(root, 'workers', 'app', file)
   const binDir = app('bin')
   const get = async <T>(path: string): Promise<T> => await (await host.fetch(path)).body.json() as T
@@ -77,6 +80,7 @@ test('dev: a running version outlives newer builds that failed to start, and res
   assert.equal(kept.length, 3, 'the running build, the current one and the newest other')
 
   // It crashes: the restart needs its build.
+  await host.app.tqserver.idle()
   process.kill(running.pid!, 'SIGKILL')
   const restarted = await until(20_000, 'the instance to be restarted and healthy', () => {
     const now = instance()
