@@ -84,9 +84,10 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
 
   // Plain requests are forwarded from this hook with the reply hijacked, so Fastify neither
   // parses the body nor runs the route; WebSocket upgrades are pinned here and go on to
-  // http-proxy's handler.
+  // http-proxy's handler. An upgrade is what Node's parser says is one (Connection: upgrade too):
+  // a plain request that merely carries an Upgrade header is forwarded, without it.
   async function routeRequest (request: FastifyRequest, reply: FastifyReply) {
-    if (request.headers.upgrade === undefined) {
+    if (!isUpgrade(request.headers)) {
       reply.hijack()
       await router.handle(request.raw, reply.raw)
       return reply
@@ -131,6 +132,11 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
       replyOptions: { getUpstream: (request) => request.tqTarget!.origin }
     })
   })
+}
+
+/** Whether Node's parser reads a request as an upgrade: an Upgrade header that Connection names. */
+function isUpgrade (headers: IncomingHttpHeaders): boolean {
+  return headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(headers.connection ?? '')
 }
 
 function sendError (request: FastifyRequest, reply: FastifyReply, error: ProxyError) {

@@ -28,10 +28,14 @@ export interface ForwardHooks {
   onError: (error: Error & { code?: string }) => void
 }
 
+/** The headers a Connection header names: hop-by-hop too, on this one connection. */
+function namedByConnection (connection: string | string[] | undefined): string[] {
+  return connection === undefined ? [] : String(connection).toLowerCase().split(',').map((name) => name.trim())
+}
+
 /** Client request headers as the worker should see them. */
 export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string): IncomingHttpHeaders {
-  const connection = req.headers.connection
-  const named = connection ? connection.toLowerCase().split(',').map((name) => name.trim()) : []
+  const named = namedByConnection(req.headers.connection)
   const headers: IncomingHttpHeaders = {}
   for (const name in req.headers) {
     if (HOP_BY_HOP.has(name) || name === 'host' || named.includes(name)) continue
@@ -66,7 +70,8 @@ export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: Serv
     },
     onResponseStart (_ctrl, statusCode, upstream) {
       const out: OutgoingHttpHeaders = {}
-      for (const name in upstream) if (!HOP_BY_HOP.has(name)) out[name] = upstream[name]
+      const named = namedByConnection(upstream.connection)
+      for (const name in upstream) if (!HOP_BY_HOP.has(name) && !named.includes(name)) out[name] = upstream[name]
       hooks.onResponseHeaders?.(statusCode, out)
       trailer = hooks.trailer?.(statusCode, out)
       if (trailer !== undefined) delete out['content-length']

@@ -52,7 +52,10 @@ export class HandoffFront {
 
   #accept (socket: Socket): void {
     let head: Buffer = Buffer.alloc(0)
-    socket.setTimeout(this.#options.headersTimeout, () => socket.destroy())
+    // Counted from the connection, not from the last byte (as socket.setTimeout would): a client
+    // trickling its request line a byte at a time is cut off like one that sends nothing.
+    const timer = setTimeout(() => socket.destroy(), this.#options.headersTimeout).unref()
+    socket.once('close', () => clearTimeout(timer))
     socket.on('error', () => {})
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk])
@@ -62,7 +65,7 @@ export class HandoffFront {
         return
       }
       socket.off('data', onData)
-      socket.setTimeout(0)
+      clearTimeout(timer)
       socket.pause()
       this.#route(socket, head, head.toString('latin1', 0, lineEnd))
     }

@@ -128,11 +128,16 @@ export class RequestRouter {
     writeError(req, res, error)
   }
 
-  /** Sends a public/ file; false when send refuses it (deleted since the scan): the worker answers then. */
+  /**
+   * Sends a public/ file; false when send refuses it (deleted since the scan): the worker answers
+   * then. A range past the end (416) or a failed If-Match (412) is the file's own answer.
+   */
   async #sendStatic (req: IncomingMessage, res: ServerResponse, entry: WorkerEntry, path: string): Promise<boolean> {
     const result = await send(req, path, { root: entry.staticFiles.dir, dotfiles: 'deny', index: false })
-    if (result.type === 'error') return false
-    const headers: OutgoingHttpHeaders = { ...result.headers }
+    if (result.type === 'error' && result.statusCode !== 416 && result.statusCode !== 412) return false
+    // send names its headers Content-Type, Content-Length: lower-case, as everywhere else here.
+    const headers: OutgoingHttpHeaders = {}
+    for (const name in result.headers) headers[name.toLowerCase()] = result.headers[name]
     const trailer = this.#liveReload && canTakeReloadScript(result.statusCode, headers) ? LIVE_RELOAD_TAG : undefined
     if (trailer) delete headers['content-length']
     if (this.#isClosing()) headers.connection = 'close'

@@ -26,8 +26,10 @@ const IGNORED_NAME = /(^\.|~$|\.sw[a-p]$|^4913$|\.tmp$)/
  * chokidar drops every further 'change' of a file for 50 ms after one (its throttle has no
  * trailing event), so a second save within 50 ms would be lost. A file is looked at again after
  * that window, and reported if it was written after the last report (whose build read the files
- * then). Not "since the event": a save is a truncate and a write, and a stat between the two
- * would make every save look changed again, and build twice.
+ * then) and since chokidar looked at it. Not "since the event" alone: a save is a truncate and a
+ * write, and a stat between the two would make every save look changed again, and build twice.
+ * Not "after the report" alone: with reloadDebounce 0 a save is reported within the slack below,
+ * and every save would be reported twice.
  */
 const CHOKIDAR_THROTTLE_MS = 50
 /** File times come from the kernel's coarse clock, a few ms behind Date.now(). */
@@ -60,9 +62,9 @@ export class WorkerWatcher {
         return parts.some((part) => part === 'node_modules' || IGNORED_NAME.test(part)) || parts[1] === 'bin'
       }
     })
-    this.#watcher.on('all', (event, path) => {
+    this.#watcher.on('all', (event, path, stats) => {
       this.#onEvent(event, path)
-      if (event === 'change') this.#recheck(path)
+      if (event === 'change') this.#recheck(path, stats?.mtimeMs ?? 0)
     })
     this.#watcher.on('error', (err) => this.#options.log.error({ err }, 'file watcher error'))
     await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()))
@@ -117,11 +119,12 @@ export class WorkerWatcher {
     this.#queue(worker, 'source')
   }
 
-  #recheck (path: string): void {
+  /** Looks at a changed file again once chokidar's window is over; `seenMtimeMs`: its time at the event. */
+  #recheck (path: string, seenMtimeMs: number): void {
     const timer = setTimeout(() => {
       this.#rechecks.delete(timer)
       stat(path).then((now) => {
-        if (!this.#closed && now.mtimeMs > this.#reportedAt - MTIME_SLACK_MS) this.#onEvent('change', path)
+        if (!this.#closed && now.mtimeMs > seenMtimeMs && now.mtimeMs > this.#reportedAt - MTIME_SLACK_MS) this.#onEvent('change', path)
       }, () => {})
     }, CHOKIDAR_THROTTLE_MS + 10)
     timer.unref()

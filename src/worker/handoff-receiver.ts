@@ -2,20 +2,19 @@
 // accepted client connection, with the bytes it already read, to this process over IPC; the
 // worker's own HTTP server then serves it directly. Requests on such a connection arrive with the
 // full path, so the route prefix is removed here and X-Forwarded-* set. A request on it for another
-// worker's route, or for a public/ file (the host serves those), is passed back to the host over
-// HTTP. When the host drains this instance, answers on handed-off connections close them, and
-// idle ones are closed after a grace period, so none holds the old instance past its drain.
+// worker's route, for a public/ file (the host serves those) or with a path the host refuses (`..`)
+// is passed back to the host over HTTP. When the host drains this instance, answers on handed-off
+// connections (those in flight too) close them, and idle ones are closed after a grace period, so
+// none holds the old instance past its drain.
 import { existsSync, statSync } from 'node:fs'
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { forwardingHeaders } from '../forwarded-headers.js'
-import { pathOf } from '../url-paths.js'
+import { isSafePath, pathOf } from '../url-paths.js'
 
 /** Idle connections are closed this long after a drain begins (they may be mid-request). */
 const DRAIN_GRACE_MS = 1_000
-
-const handedOff = new WeakSet<Socket>()
 
 interface ConnectionMessage {
   type: 'tq:connection'
@@ -34,6 +33,8 @@ export class HandoffReceiver {
   #host = ''
   #routes: string[] = []
   #draining = false
+  /** Handed-off connections still open, each with the last answer it was given to write. */
+  readonly #connections = new Map<Socket, ServerResponse | undefined>()
 
   constructor (server: Server, route: string) {
     this.#server = server
@@ -50,11 +51,14 @@ export class HandoffReceiver {
    * Requests that did not come over a handed-off connection are left alone.
    */
   prepare (req: IncomingMessage, res: ServerResponse): boolean {
-    if (!handedOff.has(req.socket)) return true
+    if (!this.#connections.has(req.socket)) return true
+    this.#connections.set(req.socket, res)
     if (this.#draining) res.setHeader('connection', 'close')
     const url = req.url ?? '/'
     const path = pathOf(url)
-    if (longestRoute(this.#routes, path) !== this.#route || this.#isPublicFile(req, path)) {
+    // A path the host refuses (a `..` segment, bad %-encoding) goes back for the host's answer too:
+    // the host checked only the first request line of this connection.
+    if (longestRoute(this.#routes, path) !== this.#route || !isSafePath(path) || this.#isPublicFile(req, path)) {
       this.#passBack(req, res)
       return false
     }
@@ -71,8 +75,11 @@ export class HandoffReceiver {
   #accept (message: ConnectionMessage, socket: Socket): void {
     this.#host = message.host
     this.#routes = message.routes
-    handedOff.add(socket)
-    socket.once('close', () => process.send?.({ type: 'tq:released' }))
+    this.#connections.set(socket, undefined)
+    socket.once('close', () => {
+      this.#connections.delete(socket)
+      process.send?.({ type: 'tq:released' })
+    })
     socket.unshift(Buffer.from(message.head, 'latin1'))
     this.#server.emit('connection', socket)
     socket.resume()
@@ -80,6 +87,13 @@ export class HandoffReceiver {
 
   #drain (): void {
     this.#draining = true
+    // An answer still being written closes its connection once done, or the connection would
+    // hold this instance until drainTimeout: the idle ones are closed only once, below.
+    for (const [socket, res] of this.#connections) {
+      if (!res || res.writableFinished) continue
+      if (!res.headersSent) res.setHeader('connection', 'close')
+      else res.once('finish', () => socket.end())
+    }
     setTimeout(() => this.#server.closeIdleConnections(), DRAIN_GRACE_MS).unref()
   }
 

@@ -41,7 +41,13 @@ export const PORTS = {
   shutdownSignals: '23500-23599',
   reloadFailures: '23600-23699',
   partialSwitch: '23700-23799',
-  disableWorker: '23800-23899'
+  disableWorker: '23800-23899',
+  forwarderEdges: '24000-24099',
+  staticRange: '24100-24199',
+  traversalFastPath: '24200-24299',
+  handoffEdges: '24300-24399',
+  buildPruning: '24400-24499',
+  watcherInputs: '24500-24599'
 } as const
 
 /**
