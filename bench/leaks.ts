@@ -47,7 +47,7 @@ async function main (): Promise<number> {
   await mkdir(join(root, 'config'))
   await writeFile(join(root, 'config/server.yaml'), 'health:\n  interval: 200\n')
 
-  const server = spawn(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', '--worker-ports', '35000-35999'],
+  const server = spawn(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', '--worker-ports', '30000-30999'],
     { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   const pid = server.pid!
   try {

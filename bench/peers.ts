@@ -53,8 +53,8 @@ const PEERS = { nodemon: '3.1.14', pm2: '7.0.4', wattpm: '3.67.0', '@platformati
 const NODE22 = '22.23.5'
 const node22 = join(node22Dir, 'node_modules', node22Package, 'bin', 'node')
 const PORTS = { nodemon: 27101, pm2: 27102, wattDev: 27103, wattStart: 27104, direct20: 27105, direct22: 27106, tqDev: 27107, tqStart: 27108, tqHandoff: 27109 }
-/** tqserver's worker ports: benchmarks use 33000 and up (the tests 20000-24999). */
-const TQ_WORKER_PORTS = { dev: '39000-39299', start: '39300-39599', handoff: '39600-39899' }
+/** tqserver's worker ports: benchmarks use 25000-31999 (the tests 20000-24999). */
+const TQ_WORKER_PORTS = { dev: '25000-25299', start: '25300-25599', handoff: '25600-25899' }
 const cli = join(repo, 'dist/src/cli/main.js')
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -32,7 +32,7 @@ async function main (): Promise<void> {
   await symlink(repo, join(root, 'node_modules', 'tqserver'), 'dir')
   build(root, [])
 
-  const server = spawn(process.execPath, [cli, 'start', '--port', '0', '--worker-ports', '34000-34999'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+  const server = spawn(process.execPath, [cli, 'start', '--port', '0', '--worker-ports', '29000-29999'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   // The server's JSON log lines, read with the tests' recorder; a 20-worker reload takes seconds.
   const log = new LogRecorder()
   server.stdout.on('data', (chunk: Buffer) => log.write(chunk))

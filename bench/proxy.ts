@@ -48,7 +48,7 @@ async function main (): Promise<void> {
   try {
     // `tqserver start` pinned to CPU 0 (its worker inherits the pinning). taskset execs node: the
     // child's pid is the host's.
-    const host = pinned(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', '--worker-ports', '36000-36099', '--config', 'handoff.yaml'], { cwd: root })
+    const host = pinned(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', '--worker-ports', '31000-31099', '--config', 'handoff.yaml'], { cwd: root })
     const log = new LogRecorder()
     host.stdout!.on('data', (chunk: Buffer) => log.write(chunk))
     const frontUrl = String((await log.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'tqserver listening')).url)

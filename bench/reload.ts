@@ -38,7 +38,7 @@ async function main (): Promise<void> {
   await mkdir(join(root, 'config'))
   await writeFile(join(root, 'config/server.yaml'), `logLevel: debug\nliveReload: false\nstandbys: ${standbys}\n`)
 
-  const server = spawn(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'dev', '--port', '0', '--worker-ports', '33000-33999'],
+  const server = spawn(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'dev', '--port', '0', '--worker-ports', '28000-28999'],
     { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
   // The server's JSON log lines, read with the tests' recorder.
   const log = new LogRecorder()

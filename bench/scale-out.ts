@@ -21,7 +21,7 @@ import { median } from './stats.js'
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 const cli = join(repo, 'dist/src/cli/main.js')
 const BALANCER_PORT = 27000
-const HOSTS = [{ name: 'h1', port: 37001, workerPorts: '37010-37049' }, { name: 'h2', port: 37002, workerPorts: '37050-37089' }]
+const HOSTS = [{ name: 'h1', port: 31701, workerPorts: '31710-31749' }, { name: 'h2', port: 31702, workerPorts: '31750-31789' }]
 const LOAD_CLIENTS = 8
 const ROUNDS = Number(process.argv[2] ?? 3)
 

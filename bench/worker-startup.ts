@@ -29,9 +29,9 @@ for (const [name, variant] of Object.entries(variants)) {
   console.log(`${name}: ${(statSync(join(out, `${name}.mjs`)).size / 1024).toFixed(0)} KiB, built in ${(performance.now() - started).toFixed(0)} ms (one full build)`)
 }
 
-let port = 38000 // benchmarks use worker ports from 33000 up (the tests use 20000-24999)
+let port = 31800 // benchmarks use worker ports 25000-31999 (the tests 20000-24999)
 async function startOnce (file: string): Promise<number> {
-  while (!await isPortFree(port, '127.0.0.1')) if (++port > 38999) throw new Error('no free port in 38000-38999')
+  while (!await isPortFree(port, '127.0.0.1')) if (++port > 31899) throw new Error('no free port in 31800-31899')
   const started = performance.now()
   const child = fork(file, [], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' }, execArgv: process.env.NO_MAPS ? [] : ['--enable-source-maps'], stdio: 'ignore' })
   try {

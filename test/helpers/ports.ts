@@ -1,5 +1,7 @@
 // Worker port ranges, one per test file: files run two at a time, and two pools probing the same
-// range could both hand out a port before either worker has bound it. Benchmarks use 30000 and up.
+// range could both hand out a port before either worker has bound it. Benchmarks use 25000-31999.
+// All stay below the kernel's ephemeral ports (32768 and up here): a client socket could take such
+// a port between the pool's check and the worker's bind (EADDRINUSE).
 import { createServer, type AddressInfo } from 'node:net'
 
 export const PORTS = {
