@@ -19,8 +19,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Agent } from 'undici'
 import { startLoad } from '../test/helpers/load.js'
-import { until, within } from '../test/helpers/wait.js'
-import { childrenOf, describeProcess, openFiles, rssMb } from './process-info.js'
+import { childPids, until, within } from '../test/helpers/wait.js'
+import { describeProcess, openFiles, rssMb } from './process-info.js'
 
 const RELOADS = Number(process.argv[2] ?? 1000)
 /** Host RSS may rise by this much over the second half of the run: the heap settles with the collector's timing. */
@@ -67,7 +67,7 @@ async function main (): Promise<number> {
     const health = async () => await (await agent.request({ origin: url, path: '/health', method: 'GET' })).body.json() as Health
     const appPid = (report: Health) => report.workers.app.instances.find((instance) => instance.state === 'HEALTHY')?.pid
     const measure = async (): Promise<Measure> => ({
-      rssMb: rssMb(pid), fds: openFiles(pid), leasedPorts: (await health()).ports.leased, children: childrenOf(pid)
+      rssMb: rssMb(pid), fds: openFiles(pid), leasedPorts: (await health()).ports.leased, children: childPids(pid)
     })
 
     const load = startLoad(url, '/app', 2)

@@ -1,26 +1,15 @@
 // What the benchmarks read about their processes from /proc (Linux): children, CPU time, memory and
 // open files. Reads are synchronous so that a figure taken between two wrk runs costs no fork.
 import { readdirSync, readFileSync } from 'node:fs'
+import { childPids } from '../test/helpers/wait.js'
 
 /** Kernel clock ticks per second in /proc/<pid>/stat (USER_HZ, 100 on Linux). */
 export const TICKS_PER_SECOND = 100
 
-/** Direct children of `pid`, from every thread's children list (a thread may have forked them). */
-export function childrenOf (pid: number): number[] {
-  const children: number[] = []
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const list = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim()
-      if (list) children.push(...list.split(' ').map(Number))
-    }
-  } catch {} // the process is gone
-  return children
-}
-
 /** `pid` and every process below it. */
 export function processTree (pid: number): number[] {
   const tree = [pid]
-  for (let i = 0; i < tree.length; i++) tree.push(...childrenOf(tree[i]!))
+  for (let i = 0; i < tree.length; i++) tree.push(...childPids(tree[i]!))
   return tree
 }
 

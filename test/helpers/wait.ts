@@ -1,6 +1,7 @@
 // Waiting for things to happen, with a deadline whose error says what never happened; and what
 // /proc says of other processes.
-import { readdir, readFile } from 'node:fs/promises'
+import { readdirSync, readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 
 /** Resolves with `promise`, or rejects after `ms` with "timed out after ms: <what>". */
 export async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
@@ -60,15 +61,15 @@ async function processState (pid: number): Promise<string | undefined> {
   }
 }
 
-/** The processes whose parent is `pid`, zombies left out. */
-export async function childPids (pid: number): Promise<number[]> {
+/** Direct children of `pid`, from every thread's children list (a thread may have forked them). */
+export function childPids (pid: number): number[] {
   const children: number[] = []
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(fields[1]) === pid && fields[0] !== 'Z') children.push(Number(entry))
-  }
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const list = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim()
+      if (list) children.push(...list.split(' ').map(Number))
+    }
+  } catch {} // the process is gone
   return children
 }
 

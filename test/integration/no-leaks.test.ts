@@ -30,7 +30,7 @@ test(`${RESTARTS} restarts leave file descriptors, ports, worker processes and m
     collectGarbage()
     const memory = process.memoryUsage()
     return {
-      workerProcesses: (await childPids(process.pid)).length,
+      workerProcesses: childPids(process.pid).length,
       fds: readdirSync('/proc/self/fd').length,
       leasedPorts: host.app.tqserver.status().ports.leased,
       upstreamCounters: host.app.tqserver.routes.traffic.size,
