@@ -53,9 +53,10 @@ async function healthPlugin (fastify: FastifyInstance, { token }: HealthPluginOp
   // Answers while the event loop does: nothing here waits on a worker.
   fastify.get('/livez', async (_request, reply) => reply.headers(noStore).send({ status: 'ok' }))
 
+  // Ready: this host can serve. One worker down is /health's news (degraded), not a reason for a
+  // load balancer to drop the whole host, and with it every healthy route; no worker serving is.
   fastify.get('/readyz', async (_request, reply) => {
-    const report = tqserver.status()
-    const ready = !tqserver.isClosing && Object.values(report.workers).every((worker) => worker.status !== 'unhealthy')
+    const ready = !tqserver.isClosing && tqserver.status().status !== 'unhealthy'
     return reply.code(ready ? 200 : 503).headers(noStore).send({ status: ready ? 'ready' : tqserver.isClosing ? 'closing' : 'not ready' })
   })
 
