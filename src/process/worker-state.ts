@@ -35,6 +35,7 @@ export interface StateFacts { worker: string, pid: number | undefined, port: num
 export class InstanceState {
   #state: WorkerState = 'STOPPED'
   #since = Date.now()
+  #reason = 'created'
   readonly #log: Logger
   readonly #facts: () => StateFacts
 
@@ -52,6 +53,11 @@ export class InstanceState {
     return this.#since
   }
 
+  /** Why the current state was entered. */
+  get reason (): string {
+    return this.#reason
+  }
+
   is (...states: WorkerState[]): boolean {
     return states.includes(this.#state)
   }
@@ -63,6 +69,7 @@ export class InstanceState {
     if (!TRANSITIONS[from].includes(to)) throw new TQ_ERR_WORKER_ILLEGAL_TRANSITION(facts.worker, from, to)
     this.#state = to
     this.#since = Date.now()
+    this.#reason = reason
     const level = to === 'CRASHED' || to === 'FAILED' ? 'warn' : 'info'
     this.#log[level]({ ...facts, from, to, reason }, 'worker state changed')
   }

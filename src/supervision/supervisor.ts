@@ -371,7 +371,8 @@ export class Supervisor implements SwitchHost {
     if (this.#stopping || !this.#workers.has(runtime.spec.name)) return
     const delay = runtime.crashes.record()
     if (delay === undefined) {
-      const reason = `crashed ${runtime.crashes.count} times within ${this.#options.config.crashWindow} ms`
+      // The last cause too: a start that never got a process (no free port) is no crash of the worker's own.
+      const reason = `crashed ${runtime.crashes.count} times within ${this.#options.config.crashWindow} ms; the last: ${instance.state.reason}`
       instance.state.transition('FAILED', reason)
       this.#events.record('failed', runtime.spec.name, reason)
       return

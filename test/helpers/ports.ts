@@ -49,7 +49,9 @@ export const PORTS = {
   traversalFastPath: '24200-24299',
   handoffEdges: '24300-24399',
   buildPruning: '24400-24499',
-  watcherInputs: '24500-24599'
+  watcherInputs: '24500-24599',
+  /** One port for two workers. */
+  poolExhausted: '24600-24600'
 } as const
 
 /**
