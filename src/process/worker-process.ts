@@ -172,9 +172,13 @@ export class WorkerProcess {
     return this.exited
   }
 
+  /**
+   * Signals the worker's whole process group (it leads one: forkNode), so that what it started
+   * (a shell and its program, for a `command:` given as a string) stops with it.
+   */
   #signal (signal: NodeJS.Signals): void {
     try {
-      this.#child.kill(signal)
+      process.kill(-this.pid, signal)
     } catch {
       // Already gone: 'exit' settles `exited`.
     }

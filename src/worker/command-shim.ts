@@ -6,9 +6,19 @@ import { spawn } from 'node:child_process'
 
 const command = JSON.parse(process.env.TQ_COMMAND ?? '""') as string | string[]
 delete process.env.TQ_COMMAND
+// In a process group of its own, so that every signal below reaches the program and all it
+// started (a shell string runs as `sh -c`, whose program is the shell's child).
 const child = Array.isArray(command)
-  ? spawn(command[0]!, command.slice(1), { stdio: 'inherit' })
-  : spawn(command, { stdio: 'inherit', shell: true })
+  ? spawn(command[0]!, command.slice(1), { stdio: 'inherit', detached: true })
+  : spawn(command, { stdio: 'inherit', shell: true, detached: true })
+
+function signalProgram (signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal)
+  } catch {
+    // Gone already.
+  }
+}
 
 child.once('error', (err) => {
   console.error(`cannot run ${JSON.stringify(command)}: ${err.message}`)
@@ -19,7 +29,7 @@ child.once('exit', (code, signal) => {
   // Ended by the signal we passed on: a normal stop.
   process.exit(code ?? (signal === 'SIGTERM' || signal === 'SIGINT' ? 0 : 1))
 })
-for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => child.kill(signal))
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => signalProgram(signal))
 // However this process ends (the worker preload exits it when the server is gone), the program
-// goes with it: nobody could reach it any more.
-process.on('exit', () => child.kill('SIGKILL'))
+// and all it started go with it: nobody could reach them any more.
+process.on('exit', () => { if (child.pid !== undefined) signalProgram('SIGKILL') })

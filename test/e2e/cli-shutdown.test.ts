@@ -1,7 +1,7 @@
 // Signals to `tqserver start`: SIGTERM drains in-flight requests, stops the workers and exits 0;
 // SIGHUP does not stop the server; SIGKILL leaves no worker behind.
 import { test } from 'node:test'
-import { cp } from 'node:fs/promises'
+import { cp, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import assert from 'node:assert/strict'
 import { startCliServer } from '../helpers/cli.js'
@@ -47,15 +47,18 @@ test('SIGHUP reloads instead of stopping the server', async (t) => {
   await res.body.dump()
 })
 
-test('a server killed with SIGKILL leaves no worker process behind, Node or not', async (t) => {
+test('a server killed with SIGKILL leaves no worker process behind, Node or not, a shell string too', async (t) => {
   const root = await useProject(t, 'routing')
   await cp(join(REPO_ROOT, 'workers', 'py'), join(root, 'workers', 'py'), { recursive: true })
+  // The same program as a shell string: sh -c, then python3 as the shell's child.
+  await cp(join(REPO_ROOT, 'workers', 'py'), join(root, 'workers', 'pysh'), { recursive: true })
+  await writeFile(join(root, 'workers', 'pysh', 'worker.yaml'), 'command: python3 server.py\n')
   const server = await startCliServer(t, 'start', root, PORTS.cliShutdown)
   const fetch = clientFor(t, server.url)
   const pids = await workerPids(fetch)
-  assert.equal(pids.length, 5)
-  const python = (await (await fetch('/py/')).body.json() as { pid: number }).pid
+  assert.equal(pids.length, 6)
+  const programs = await Promise.all(['/py/', '/pysh/'].map(async (path) => (await (await fetch(path)).body.json() as { pid: number }).pid))
   server.child.kill('SIGKILL')
   await server.exited
-  for (const pid of [...pids, python]) await waitForExit(pid, 5000)
+  for (const pid of [...pids, ...programs]) await waitForExit(pid, 5000)
 })

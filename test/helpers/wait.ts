@@ -25,7 +25,9 @@ export async function within<T> (ms: number, what: string, promise: Promise<T>):
 export async function until<T> (ms: number, what: string, check: () => T | undefined | false | Promise<T | undefined | false>, intervalMs = 20): Promise<T> {
   const deadline = performance.now() + ms
   while (true) {
-    const value = await within(Math.max(1, deadline - performance.now()), what, Promise.resolve().then(check))
+    const value = await within(Math.max(1, deadline - performance.now()), what, Promise.resolve().then(check)).catch((err: unknown) => {
+      throw performance.now() >= deadline ? new Error(`timed out after ${ms} ms: ${what}`) : err
+    })
     if (value !== undefined && value !== false) return value
     if (performance.now() >= deadline) throw new Error(`timed out after ${ms} ms: ${what}`)
     await new Promise((resolve) => setTimeout(resolve, intervalMs))

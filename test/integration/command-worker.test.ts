@@ -35,3 +35,23 @@ test('a Python worker under the same contract', async (t) => {
   await host.app.close()
   await waitForExit(second.pid, 5000)
 })
+
+test('a command given as a shell string: the shell and its program stop on a switch and with the host', async (t) => {
+  // Debian's sh (dash) does not exec the last command of `sh -c`: python3 is the shell's child,
+  // one process further from the server than the list form.
+  const root = await useProject(t, undefined)
+  await cp(join(REPO_ROOT, 'workers', 'py'), join(root, 'workers', 'py'), { recursive: true })
+  await writeFile(join(root, 'workers', 'py', 'worker.yaml'), 'command: python3 server.py\n')
+  const host = await startHost(t, { root, workerPorts: PORTS.commandWorker })
+  const program = async () => (await (await host.fetch('/py/')).body.json() as { pid: number }).pid
+  const first = await program()
+  const shim = host.app.tqserver.status().workers.py!.instances[0]!.pid!
+  assert.notEqual(first, shim)
+
+  await host.app.tqserver.restart('py')
+  await waitForExit(first, 5000)
+  const second = await program()
+  assert.notEqual(second, first)
+  await host.app.close()
+  await waitForExit(second, 5000)
+})
