@@ -3,34 +3,12 @@
 // slow gives 504, and slow clients are cut off without holding anyone else up.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { connect } from 'node:net'
 import { startCliServer } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
+import { sendRaw } from '../helpers/raw-http.js'
 import { useProject } from '../helpers/project.js'
 import { within } from '../helpers/wait.js'
-
-/** Sends raw bytes (in pieces, `gapMs` apart) and resolves with everything read until the server closes. */
-function raw (url: string, pieces: string[], gapMs = 0): Promise<string> {
-  const { port } = new URL(url)
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1')
-    let received = ''
-    let timer: NodeJS.Timeout | undefined
-    socket.on('data', (chunk) => { received += chunk.toString() })
-    socket.on('close', () => {
-      clearTimeout(timer)
-      resolve(received)
-    })
-    socket.on('error', (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET' ? undefined : reject(err))
-    const sendNext = (index: number) => {
-      if (index >= pieces.length || socket.destroyed) return
-      socket.write(pieces[index]!)
-      timer = setTimeout(() => sendNext(index + 1), gapMs)
-    }
-    socket.once('connect', () => sendNext(0))
-  })
-}
 
 const statusLine = (response: string) => response.split('\r\n')[0]
 
@@ -51,7 +29,7 @@ test('hostile input', async (t) => {
       ['POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n', 'HTTP/1.1 400 Bad Request'],
       [`GET /api/x HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 'HTTP/1.1 431 Request Header Fields Too Large']
     ]
-    for (const [request, expected] of cases) assert.equal(statusLine(await raw(server.url, [request])), expected, request.slice(0, 60))
+    for (const [request, expected] of cases) assert.equal(statusLine(await sendRaw(t, server.url, [request])), expected, request.slice(0, 60))
     assert.equal(await served(), before, 'the worker saw none of them')
   })
 
@@ -59,7 +37,7 @@ test('hostile input', async (t) => {
     const declared = await fetch('/api/upload', { method: 'POST', body: 'x'.repeat(2000) })
     assert.equal(declared.statusCode, 413)
     assert.equal((await declared.body.json() as { code: string }).code, 'TQ_ERR_PROXY_BODY_TOO_LARGE')
-    const chunked = await raw(server.url, [`POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n7d0\r\n${'x'.repeat(2000)}\r\n0\r\n\r\n`])
+    const chunked = await sendRaw(t, server.url, [`POST /api/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n7d0\r\n${'x'.repeat(2000)}\r\n0\r\n\r\n`])
     assert.equal(statusLine(chunked), 'HTTP/1.1 413 Payload Too Large')
     const small = await fetch('/api/upload', { method: 'POST', body: 'x'.repeat(500) })
     assert.equal((await small.body.json() as { bodyBytes: number }).bodyBytes, 500)
@@ -73,8 +51,8 @@ test('hostile input', async (t) => {
 
   await t.test('slow clients are cut off, and others are served meanwhile', async () => {
     // Time itself is under test here: a header line every 300 ms, for longer than headersTimeout.
-    const slowloris = raw(server.url, ['GET /api/x HTTP/1.1\r\nHost: x\r\n', ...Array.from({ length: 30 }, (_, i) => `X-Slow-${i}: y\r\n`)], 300)
-    const trickle = raw(server.url, ['POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n', ...Array.from({ length: 60 }, () => 'x')], 300)
+    const slowloris = sendRaw(t, server.url, ['GET /api/x HTTP/1.1\r\nHost: x\r\n', ...Array.from({ length: 30 }, (_, i) => `X-Slow-${i}: y\r\n`)], 300)
+    const trickle = sendRaw(t, server.url, ['POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n', ...Array.from({ length: 60 }, () => 'x')], 300)
     for (let i = 0; i < 5; i++) assert.equal((await fetch('/api/meanwhile')).statusCode, 200)
     assert.match(statusLine(await within(6000, 'the slowloris client to be cut off', slowloris)) ?? '', /^(HTTP\/1.1 408 Request Timeout)?$/)
     assert.match(statusLine(await within(6000, 'the trickling client to be cut off', trickle)) ?? '', /^(HTTP\/1.1 408 Request Timeout)?$/)

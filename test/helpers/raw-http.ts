@@ -82,6 +82,21 @@ export async function openRaw (t: TestContext, url: string): Promise<RawConnecti
   return new RawConnection(socket)
 }
 
+/**
+ * Sends raw bytes in pieces, `gapMs` apart (a slow client: time itself is under test), and
+ * resolves with everything the server sent once it closes the connection.
+ */
+export async function sendRaw (t: TestContext, url: string, pieces: string[], gapMs = 0): Promise<string> {
+  const connection = await openRaw(t, url)
+  for (const [index, piece] of pieces.entries()) {
+    if (connection.isClosed) break
+    if (index > 0) await new Promise((resolve) => setTimeout(resolve, gapMs))
+    connection.send(piece)
+  }
+  await connection.whenClosed(60_000)
+  return connection.received
+}
+
 /** Sends one request with `Connection: close` added, and resolves with its answer. */
 export async function rawRequest (t: TestContext, url: string, method: string, path: string, headers: string[] = []): Promise<RawResponse> {
   const connection = await openRaw(t, url)
