@@ -1,8 +1,10 @@
 // The environment variables of the two contracts: what the host reads for its own settings, and
 // what a worker process is told. One list, so the host never passes its settings on to a worker.
 
-/** Host settings from the environment, and the configuration key each sets (TQ_CONFIG names the file). */
-export const HOST_ENV = { TQ_PORT: 'port', TQ_HOST: 'host', TQ_WORKER_PORTS: 'workerPorts', TQ_CONFIG: 'config' } as const
+/** Host settings from the environment, and the configuration key each sets. */
+export const HOST_ENV = { TQ_PORT: 'port', TQ_HOST: 'host', TQ_WORKER_PORTS: 'workerPorts' } as const
+/** Names another configuration file than config/server.yaml. */
+export const CONFIG_ENV = 'TQ_CONFIG'
 
 /** What a worker process is given (the worker contract in README.md). */
 export const WORKER_ENV = {

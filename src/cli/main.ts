@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { Builder } from '../build/builder.js'
 import { serverConfigSchema } from '../config/schema.js'
 import { DEFAULT_CONFIG_FILE, loadServerConfig, type ServerOverrides } from '../config/server-config.js'
-import { HOST_ENV } from '../env-names.js'
+import { CONFIG_ENV, HOST_ENV } from '../env-names.js'
 import { createLogger } from '../logger.js'
 import { discoverWorkers } from '../config/worker-discovery.js'
 import type { HealthReport } from '../report/health-report.js'
@@ -23,7 +23,7 @@ const DEFAULT_RELOAD_TIMEOUT_MS = 120_000
 /** A server key's default, as the schema gives it. */
 const fallback = (key: 'port' | 'host' | 'workerPorts') => String((serverConfigSchema.properties[key] as { default: unknown }).default)
 
-const SERVER_OPTIONS = `Options (also ${Object.keys(HOST_ENV).join(', ')}, then ${DEFAULT_CONFIG_FILE}):
+const SERVER_OPTIONS = `Options (also ${[...Object.keys(HOST_ENV), CONFIG_ENV].join(', ')}, then ${DEFAULT_CONFIG_FILE}):
   --port N            port the server listens on (default ${fallback('port')})
   --host ADDR         address the server listens on (default ${fallback('host')})
   --worker-ports A-B  ports for worker processes (default ${fallback('workerPorts')})

@@ -7,9 +7,7 @@ import { HOST_ENV } from '../env-names.js'
 import { serverConfigSchema, workerConfigSchema } from './schema.js'
 
 /** The flag and environment variable that also set a server key (--worker-ports, TQ_WORKER_PORTS). */
-const OTHER_SOURCES: Record<string, string> = Object.fromEntries(Object.entries(HOST_ENV)
-  .filter(([, key]) => key !== 'config')
-  .map(([name, key]) => [key, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}, ${name}`]))
+const OTHER_SOURCES: Record<string, string> = Object.fromEntries(Object.entries(HOST_ENV).map(([name, key]) => [key, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}, ${name}`]))
 
 interface KeyDoc { key: string, type: string, fallback: unknown, description: string }
 

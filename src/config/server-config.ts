@@ -5,7 +5,7 @@ import { isAbsolute, relative, resolve } from 'node:path'
 import { partialSchema, serverConfigSchema, type ServerConfig } from './schema.js'
 import { validate } from './validate.js'
 import { readYamlFile } from './yaml-file.js'
-import { HOST_ENV } from '../env-names.js'
+import { CONFIG_ENV, HOST_ENV } from '../env-names.js'
 import { TQ_ERR_CONFIG_FILE_MISSING, TQ_ERR_CONFIG_PORT_RANGE } from '../errors.js'
 
 export const DEFAULT_CONFIG_FILE = 'config/server.yaml'
@@ -40,12 +40,12 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   /** Where each key was last set, and that layer's rank (higher wins). */
   const sources = new Map<string, { label: string, rank: number }>()
 
-  const explicitPath = configPath ?? env.TQ_CONFIG
+  const explicitPath = configPath ?? env[CONFIG_ENV]
   const file = resolve(root, explicitPath ?? DEFAULT_CONFIG_FILE)
   const fileLabel = isAbsolute(explicitPath ?? '') ? file : relative(root, file)
   const fromFile = await readYamlFile(file, fileLabel)
   if (fromFile === undefined && explicitPath !== undefined) {
-    throw new TQ_ERR_CONFIG_FILE_MISSING(configPath !== undefined ? label('config') : 'TQ_CONFIG', file)
+    throw new TQ_ERR_CONFIG_FILE_MISSING(configPath !== undefined ? label('config') : CONFIG_ENV, file)
   }
   validate(layerSchema, fromFile ?? {}, fileLabel)
   for (const key of Object.keys(fromFile ?? {})) sources.set(key, { label: fileLabel, rank: 1 })
@@ -53,7 +53,7 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   const fromEnv: Record<string, unknown> = {}
   for (const [name, key] of Object.entries(HOST_ENV)) {
     const raw = env[name]
-    if (key === 'config' || raw === undefined || raw === '') continue
+    if (raw === undefined || raw === '') continue
     const value = /^[0-9]+$/.test(raw) && key === 'port' ? Number(raw) : raw
     validate(layerSchema, { [key]: value }, `environment variable ${name}`)
     fromEnv[key] = value

@@ -5,7 +5,7 @@ import type { OutputBuffer } from './log-capture.js'
 import type { Logger } from '../logger.js'
 import type { PortPool } from './port-pool.js'
 import type { WorkerSpec } from '../config/worker-discovery.js'
-import { HOST_ENV, WORKER_ENV } from '../env-names.js'
+import { CONFIG_ENV, HOST_ENV, WORKER_ENV } from '../env-names.js'
 import { describeExit, WorkerProcess, type ExitInfo, type SpawnOptions } from './worker-process.js'
 import { InstanceState } from './worker-state.js'
 
@@ -29,7 +29,7 @@ export interface InstanceOptions {
 export function baseEnv (mode: BuildMode): Record<string, string> {
   const env: Record<string, string | undefined> = { NODE_ENV: mode === 'prod' ? 'production' : 'development', ...process.env }
   // The host's own settings would mislead a worker reading its own.
-  for (const name of Object.keys(HOST_ENV)) delete env[name]
+  for (const name of [...Object.keys(HOST_ENV), CONFIG_ENV]) delete env[name]
   return env as Record<string, string>
 }
 
