@@ -18,7 +18,7 @@ async function hotReloadPlugin (fastify: FastifyInstance, options: HotReloadPlug
   const { root, config } = options.resolved
   const liveReload = config.liveReload ? new EventStreamHub() : undefined
   const hotReload = new HotReload({ root, config, supervisor: options.supervisor, log: fastify.log, liveReload })
-  // Registered after the supervisor: its onReady (workers started) runs first, its onClose after.
+  // Registered after the supervisor: its onReady (workers registered) runs first, its onClose after.
   fastify.addHook('onReady', () => hotReload.start())
   fastify.addHook('onClose', () => hotReload.close())
   if (!liveReload) return

@@ -68,7 +68,10 @@ export class TqServer {
     return this.#prodReload.reload(trigger)
   }
 
-  /** Resolves when no worker switch is running or queued. */
+  /**
+   * Resolves when no worker switch is running or queued. After `ready()`, that is once every
+   * worker has been started (serving, or failed and reported): ready() does not wait for them.
+   */
   idle (): Promise<void> {
     return this.#supervisor.idle()
   }

@@ -1,5 +1,6 @@
-// Runs the workers for the life of the Fastify instance: started on onReady; on preClose routing
-// stops and the workers begin to drain, and onClose waits until they have stopped.
+// Runs the workers for the life of the Fastify instance: on onReady their routes are set and they
+// begin to start (ready() does not wait for them: fastify.tqserver.idle() does); on preClose
+// routing stops and the workers begin to drain, and onClose waits until they have stopped.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Supervisor } from '../src/supervision/supervisor.js'

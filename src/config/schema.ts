@@ -50,6 +50,8 @@ export const serverConfigSchema = Type.Object({
   restartDelayMax: Milliseconds(30_000, 'Longest wait before restarting a crashed instance'),
   crashLimit: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'Crashes within crashWindow that mark a worker FAILED (a crash loop)' }),
   crashWindow: Milliseconds(60_000, 'Window in which crashes are counted, however long each run lasted'),
+  failedRetryDelay: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 30_000, description: 'Wait before a FAILED worker (a crash loop) is started again; doubles with each loop (0: only a save or a reload retries it) (ms)' }),
+  failedRetryDelayMax: Milliseconds(600_000, 'Longest wait before a FAILED worker is started again'),
   reloadDebounce: Type.Integer({ minimum: 0, maximum: 10_000, default: 10, description: 'Dev: quiet time after a file change before the worker is rebuilt, so a burst of saves gives one build (ms)' }),
   standbys: Type.Integer({ minimum: 0, maximum: 8, default: 1, description: 'Dev: warm Node processes kept ready to take a new worker version (each takes the memory of a worker, see docs/performance.md; 0 turns them off)' }),
   accessLog: Type.Boolean({ default: false, description: 'Log one line per proxied request (worker, method, url, status, duration); off by default, as it costs the proxy CPU' }),

@@ -88,6 +88,7 @@ export class WorkerInstance {
   /**
    * Starts a process and resolves once it answers GET /health (state HEALTHY). On failure the
    * process is killed, the state is CRASHED and the error (with the worker's output) is thrown.
+   * Stopped meanwhile (`stop()`), it resolves in state STOPPED with no process left.
    */
   async start (reason: string): Promise<void> {
     if (this.state.is('BACKOFF', 'FAILED')) this.#restarts++
@@ -97,6 +98,10 @@ export class WorkerInstance {
     let process: WorkerProcess | undefined
     try {
       const port = await pool.acquire()
+      if (this.state.is('STOPPED')) {
+        pool.release(port)
+        return
+      }
       try {
         const launch = this.#options.launch ?? WorkerProcess.spawn
         process = launch({ worker: spec.name, file: this.build.file, command: spec.command, cwd: spec.dir, port, host: WORKER_HOST, env: this.#env(port), log, output })
@@ -109,10 +114,14 @@ export class WorkerInstance {
       await process.waitReady(spec.timeouts.startTimeout)
     } catch (err) {
       await process?.kill()
-      if (this.state.is('STARTING')) this.state.transition('CRASHED', (err as Error).message.split('\n')[0]!)
+      if (this.state.is('STOPPED')) return
+      this.state.transition('CRASHED', (err as Error).message.split('\n')[0]!)
       throw err
     }
-    if (!this.state.is('STARTING')) return // stopped while starting
+    if (this.state.is('STOPPED')) {
+      await process.kill()
+      return
+    }
     this.#startedAt = Date.now()
     this.state.transition('HEALTHY', 'answered GET /health')
   }

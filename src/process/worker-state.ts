@@ -7,7 +7,7 @@
 //   HEALTHY | UNHEALTHY -> DRAINING -> STOPPED   replaced or stopped
 //   HEALTHY | UNHEALTHY -> CRASHED               the process exited by itself
 //   CRASHED -> BACKOFF -> STARTING               restarted after a growing delay
-//   CRASHED -> FAILED -> STARTING                a crash loop; retried by a save or a reload
+//   CRASHED -> FAILED -> STARTING                a crash loop; retried after a cool-down, a save or a reload
 //   STARTING | CRASHED | BACKOFF | FAILED -> STOPPED   stopped before serving
 // A worker being built has no instance yet: builds are reported per worker (lastBuild in /health).
 import type { Logger } from '../logger.js'

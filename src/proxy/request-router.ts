@@ -164,7 +164,9 @@ export function writeError (req: IncomingMessage, res: ServerResponse, error: Pr
   res.writeHead(error.statusCode, {
     'content-type': html ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store'
+    'cache-control': 'no-store',
+    // No instance serves yet (starting, restarting) or now: worth trying again shortly.
+    ...error.statusCode === 503 ? { 'retry-after': '1' } : {}
   })
   res.end(body)
 }

@@ -41,7 +41,9 @@ export class HotReload {
 
   async start (): Promise<void> {
     await this.#watcher.start()
-    for (const name of this.#options.supervisor.workerNames()) this.#trackInputs(name)
+    // Files outside a worker's folder are known from its build, once the first start has built it.
+    const { supervisor } = this.#options
+    void supervisor.started().then(() => { for (const name of supervisor.workerNames()) this.#trackInputs(name) })
   }
 
   async close (): Promise<void> {

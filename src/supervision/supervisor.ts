@@ -6,16 +6,16 @@ import { parsePortRange } from '../config/server-config.js'
 import type { ServerConfig } from '../config/schema.js'
 import { EventLog } from '../report/event-log.js'
 import { HealthChecker, type HealthSettings } from './health-checker.js'
-import { buildHealthReport, type HealthReport, type WorkerReport } from '../report/health-report.js'
+import { buildHealthReport, describeReload, type HealthReport, type ReloadSummary, type WorkerReport } from '../report/health-report.js'
 import { OutputBuffer } from '../process/log-capture.js'
 import type { Logger } from '../logger.js'
 import { PortPool } from '../process/port-pool.js'
-import type { ReloadSummary } from '../report/health-report.js'
 import type { ServerMetrics } from '../report/metrics.js'
 import type { RouteTable } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import { WorkerSwitch, type SwitchOutcome, type SwitchPlan, type SwitchHost } from './worker-switch.js'
 import { CrashHistory } from './restart-policy.js'
+import { CrashRecovery } from './crash-recovery.js'
 import { StaticFiles } from '../routing/static-files.js'
 import { discoverWorkers, type WorkerSpec } from '../config/worker-discovery.js'
 import { StandbyPool } from '../process/standby-pool.js'
@@ -43,7 +43,6 @@ interface WorkerRuntime {
   buildError: { message: string, locations: BuildErrorLocation[], at: number } | undefined
   lastError: { message: string, at: number } | undefined
   lastSwitch: WorkerReport['lastSwitch'] | undefined
-  restartTimers: Map<WorkerInstance, NodeJS.Timeout>
 }
 
 export class Supervisor implements SwitchHost {
@@ -62,8 +61,11 @@ export class Supervisor implements SwitchHost {
   /** Instances already being replaced (unhealthy too long, or recycled), so as to replace them once. */
   readonly #recycling = new WeakSet<WorkerInstance>()
   readonly #health: HealthChecker
+  readonly #recovery: CrashRecovery
   #lastReload: ReloadSummary | undefined
   #stopping: Promise<void> | undefined
+  #markStarted!: () => void
+  readonly #started = new Promise<void>((resolve) => { this.#markStarted = resolve })
 
   constructor (options: SupervisorOptions) {
     this.#options = options
@@ -91,6 +93,14 @@ export class Supervisor implements SwitchHost {
       },
       log: options.log
     })
+    this.#recovery = new CrashRecovery({
+      crashWindow: options.config.crashWindow,
+      active: (name) => !this.#stopping && this.#workers.has(name),
+      serving: (name) => this.routes.publish(name),
+      events: this.#events,
+      metrics: this.#metrics,
+      log: options.log
+    })
     this.#upstreams.on('failed', (origin) => {
       const instance = this.routes.instanceAt(origin)
       if (instance) this.#health.suspect(instance)
@@ -99,15 +109,27 @@ export class Supervisor implements SwitchHost {
   }
 
   /**
-   * Finds the workers and starts them all, waiting until each is serving or has failed. Invalid
-   * configuration throws; a worker that fails to build or start is reported and does not.
+   * Finds the workers, routes each prefix and begins to start them, without waiting: a worker
+   * still starting answers 503 until it serves, so one slow or broken worker never holds up the
+   * others (`started` settles when every first start has ended). Invalid configuration throws.
    */
   async start (): Promise<void> {
     const specs = await discoverWorkers(this.#options.root, this.#options.config)
-    await Promise.all(specs.map((spec) => this.startWorker(spec)))
-    // After the first start, so that warming standbys do not slow it down.
-    this.#standbys?.fill()
+    const registered = await Promise.all(specs.map((spec) => this.#register(spec)))
     this.#health.start()
+    void Promise.all(registered.map((spec) => this.#firstStart(spec))).then((outcomes) => {
+      // After the first start, so that warming standbys do not slow it down.
+      this.#standbys?.fill()
+      const notServing = registered.filter((spec, i) => spec.enabled && outcomes[i] !== 'switched').map((spec) => spec.name)
+      if (notServing.length > 0) this.log.warn({ notServing }, 'workers started; some are not serving (see /health)')
+      else this.log.info({}, 'workers started')
+      this.#markStarted()
+    })
+  }
+
+  /** Settles when every worker found at start has been started once (serving or not). */
+  started (): Promise<void> {
+    return this.#started
   }
 
   /** Health check settings from a reload. */
@@ -126,10 +148,15 @@ export class Supervisor implements SwitchHost {
   /** Routes a new worker's prefix to it, then builds (when needed) and starts it. */
   async startWorker (spec: WorkerSpec): Promise<SwitchOutcome | undefined> {
     if (this.#stopping) return undefined
+    return this.#firstStart(await this.#register(spec))
+  }
+
+  /** The worker's route and runtime, before any process runs. */
+  async #register (spec: WorkerSpec): Promise<WorkerSpec> {
     const staticFiles = new StaticFiles(spec.publicDir)
     await staticFiles.refresh()
     this.routes.setWorker(spec, staticFiles)
-    const runtime: WorkerRuntime = {
+    this.#workers.set(spec.name, {
       spec,
       output: new OutputBuffer(this.#options.config.outputLines),
       crashes: new CrashHistory(this.#options.config),
@@ -137,14 +164,17 @@ export class Supervisor implements SwitchHost {
       build: this.#options.mode === 'prod' ? await this.builder.current(spec) : undefined,
       buildError: undefined,
       lastError: undefined,
-      lastSwitch: undefined,
-      restartTimers: new Map()
-    }
-    this.#workers.set(spec.name, runtime)
+      lastSwitch: undefined
+    })
+    return spec
+  }
+
+  async #firstStart (spec: WorkerSpec): Promise<SwitchOutcome | undefined> {
     if (!spec.enabled) {
       this.log.info({ worker: spec.name, route: spec.route }, 'worker disabled')
       return undefined
     }
+    if (this.#stopping) return undefined
     return this.#switch.run({ spec, rebuild: this.#options.mode === 'dev', restart: true, reason: 'worker started' })
   }
 
@@ -187,6 +217,11 @@ export class Supervisor implements SwitchHost {
   stop (): Promise<void> {
     this.#stopping ??= (async () => {
       this.#health.stop()
+      // A start in progress is given up (waiting for it could take startTimeout); a switch past
+      // its start step finishes its drain, bounded by drainTimeout.
+      for (const instance of this.routes.instances()) {
+        if (instance.state.is('STARTING')) void instance.stop('server shutting down')
+      }
       await this.#switch.idle()
       await Promise.all([
         ...[...this.#workers.keys()].map((name) => this.stopWorker(name, 'server shutting down')),
@@ -198,6 +233,10 @@ export class Supervisor implements SwitchHost {
   }
 
   // --- SwitchHost: the switch's view of the supervisor ---
+
+  get stopping (): boolean {
+    return this.#stopping !== undefined
+  }
 
   current (name: string): { spec: WorkerSpec, build: BuildResult | undefined } | undefined {
     return this.#workers.get(name)
@@ -233,7 +272,7 @@ export class Supervisor implements SwitchHost {
       output: runtime.output,
       onCrash: (crashed) => {
         this.routes.publish(spec.name)
-        this.#afterCrash(runtime, crashed)
+        this.#recovery.crashed(runtime, crashed)
       },
       launch: (options) => this.#launch(options)
     })
@@ -248,9 +287,7 @@ export class Supervisor implements SwitchHost {
   async retire (instance: WorkerInstance, reason: string): Promise<void> {
     const name = instance.spec.name
     const origin = instance.origin
-    const timers = this.#workers.get(name)?.restartTimers
-    clearTimeout(timers?.get(instance))
-    timers?.delete(instance)
+    this.#recovery.cancel(instance)
     if (instance.state.is('HEALTHY', 'UNHEALTHY')) {
       instance.beginDrain(reason)
       this.routes.publish(name)
@@ -291,7 +328,7 @@ export class Supervisor implements SwitchHost {
     this.#events.record('start-failed', instance.spec.name, error.message.split('\n')[0]!)
     if (retry) {
       this.log.error({ worker: instance.spec.name, err: error }, 'worker failed to start')
-      this.#afterCrash(runtime, instance)
+      this.#recovery.crashed(runtime, instance)
       return
     }
     this.log.error({ worker: instance.spec.name, err: error }, 'new instance failed to start; the running version keeps serving')
@@ -324,20 +361,13 @@ export class Supervisor implements SwitchHost {
   recordReload (summary: ReloadSummary): void {
     this.#lastReload = summary
     this.#metrics.reloaded(summary)
-    const parts = [['switched', summary.switched], ['started', summary.started], ['stopped', summary.stopped]] as const
-    const done = parts.filter(([, names]) => names.length > 0).map(([label, names]) => `${label} ${names.join(', ')}`).join('; ')
-    this.#events.record('reload', null, summary.error ?? `${summary.trigger}: ${done || 'nothing changed'} in ${summary.durationMs} ms`)
+    this.#events.record('reload', null, describeReload(summary))
   }
 
   /** Records an error against a worker (shown in /health), e.g. an invalid worker.yaml in dev. */
   recordError (name: string, error: Error): void {
     const runtime = this.#workers.get(name)
     if (runtime) runtime.lastError = { message: error.message, at: Date.now() }
-  }
-
-  /** The last output lines of a worker. */
-  output (name: string): OutputBuffer | undefined {
-    return this.#workers.get(name)?.output
   }
 
   /** Source files of a worker's current build. */
@@ -364,33 +394,5 @@ export class Supervisor implements SwitchHost {
     const runtime = this.#workers.get(name)
     if (!runtime) throw new TQ_ERR_WORKER_NOT_FOUND(name)
     return runtime
-  }
-
-  /** Restarts a crashed instance after a growing delay; a crash loop ends in FAILED. */
-  #afterCrash (runtime: WorkerRuntime, instance: WorkerInstance): void {
-    if (this.#stopping || !this.#workers.has(runtime.spec.name)) return
-    const delay = runtime.crashes.record()
-    if (delay === undefined) {
-      // The last cause too: a start that never got a process (no free port) is no crash of the worker's own.
-      const reason = `crashed ${runtime.crashes.count} times within ${this.#options.config.crashWindow} ms; the last: ${instance.state.reason}`
-      instance.state.transition('FAILED', reason)
-      this.#events.record('failed', runtime.spec.name, reason)
-      return
-    }
-    this.#events.record('crashed', runtime.spec.name, `pid ${instance.pid ?? '?'}; restart in ${delay} ms`)
-    instance.state.transition('BACKOFF', `restart in ${delay} ms`)
-    const timer = setTimeout(() => {
-      runtime.restartTimers.delete(instance)
-      this.#metrics.restarted(runtime.spec.name)
-      instance.start('restart after crash').then(
-        () => this.routes.publish(runtime.spec.name),
-        (err: Error) => {
-          runtime.lastError = { message: err.message, at: Date.now() }
-          this.log.error({ worker: runtime.spec.name, err }, 'worker failed to restart')
-          if (instance.state.is('CRASHED')) this.#afterCrash(runtime, instance)
-        })
-    }, delay)
-    timer.unref()
-    runtime.restartTimers.set(instance, timer)
   }
 }

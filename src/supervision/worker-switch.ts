@@ -35,6 +35,8 @@ export type SwitchOutcome = 'switched' | 'unchanged' | 'build-failed' | 'start-f
 export interface SwitchHost {
   readonly routes: RouteTable
   readonly log: Logger
+  /** The server is shutting down: start nothing more. */
+  readonly stopping: boolean
   /** The version serving now. */
   current: (name: string) => { spec: WorkerSpec, build: BuildResult | undefined } | undefined
   /** Builds a new version; undefined after a build error (recorded and logged by the host). */
@@ -104,10 +106,13 @@ export class WorkerSwitch {
     let failed = false
     for (let i = 0; i < Math.max(wanted, olds.length); i++) {
       const old = olds[i]
+      if (host.stopping) return 'unchanged'
       if (i < wanted) {
         const fresh = host.createInstance(spec, build)
         try {
           await fresh.start(plan.reason)
+          // Stopped while starting: the server is shutting down, or the worker was removed.
+          if (fresh.state.is('STOPPED')) return 'unchanged'
         } catch (err) {
           await host.startFailed(fresh, err as Error, !serving)
           if (serving) return 'start-failed'

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { cp, readFile, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { runCli } from '../helpers/cli.js'
+import { runCli, workersStarted } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { execForm, parseDockerfile, stageEnv } from '../helpers/dockerfile.js'
 import { freePort, PORTS } from '../helpers/ports.js'
@@ -40,6 +40,7 @@ test('the image\'s build, CMD and HEALTHCHECK run, and SIGTERM stops it cleanly'
     server.logs.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'the server to listen'),
     server.exited.then(({ code }) => { throw new Error(`CMD exited with ${code}: ${server.stderr()}`) })
   ])
+  await workersStarted(server.logs)
   const fetch = clientFor(t, `http://127.0.0.1:${port}`)
   assert.equal((await fetch('/readyz')).statusCode, 200)
   const api = await fetch('/api/hello?name=docker')

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { runCli } from '../helpers/cli.js'
+import { runCli, workersStarted } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { freePort, PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject } from '../helpers/project.js'
@@ -27,6 +27,7 @@ test('fastify start serves the workers through the ./app export and drains on SI
     cli.logs.waitFor((line) => line.msg === `Server listening at http://127.0.0.1:${port}`, 60_000, 'fastify-cli to listen'),
     cli.exited.then(({ code }) => { throw new Error(`fastify-cli exited with ${code}: ${cli.stderr()}`) })
   ])
+  await workersStarted(cli.logs)
   const fetch = clientFor(t, `http://127.0.0.1:${port}`)
 
   const res = await fetch('/app/')

@@ -46,12 +46,26 @@ export async function runCliToEnd (t: TestContext, args: string[], options: { cw
   return { code, stdout, stderr: cli.stderr() }
 }
 
-/** Starts `tqserver <command>` on a free port and resolves with its URL once it listens. */
-export async function startCliServer (t: TestContext, command: 'dev' | 'start', root: string, workerPorts: string, extraArgs: string[] = []) {
+/**
+ * Starts `tqserver <command>` on a free port and resolves with its URL once it listens and (unless
+ * `wait` is false) its workers have been started.
+ */
+export async function startCliServer (t: TestContext, command: 'dev' | 'start', root: string, workerPorts: string, extraArgs: string[] = [], { wait = true } = {}) {
   const cli = runCli(t, [command, '--port', '0', '--worker-ports', workerPorts, ...extraArgs], { cwd: root })
-  const listening = await Promise.race([
-    cli.logs.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'tqserver to listen'),
-    cli.exited.then(({ code }) => { throw new Error(`tqserver exited with ${code} before listening: ${cli.stderr()}`) })
-  ])
+  const listening = await untilExit(cli, cli.logs.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'tqserver to listen'))
+  if (wait) await untilExit(cli, workersStarted(cli.logs))
   return { ...cli, url: String(listening.url) }
+}
+
+/** The log line that says every worker found at start has been started once. */
+export function workersStarted (logs: LogRecorder) {
+  return logs.waitFor((line) => String(line.msg).startsWith('workers started'), 60_000, 'the workers to start')
+}
+
+/** `waiting`, unless the process exits first. */
+function untilExit<T> (cli: CliProcess, waiting: Promise<T>): Promise<T> {
+  return Promise.race([
+    waiting,
+    cli.exited.then(({ code }) => { throw new Error(`tqserver exited with ${code}: ${cli.stderr()}`) })
+  ])
 }

@@ -15,7 +15,7 @@ export interface Host {
   fetch: (path: string, options?: Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: Dispatcher.HttpMethod }) => Promise<Dispatcher.ResponseData>
 }
 
-export async function startHost (t: TestContext, options: TqServerOptions, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<Host> {
+export async function startHost (t: TestContext, options: TqServerOptions, setup?: (app: FastifyInstance) => void | Promise<void>, { wait = true } = {}): Promise<Host> {
   const logs = new LogRecorder()
   const loggerInstance: FastifyBaseLogger = pino({ level: 'trace' }, logs)
   const app = Fastify({ loggerInstance, logController: new LogController({ disableRequestLogging: true }) })
@@ -23,6 +23,8 @@ export async function startHost (t: TestContext, options: TqServerOptions, setup
   await setup?.(app)
   await app.register(tqserver, { env: {}, ...options })
   await app.listen({ port: 0, host: '127.0.0.1' })
+  // The workers start after listen; most tests want them serving first.
+  if (wait) await app.tqserver.idle()
   const address = app.server.address()
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
   return { app, url, logs, fetch: clientFor(t, url) }

@@ -51,7 +51,8 @@ export const PORTS = {
   buildPruning: '24400-24499',
   watcherInputs: '24500-24599',
   /** One port for two workers. */
-  poolExhausted: '24600-24600'
+  poolExhausted: '24600-24600',
+  startUp: '24850-24899'
 } as const
 
 /**

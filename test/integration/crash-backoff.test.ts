@@ -1,6 +1,7 @@
 // The restart policy with real crashes: the delay doubles from restartDelay up to restartDelayMax;
 // crashLimit crashes within crashWindow end in FAILED however long each run lasted, and crashes
-// further apart than the window never add up; a FAILED worker is tried again on a save (dev).
+// further apart than the window never add up; a FAILED worker is tried again after a cool-down
+// that doubles, and on a save (dev).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile, unlink, writeFile } from 'node:fs/promises'
@@ -55,7 +56,7 @@ test('crashLimit crashes within crashWindow end in FAILED, however long each run
   const root = await project(t, 'restartDelay: 100\ncrashLimit: 3\ncrashWindow: 60000\n', { CRASH_AFTER_MS: '1000' })
   const host = await startHost(t, { root, workerPorts: PORTS.crashBackoff })
   const failed = await host.logs.waitFor(toState('FAILED'), 30_000, 'three crashes to end in FAILED')
-  assert.match(String(failed.reason), /^crashed 3 times within 60000 ms; the last: exited with code \d+$/)
+  assert.match(String(failed.reason), /^crashed 3 times within 60000 ms; the last: exited with code \d+; retry in 30000 ms$/)
   const lines = changes(host)
   const runs = lines.filter((line) => line.to === 'HEALTHY').map((healthy) => {
     const crashed = lines.find((line) => line.from === 'HEALTHY' && line.to === 'CRASHED' && (line.time as number) >= (healthy.time as number))!
@@ -101,4 +102,22 @@ test('dev: a FAILED worker is tried again on a save', async (t) => {
   const worker = host.app.tqserver.status().workers.crashy!
   assert.deepEqual([worker.status, worker.lastError], ['healthy', null])
   assert.ok(changes(host).some((line) => line.from === 'FAILED' && line.to === 'STOPPED'), 'the FAILED instance was replaced')
+})
+
+test('a FAILED worker is tried again after failedRetryDelay, doubling up to failedRetryDelayMax, and serves once the cause is gone', async (t) => {
+  const root = await project(t, 'restartDelay: 50\ncrashLimit: 2\ncrashWindow: 60000\nfailedRetryDelay: 200\nfailedRetryDelayMax: 400\n')
+  const host = await startHost(t, { root, workerPorts: PORTS.crashBackoff })
+  await (await host.fetch('/crashy/')).body.dump()
+  await writeFile(join(root, MARKER), '')
+  await (await host.fetch('/crashy/crash')).body.dump()
+  // Each retry crashes at boot: already past crashLimit in the window, so FAILED again at once.
+  await host.logs.waitForCount(toState('FAILED'), 3, 20_000, 'three crash loops')
+  const cooldowns = changes(host).filter((line) => line.to === 'FAILED').map((line) => /retry in (\d+) ms$/.exec(String(line.reason))?.[1])
+  assert.deepEqual(cooldowns, ['200', '400', '400'])
+
+  await unlink(join(root, MARKER))
+  await host.logs.next((line) => line.msg === 'worker state changed' && line.worker === 'crashy' && line.from === 'STARTING' && line.to === 'HEALTHY', 20_000, 'the retry after the cause is gone to serve')
+  const res = await host.fetch('/crashy/')
+  assert.equal(res.statusCode, 200)
+  await res.body.dump()
 })

@@ -69,6 +69,7 @@ test('from the moment the app starts to close, /readyz answers 503, also in an a
     during = { statusCode: res.statusCode, body: await res.body.json() }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.tqserver.idle()
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   const before = await request(`${url}/readyz`, { reset: true })
   assert.deepEqual([before.statusCode, await before.body.json()], [200, { status: 'ready' }])

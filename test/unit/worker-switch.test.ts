@@ -19,6 +19,7 @@ function fakeHost () {
   const host: SwitchHost = {
     routes: new RouteTable(),
     log,
+    stopping: false,
     current: () => undefined,
     build: (s) => new Promise<BuildResult>((resolve) => {
       builds.push({ entry: s.entry, finish: () => resolve({ id: s.entry, file: '', builtAt: 0, durationMs: 0, inputs: [] }) })
