@@ -36,6 +36,15 @@ export class PortPool {
     throw new TQ_ERR_PORT_POOL_EXHAUSTED(`${this.#from}-${this.#to}`, this.#leased.size, heldElsewhere)
   }
 
+  /**
+   * True when a listen on `port` fails. Asked once the process it was leased to is gone, so what
+   * holds it then is another program's socket. No need to keep it out of the pool: acquire()
+   * moves on from it, and checks it again when its turn comes back.
+   */
+  async isHeldElsewhere (port: number): Promise<boolean> {
+    return !await isPortFree(port, this.#host)
+  }
+
   /** Gives a port back once the process that used it has exited. */
   release (port: number): void {
     this.#leased.delete(port)

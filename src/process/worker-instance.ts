@@ -11,6 +11,8 @@ import { InstanceState } from './worker-state.js'
 
 /** Workers listen on loopback only; only the host faces the network. */
 export const WORKER_HOST = '127.0.0.1'
+/** Start attempts on another port, each time the port was taken before the worker bound it. */
+const PORT_RACE_RETRIES = 3
 
 export interface InstanceOptions {
   spec: WorkerSpec
@@ -94,32 +96,39 @@ export class WorkerInstance {
     if (this.state.is('BACKOFF', 'FAILED')) this.#restarts++
     this.#process = undefined
     this.state.transition('STARTING', reason)
-    const { spec, pool, log, output } = this.#options
+    const { spec, pool, log } = this.#options
+    /** The last process, when it lost its port to another program before it could bind it. */
+    let raced: WorkerProcess | undefined
     let process: WorkerProcess | undefined
-    try {
-      const port = await pool.acquire()
-      if (this.state.is('STOPPED')) {
-        pool.release(port)
-        return
-      }
+    for (let retries = 0; ; retries++) {
+      process = undefined
       try {
-        const launch = this.#options.launch ?? WorkerProcess.spawn
-        process = launch({ worker: spec.name, file: this.build.file, command: spec.command, cwd: spec.dir, port, host: WORKER_HOST, env: this.#env(port), log, output })
+        const port = await pool.acquire()
+        // Stopped meanwhile: stop() found no process to stop, so start none.
+        if (this.state.is('STOPPED')) {
+          pool.release(port)
+          return
+        }
+        if (raced) log.warn({ worker: spec.name, pid: raced.pid, port: raced.port, nextPort: port }, 'worker port taken before the worker could bind it; retrying on another port')
+        process = this.#spawn(port)
+        await process.waitReady(spec.timeouts.startTimeout)
+        break
       } catch (err) {
-        pool.release(port)
+        await process?.kill()
+        // The pool checked the port free, but another socket (an outgoing connection's local port,
+        // when the range lies in the kernel's ephemeral one) can take it before the worker binds it.
+        // Our process is gone now: whatever holds its port is not ours. Not the worker's fault, so
+        // neither a crash nor a failed start: try another port at once.
+        raced = process && retries < PORT_RACE_RETRIES && await pool.isHeldElsewhere(process.port) ? process : undefined
+        if (this.state.is('STOPPED')) return
+        if (raced) continue
+        this.state.transition('CRASHED', (err as Error).message.split('\n')[0]!)
         throw err
       }
-      this.#process = process
-      process.exited.then((exit) => this.#onExit(process!, exit), () => {})
-      await process.waitReady(spec.timeouts.startTimeout)
-    } catch (err) {
-      await process?.kill()
-      if (this.state.is('STOPPED')) return
-      this.state.transition('CRASHED', (err as Error).message.split('\n')[0]!)
-      throw err
     }
+    // Stopped as it became ready: no process is left.
     if (this.state.is('STOPPED')) {
-      await process.kill()
+      await process?.kill()
       return
     }
     this.#startedAt = Date.now()
@@ -140,6 +149,22 @@ export class WorkerInstance {
     if (!this.state.is('DRAINING')) this.state.transition('STOPPED', reason)
     await process?.stop(this.spec.timeouts.killTimeout)
     if (this.state.is('DRAINING')) this.state.transition('STOPPED', `process ${describeExit(await process!.exited)}`)
+  }
+
+  /** Starts a process on a leased port; the port goes back to the pool when the process exits. */
+  #spawn (port: number): WorkerProcess {
+    const { spec, pool, log, output } = this.#options
+    let process: WorkerProcess
+    try {
+      const launch = this.#options.launch ?? WorkerProcess.spawn
+      process = launch({ worker: spec.name, file: this.build.file, command: spec.command, cwd: spec.dir, port, host: WORKER_HOST, env: this.#env(port), log, output })
+    } catch (err) {
+      pool.release(port)
+      throw err
+    }
+    this.#process = process
+    process.exited.then((exit) => this.#onExit(process, exit), () => {})
+    return process
   }
 
   #onExit (process: WorkerProcess, exit: ExitInfo): void {
