@@ -67,9 +67,15 @@ export class Builder {
     const dir = join(binDir, id)
     if (!await exists(dir)) {
       const tmp = join(binDir, `.tmp-${process.pid}-${++tmpCounter}`)
-      await mkdir(tmp, { recursive: true })
-      await Promise.all(outputs.map((file) => writeFile(join(tmp, basename(file.path)), file.contents)))
-      await rename(tmp, dir)
+      try {
+        await mkdir(tmp, { recursive: true })
+        await Promise.all(outputs.map((file) => writeFile(join(tmp, basename(file.path)), file.contents)))
+        await rename(tmp, dir)
+      } catch (err) {
+        // A full disk: what was written would only fill it further.
+        await rm(tmp, { recursive: true, force: true })
+        throw new TQ_ERR_BUILD_FAILED(spec.name, `cannot write ${binDir}: ${(err as Error).message}`)
+      }
     }
     const build: BuildResult = {
       id,
@@ -231,8 +237,13 @@ function runShell (command: string, cwd: string): Promise<{ code: number | null,
 
 async function writeAtomically (path: string, data: string): Promise<void> {
   const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`
-  await writeFile(tmp, data)
-  await rename(tmp, path)
+  try {
+    await writeFile(tmp, data)
+    await rename(tmp, path)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
 }
 
 async function exists (path: string): Promise<boolean> {

@@ -53,7 +53,8 @@ export const PORTS = {
   portRace: '24750-24799',
   /** One port for two workers. */
   poolExhausted: '24600-24600',
-  startUp: '24850-24899'
+  startUp: '24850-24899',
+  diskFull: '24900-24919'
 } as const
 
 /**

@@ -1,5 +1,5 @@
 // More workers than worker ports: the one that gets no port is reported as such, not as a crash of
-// its own, and the other serves.
+// its own, the other serves, and /readyz stays 200.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { cp } from 'node:fs/promises'
@@ -9,7 +9,7 @@ import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
 
 test('a worker left without a port ends FAILED saying the pool is exhausted; the other serves', async (t) => {
-  const root = await useProject(t, 'plain', { 'config/server.yaml': 'restartDelay: 50\ncrashLimit: 2\n' })
+  const root = await useProject(t, 'plain', { 'config/server.yaml': 'restartDelay: 50\ncrashLimit: 2\nfailedRetryDelay: 0\n' })
   await cp(join(root, 'workers', 'hello'), join(root, 'workers', 'zz-hello'), { recursive: true })
   const host = await startHost(t, { root, workerPorts: PORTS.poolExhausted })
   const failed = await host.logs.waitFor((line) => line.to === 'FAILED', 10_000, 'the worker without a port to end FAILED')
@@ -20,4 +20,8 @@ test('a worker left without a port ends FAILED saying the pool is exhausted; the
   const res = await host.fetch(`/${serving[0]}/x`)
   assert.equal(res.statusCode, 200)
   await res.body.dump()
+  // One FAILED worker does not take the host out of a load balancer.
+  const ready = await host.fetch('/readyz')
+  assert.deepEqual([ready.statusCode, await ready.body.json()], [200, { status: 'ready' }])
+  assert.equal(report.status, 'degraded')
 })
