@@ -54,7 +54,8 @@ export const PORTS = {
   /** One port for two workers. */
   poolExhausted: '24600-24600',
   startUp: '24850-24899',
-  diskFull: '24900-24919'
+  diskFull: '24900-24919',
+  memoryLeak: '24920-24939'
 } as const
 
 /**

@@ -1,4 +1,4 @@
-// maxRequests and maxMemoryMb replace an instance with the switch: a fresh one takes over, the old
+// maxRequests replaces an instance with the switch (maxMemoryMb: test/faults/memory-leak): a fresh one takes over, the old
 // one finishes what it has, and no request fails.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -21,15 +21,4 @@ test('maxRequests: an instance is replaced after serving that many requests', as
   assert.deepEqual(result.errors, [])
   assert.deepEqual(Object.keys(result.statuses), ['200'])
   assert.ok(host.app.tqserver.status().events.some((event) => event.type === 'replaced' && event.message.includes('maxRequests')))
-})
-
-test('maxMemoryMb: an instance above it is replaced at the next health check', async (t) => {
-  const root = await useProject(t, 'routing', { 'workers/api/worker.yaml': 'entry: ../../shared/echo.ts\nmaxMemoryMb: 120\n' })
-  const host = await startHost(t, { root, workerPorts: PORTS.recycling, health: { interval: 100, timeout: 1000, fall: 3, rise: 2, grace: 30_000, token: '' } })
-  const first = host.app.tqserver.status().workers.api!.instances[0]!.pid!
-  const replaced = host.logs.next((line) => line.worker === 'api' && line.msg === 'worker switched', 10_000, 'the instance to be recycled')
-  await (await host.fetch('/api/grow?mb=150')).body.dump()
-  assert.equal((await replaced).reason, 'uses more than 120 MB')
-  const after = await (await host.fetch('/api/x')).body.json() as { pid: number }
-  assert.notEqual(after.pid, first)
 })
