@@ -174,13 +174,19 @@ export class WorkerProcess {
 
   /**
    * Signals the worker's whole process group (it leads one: forkNode), so that what it started
-   * (a shell and its program, for a `command:` given as a string) stops with it.
+   * (a shell and its program, for a `command:` given as a string) stops with it. SIGKILL also goes
+   * to a `command:` program's own group: the shim passes SIGTERM on, but once it is killed it can
+   * pass nothing, and the program would be left running. SIGTERM is not sent twice, as a program
+   * may take a second one to mean "exit now".
    */
   #signal (signal: NodeJS.Signals): void {
-    try {
-      process.kill(-this.pid, signal)
-    } catch {
-      // Already gone: 'exit' settles `exited`.
+    const groups = signal === 'SIGKILL' && this.#commandPid !== undefined ? [this.pid, this.#commandPid] : [this.pid]
+    for (const group of groups) {
+      try {
+        process.kill(-group, signal)
+      } catch {
+        // Already gone: 'exit' settles `exited`.
+      }
     }
   }
 
