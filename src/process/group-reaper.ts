@@ -75,7 +75,7 @@ export class GroupReaper {
     this.#child = child
     child.once('exit', () => this.#forget(child))
     // EPIPE: the reaper died and its 'exit' has not arrived yet. What we wrote is lost: start
-    // another at once, told every group.
+    // another at once, told every group (no loop: a reaper just started is alive when written to).
     child.stdin!.on('error', () => {
       if (this.#child !== child) return
       this.#forget(child)
