@@ -1,7 +1,8 @@
 // The host dies by SIGKILL, which runs none of its cleanup: every worker's process group goes with
 // it, a Node worker whose event loop is blocked too (its preload never sees the IPC channel close),
-// and so do command: workers and what they started. Stopping a command that ignores SIGTERM leaves
-// nothing behind either.
+// and so do command: workers and what they started, in dev a worker in an adopted standby, and the
+// groups listed before the reaper itself was killed. Stopping a command that ignores SIGTERM, or
+// killing its shim, leaves nothing behind either.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
