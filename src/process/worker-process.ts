@@ -2,6 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { groupReaper } from './group-reaper.js'
 import { probeHealth } from './health-probe.js'
 import { captureOutput, type OutputBuffer, type OutputSink } from './log-capture.js'
 import type { Logger } from '../logger.js'
@@ -82,11 +83,30 @@ export class WorkerProcess {
         this.#acceptsConnections = message.handoff === true
         this.#wake?.()
       }
-      if (message?.type === 'command') this.#commandPid = message.pid
+      if (message?.type === 'command') this.#onCommand(message.pid, child, options)
       if (message?.type === 'tq:released') this.onConnectionReleased?.()
     })
     // A worker's IPC errors (it exited while we wrote) must not crash the server.
     child.on('error', (err) => options.log.debug({ err }, 'worker process error'))
+  }
+
+  /**
+   * The shim reports the program's pid, which leads a group of its own (the shim's detached spawn):
+   * SIGKILL reaches that group too, and it dies with the host. Taken only from the shim, once: a
+   * Node worker's message must not name a group for us to kill (-1 would be every process).
+   */
+  #onCommand (pid: unknown, child: ChildProcess, options: SpawnOptions): void {
+    if (options.command === undefined || this.#commandPid !== undefined || typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 1) return
+    // A message read after the shim's exit: its program's group is no longer ours to list.
+    if (child.exitCode !== null || child.signalCode !== null) return
+    this.#commandPid = pid
+    groupReaper().add(pid)
+    child.once('exit', (_code, signal) => {
+      // Killed by a signal, the shim ran no exit handler and killed nothing: the program would be
+      // left running (its group cannot have been recycled while the program, the shim's child, runs).
+      if (signal !== null) signalGroup(pid, 'SIGKILL')
+      groupReaper().delete(pid)
+    })
   }
 
   static spawn (options: SpawnOptions): WorkerProcess {
@@ -174,14 +194,14 @@ export class WorkerProcess {
 
   /**
    * Signals the worker's whole process group (it leads one: forkNode), so that what it started
-   * (a shell and its program, for a `command:` given as a string) stops with it.
+   * (a shell and its program, for a `command:` given as a string) stops with it. SIGKILL also goes
+   * to a `command:` program's own group: the shim passes SIGTERM on, but once it is killed it can
+   * pass nothing, and the program would be left running. SIGTERM is not sent twice, as a program
+   * may take a second one to mean "exit now".
    */
   #signal (signal: NodeJS.Signals): void {
-    try {
-      process.kill(-this.pid, signal)
-    } catch {
-      // Already gone: 'exit' settles `exited`.
-    }
+    signalGroup(this.pid, signal)
+    if (signal === 'SIGKILL' && this.#commandPid !== undefined) signalGroup(this.#commandPid, signal)
   }
 
   /** Waits `ms`, or less when the worker says it is ready or exits. */
@@ -217,7 +237,17 @@ export function forkNode (file: string, cwd: string, env: Record<string, string>
   })
   // Spawn failures arrive as 'error' with no pid; the caller reports them.
   if (child.pid === undefined) child.on('error', () => {})
+  // Killed with the host if the host dies, even when its event loop is blocked.
+  groupReaper().watch(child)
   return child
+}
+
+function signalGroup (pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal)
+  } catch {
+    // Already gone.
+  }
 }
 
 export function describeExit (exit: ExitInfo): string {

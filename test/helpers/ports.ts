@@ -50,6 +50,7 @@ export const PORTS = {
   handoffEdges: '24300-24399',
   buildPruning: '24400-24499',
   watcherInputs: '24500-24599',
+  hostKilled: '24700-24749',
   portRace: '24750-24799',
   /** One port for two workers. */
   poolExhausted: '24600-24600',
