@@ -237,6 +237,9 @@ export function forkNode (file: string, cwd: string, env: Record<string, string>
   })
   // Spawn failures arrive as 'error' with no pid; the caller reports them.
   if (child.pid === undefined) child.on('error', () => {})
+  // What the worker started in its group does not outlive it (a helper that ignores SIGTERM
+  // would hold on otherwise): killed as soon as the worker has gone, before the group is unlisted.
+  child.once('exit', () => signalGroup(child.pid!, 'SIGKILL'))
   // Killed with the host if the host dies, even when its event loop is blocked.
   groupReaper().watch(child)
   return child

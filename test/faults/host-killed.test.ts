@@ -2,7 +2,7 @@
 // it, a Node worker whose event loop is blocked too (its preload never sees the IPC channel close),
 // and so do command: workers and what they started, in dev a worker in an adopted standby, and the
 // groups listed before the reaper itself was killed. Stopping a command that ignores SIGTERM, or
-// killing its shim, leaves nothing behind either.
+// killing its shim, leaves nothing behind either; nor does a Node worker whose helper ignores SIGTERM.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -160,4 +160,24 @@ test('a killed reaper is started again at the next registration and told every l
   await within(5000, 'the host to die', server.exited)
   await expectGone(groups, ports)
   await spin
+})
+
+test('a Node worker that exits on SIGTERM leaves nothing of its group: a child that ignores SIGTERM goes with it', async (t) => {
+  const root = await useProject(t, undefined, {
+    'workers/parent/src/main.ts': `import { spawn } from 'node:child_process'
+import { createServer } from 'node:http'
+// A helper that ignores SIGTERM, in the worker's own group; the worker exits on SIGTERM's default.
+spawn('sh', ['-c', 'trap "" TERM; while :; do sleep 1; done'], { stdio: 'ignore' })
+createServer((req, res) => res.end(String(process.pid))).listen(Number(process.env.PORT), process.env.HOST)
+`
+  })
+  const server = await startCliServer(t, 'start', root, PORTS.hostKilled)
+  const groups = new Set<number>()
+  killLeftoverGroups(t, server, groups)
+  const pid = Number(await (await clientFor(t, server.url)('/parent/')).body.text())
+  groups.add(pid)
+  await until(5000, 'the helper to run in the worker\'s group', () => liveMembers(groups).length >= 2)
+  server.child.kill('SIGTERM')
+  assert.deepEqual(await within(15_000, 'the server to exit', server.exited), { code: 0, signal: null })
+  await until(GONE_WITHIN_MS, 'the worker\'s group to be empty', () => liveMembers(groups).length === 0)
 })
