@@ -71,7 +71,7 @@ async function round (fault: Fault, instances: number): Promise<Sample> {
       replaceMs: replace ? Number(replace.time) - at : null,
       failed: failures.length,
       // Reduced, not spread: a run with a healthy instance makes hundreds of thousands of requests.
-      failedSpanMs: failures.reduce((max, r) => Math.max(max, r.end), 0) - failures.reduce((min, r) => Math.min(min, r.end), Infinity) || 0,
+      failedSpanMs: failures.length === 0 ? 0 : failures.reduce((max, r) => Math.max(max, r.end), 0) - failures.reduce((min, r) => Math.min(min, r.end), Infinity),
       maxLatencyMs: requests.reduce((max, r) => Math.max(max, r.end - r.start), 0)
     }
     if (fault === 'crash-looping') await unlink(join(root, MARKER))
@@ -125,7 +125,7 @@ function startLoad (url: string) {
   }
 }
 
-const format = (values: number[], unit = 'ms') => `${median(values).toFixed(0)} ${unit} (${Math.min(...values).toFixed(0)}-${Math.max(...values).toFixed(0)})`
+const format = (values: number[], unit = ' ms') => `${median(values).toFixed(0)}${unit} (${Math.min(...values).toFixed(0)}-${Math.max(...values).toFixed(0)})`
 
 console.log(`${ROUNDS} rounds per row, medians (min-max); ${CLIENTS} keep-alive clients on GET /crashy/`)
 console.log('| fault | instances | detected after | new instance serves after | failed requests | failures span | slowest request |')
@@ -136,6 +136,6 @@ for (const fault of ['killed', 'hung', 'crash-looping'] as const) {
     for (let r = 0; r < ROUNDS; r++) samples.push(await round(fault, instances))
     const replaced = samples.map((sample) => sample.replaceMs).filter((ms): ms is number => ms !== null)
     console.log(`| ${fault} | ${instances} | ${format(samples.map((s) => s.detectMs))} | ${replaced.length > 0 ? format(replaced) : 'stays FAILED until its retry'} | ` +
-      `${format(samples.map((s) => s.failed), '').replace(/ +\(/, ' (')} | ${format(samples.map((s) => s.failedSpanMs))} | ${format(samples.map((s) => s.maxLatencyMs))} |`)
+      `${format(samples.map((s) => s.failed), '')} | ${format(samples.map((s) => s.failedSpanMs))} | ${format(samples.map((s) => s.maxLatencyMs))} |`)
   }
 }
