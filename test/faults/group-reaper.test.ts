@@ -5,7 +5,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readdirSync, readlinkSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { defer } from '../helpers/cleanup.js'
 import { liveMembers } from '../helpers/process-groups.js'
@@ -56,6 +56,14 @@ async function startHost (t: TestContext, then: 'end' | 'spin') {
   return { child, exited, pids }
 }
 
+/** SIGHUP, SIGINT, SIGQUIT and SIGTERM (1, 2, 3, 15) as bits of /proc's SigIgn mask. */
+const IGNORED = (1n << 0n) | (1n << 1n) | (1n << 2n) | (1n << 14n)
+
+function ignoredSignals (pid: number): bigint {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(status)![1]!}`)
+}
+
 async function expectListedKilledOnly (pids: Pids): Promise<void> {
   await until(5000, 'the listed group to be killed', () => liveMembers([pids.listed]).length === 0)
   await waitForExit(pids.reaper, 5000)
@@ -77,6 +85,8 @@ test('a host killed while spinning: the reaper, which ignored INT, TERM, HUP and
   assert.deepEqual(held.filter(([fd, target]) => target !== '/dev/null' && (Number(fd) < 3 || target !== link('self', fd))), [],
     'the reaper holds nothing the host opened')
   assert.deepEqual(liveMembers([pids.reaper]), [`${pids.reaper} (group ${pids.reaper})`], 'the reaper leads a group of its own')
+  // Sent once its trap is set (the shell may not have read its script yet on a loaded machine).
+  await until(5000, 'the reaper to ignore HUP, INT, QUIT and TERM', () => (ignoredSignals(pids.reaper) & IGNORED) === IGNORED)
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.kill(pids.reaper, signal)
   child.kill('SIGKILL')
   await exited
