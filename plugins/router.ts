@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { WebSocket } from 'ws'
 import { forwardingHeaders } from '../src/forwarded-headers.js'
 import { prefersHtml } from '../src/html.js'
-import { errorBody, errorPage, type ProxyError } from '../src/proxy/proxy-errors.js'
+import { errorBody, errorPage, retryAfter, type ProxyError } from '../src/proxy/proxy-errors.js'
 import { RequestRouter, type PinnedTarget } from '../src/proxy/request-router.js'
 import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
 
@@ -118,7 +118,7 @@ function isUpgrade (headers: IncomingHttpHeaders): boolean {
 }
 
 function sendError (request: FastifyRequest, reply: FastifyReply, error: ProxyError) {
-  reply.code(error.statusCode).header('cache-control', 'no-store')
+  reply.code(error.statusCode).header('cache-control', 'no-store').headers(retryAfter(error))
   if (prefersHtml(request.headers.accept)) return reply.type('text/html; charset=utf-8').send(errorPage(error))
   return reply.send(errorBody(error))
 }

@@ -13,7 +13,7 @@ import { canTakeReloadScript, LIVE_RELOAD_TAG } from '../reload/live-reload.js'
 import type { RouteMatch, RouteTable, WorkerEntry } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import { isSafePath, pathOf } from '../url-paths.js'
-import { errorBody, errorPage, transportError, type ProxyError } from './proxy-errors.js'
+import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from './proxy-errors.js'
 import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../errors.js'
 
 /** Where one request goes, decided once. */
@@ -164,7 +164,8 @@ export function writeError (req: IncomingMessage, res: ServerResponse, error: Pr
   res.writeHead(error.statusCode, {
     'content-type': html ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store'
+    'cache-control': 'no-store',
+    ...retryAfter(error)
   })
   res.end(body)
 }
