@@ -3,10 +3,13 @@
 //   retired  its idle keep-alive sockets are closed by us: a worker closing a socket the proxy is
 //            about to reuse fails that request (UND_ERR_SOCKET); requests still in flight then
 //            have outlived drainTimeout and are cut off
+//   hung     every request to it is given up at once: those still waiting for an answer get 503
+//            (TQ_ERR_PROXY_HUNG) instead of waiting for upstreamTimeout
 // undici >= 7.15 then drops the pool, so a new port per reload does not grow the agent.
 import { Agent, Pool } from 'undici'
 import type { RouteTable } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
+import { TQ_ERR_PROXY_HUNG } from '../errors.js'
 
 /** Connections per upstream: more requests than this wait in the host for a free one. */
 const CONNECTIONS_PER_UPSTREAM = 128
@@ -34,6 +37,10 @@ export function createUpstreamAgent (upstreams: UpstreamEvents, routes: RouteTab
     // the instance's stop.
     if (pool && routes.traffic.inflight(origin) > 0) await pool.destroy()
     else await pool?.close()
+  })
+  upstreams.on('hung', async (origin) => {
+    // undici hands this error to each request's handler; the request router answers it.
+    await take(origin)?.destroy(new TQ_ERR_PROXY_HUNG(routes.instanceAt(origin)?.spec.name ?? origin))
   })
   return agent
 }

@@ -81,6 +81,13 @@ export interface ReloadSummary {
   error: string | null
 }
 
+/** A reload in one line, for the event log: what it switched, started and stopped, or its error. */
+export function describeReload (summary: ReloadSummary): string {
+  const parts = [['switched', summary.switched], ['started', summary.started], ['stopped', summary.stopped]] as const
+  const done = parts.filter(([, names]) => names.length > 0).map(([label, names]) => `${label} ${names.join(', ')}`).join('; ')
+  return summary.error ?? `${summary.trigger}: ${done || 'nothing changed'} in ${summary.durationMs} ms`
+}
+
 /** What the checker knows of one instance, for /health. */
 export interface InstanceHealth {
   lastCheck: number | null

@@ -6,7 +6,7 @@ import { parsePortRange } from '../config/server-config.js'
 import type { ServerConfig } from '../config/schema.js'
 import { EventLog } from '../report/event-log.js'
 import { HealthChecker, type HealthSettings } from './health-checker.js'
-import { buildHealthReport, type HealthReport, type WorkerReport } from '../report/health-report.js'
+import { buildHealthReport, describeReload, type HealthReport, type WorkerReport } from '../report/health-report.js'
 import { OutputBuffer } from '../process/log-capture.js'
 import type { Logger } from '../logger.js'
 import { PortPool } from '../process/port-pool.js'
@@ -79,21 +79,16 @@ export class Supervisor implements SwitchHost {
     }
     this.#health = new HealthChecker({
       settings: options.config.health,
-      instances: () => this.routes.instances(),
-      onChange: (instance, healthy, reason) => {
-        this.routes.publish(instance.spec.name)
-        this.#events.record(healthy ? 'recovered' : 'unhealthy', instance.spec.name, `pid ${instance.pid}: ${reason}`)
-      },
+      routes: this.routes,
+      upstreams: this.#upstreams,
+      onChange: (instance, healthy, reason) => this.#events.record(healthy ? 'recovered' : 'unhealthy', instance.spec.name, `pid ${instance.pid}: ${reason}`),
       onStuck: (instance) => this.#recycle(instance.origin!, 'unhealthy for too long'),
+      onHung: (instance, reason) => this.#recycle(instance.origin!, 'replaces a hung instance', reason),
       onSample: (instance, rssBytes) => {
         const { maxMemoryMb } = instance.spec
         if (maxMemoryMb > 0 && rssBytes > maxMemoryMb * 1024 * 1024) this.#recycle(instance.origin!, `uses more than ${maxMemoryMb} MB`)
       },
       log: options.log
-    })
-    this.#upstreams.on('failed', (origin) => {
-      const instance = this.routes.instanceAt(origin)
-      if (instance) this.#health.suspect(instance)
     })
     this.#upstreams.on('exhausted', (origin) => this.#recycle(origin, 'served its maxRequests'))
   }
@@ -324,9 +319,7 @@ export class Supervisor implements SwitchHost {
   recordReload (summary: ReloadSummary): void {
     this.#lastReload = summary
     this.#metrics.reloaded(summary)
-    const parts = [['switched', summary.switched], ['started', summary.started], ['stopped', summary.stopped]] as const
-    const done = parts.filter(([, names]) => names.length > 0).map(([label, names]) => `${label} ${names.join(', ')}`).join('; ')
-    this.#events.record('reload', null, summary.error ?? `${summary.trigger}: ${done || 'nothing changed'} in ${summary.durationMs} ms`)
+    this.#events.record('reload', null, describeReload(summary))
   }
 
   /** Records an error against a worker (shown in /health), e.g. an invalid worker.yaml in dev. */
@@ -345,12 +338,21 @@ export class Supervisor implements SwitchHost {
     return this.#workers.get(name)?.build?.inputs ?? []
   }
 
-  /** Replaces the instance serving `origin` with a fresh one of the same version, once. */
-  #recycle (origin: string, reason: string): void {
+  /**
+   * Replaces the instance serving `origin` with a fresh one of the same version, once. A hung one
+   * (`hung` says how) leaves the rotation now, what waits on it is given up, and it stays until
+   * the new one serves.
+   */
+  #recycle (origin: string, reason: string, hung?: string): void {
     const instance = this.routes.instanceAt(origin)
     if (!instance || this.#stopping || this.#recycling.has(instance) || !instance.state.is('HEALTHY', 'UNHEALTHY')) return
     this.#recycling.add(instance)
-    this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} ${reason}`)
+    this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} ${hung ?? reason}`)
+    if (hung !== undefined) {
+      instance.beginDrain(hung)
+      this.routes.publish(instance.spec.name)
+      void this.#upstreams.emit('hung', origin)
+    }
     void this.#switch.run({ spec: instance.spec, rebuild: false, restart: true, reason, replace: instance })
   }
 

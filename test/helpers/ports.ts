@@ -50,6 +50,7 @@ export const PORTS = {
   handoffEdges: '24300-24399',
   buildPruning: '24400-24499',
   watcherInputs: '24500-24599',
+  hungWorker: '24800-24849',
   /** One port for two workers. */
   poolExhausted: '24600-24600'
 } as const
