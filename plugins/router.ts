@@ -1,17 +1,18 @@
 // Routes every request the app does not answer itself to a worker (src/proxy/request-router.ts does
 // the work): from an onRequest hook on a catch-all registered by @fastify/http-proxy, which also
 // forwards WebSocket upgrades. Routes live in the route table, not in Fastify's router, so workers
-// can come and go while the server listens. One undici Agent reaches every worker.
+// can come and go while the server listens. One undici Agent reaches every worker
+// (src/proxy/upstream-pools.ts).
 import fp from 'fastify-plugin'
 import httpProxy from '@fastify/http-proxy'
-import { Agent, Pool } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { WebSocket } from 'ws'
 import { forwardingHeaders } from '../src/forwarded-headers.js'
 import { prefersHtml } from '../src/html.js'
-import { errorBody, errorPage, type ProxyError } from '../src/proxy/proxy-errors.js'
+import { errorBody, errorPage, retryAfter, type ProxyError } from '../src/proxy/proxy-errors.js'
 import { RequestRouter, type PinnedTarget } from '../src/proxy/request-router.js'
+import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,30 +38,7 @@ const WS_SERVICE_RESTART = 1012
 
 async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, fastPath }: RouterOptions): Promise<void> {
   const { tqserver } = fastify
-  // One dispatcher for every worker. Its pools are kept by origin so that a retired instance's
-  // idle keep-alive sockets are closed by us, not by the worker: a worker closing a socket the
-  // proxy is about to reuse fails that request (UND_ERR_SOCKET). undici >= 7.15 then drops the
-  // pool, so a new port per reload does not grow the agent.
-  const pools = new Map<string, Pool>()
-  const agent = new Agent({
-    connections: 128,
-    pipelining: 1,
-    factory: (origin, options) => {
-      const pool = new Pool(origin, options)
-      pools.set(new URL(String(origin)).origin, pool)
-      return pool
-    }
-  })
-  tqserver.upstreams.on('retired', async (origin) => {
-    const pool = pools.get(origin)
-    pools.delete(origin)
-    // Already closed with the agent when the whole server shuts down.
-    if (!pool || pool.closed || pool.destroyed) return
-    // Requests still in flight now have outlived drainTimeout: close() would wait for them (for
-    // ever, for an event stream) and hold the instance's stop, so they are cut off.
-    if (tqserver.routes.traffic.inflight(origin) > 0) await pool.destroy()
-    else await pool.close()
-  })
+  const agent = createUpstreamAgent(tqserver.upstreams, tqserver.routes)
   fastify.addHook('onClose', () => agent.close())
 
   // WebSockets stay open across a switch: their clients are told to reconnect when the instance
@@ -140,7 +118,7 @@ function isUpgrade (headers: IncomingHttpHeaders): boolean {
 }
 
 function sendError (request: FastifyRequest, reply: FastifyReply, error: ProxyError) {
-  reply.code(error.statusCode).header('cache-control', 'no-store')
+  reply.code(error.statusCode).header('cache-control', 'no-store').headers(retryAfter(error))
   if (prefersHtml(request.headers.accept)) return reply.type('text/html; charset=utf-8').send(errorPage(error))
   return reply.send(errorBody(error))
 }

@@ -49,6 +49,8 @@ export const TQ_ERR_PROXY_NO_ROUTE = createError<[string]>(
   'TQ_ERR_PROXY_NO_ROUTE', 'no worker serves %s', 404)
 export const TQ_ERR_PROXY_UNAVAILABLE = createError<[string]>(
   'TQ_ERR_PROXY_UNAVAILABLE', 'worker %s has no healthy instance', 503)
+export const TQ_ERR_PROXY_HUNG = createError<[string]>(
+  'TQ_ERR_PROXY_HUNG', 'an instance of worker %s stopped answering (hung): the request was given up, a new instance takes over', 503)
 export const TQ_ERR_PROXY_BAD_GATEWAY = createError<[string, string]>(
   'TQ_ERR_PROXY_BAD_GATEWAY', 'worker %s could not be reached: %s', 502)
 export const TQ_ERR_PROXY_TIMEOUT = createError<[string, string]>(

@@ -62,6 +62,7 @@ export const serverConfigSchema = Type.Object({
     fall: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Failed probes in a row that make a healthy instance UNHEALTHY (out of rotation while another is healthy)' }),
     rise: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'Passed probes in a row that make an UNHEALTHY instance HEALTHY again' }),
     grace: Milliseconds(30_000, 'An instance UNHEALTHY for this long is replaced by a new one'),
+    hangAfter: Milliseconds(1_000, 'Requests waiting this long on an instance that answers nothing make it suspect: GET /health at once, and no answer within this time either means it hangs (taken out, what waits on it answered 503, replaced at once)'),
     token: Type.String({ default: '', description: 'Requests carrying it (Authorization: Bearer, or ?token=) see /health details from anywhere; without it only loopback does' })
   }, { additionalProperties: false, default: {}, description: 'Active health checks of worker instances, and who may see /health details' }),
   outputLines: Type.Integer({ minimum: 0, maximum: 10_000, default: 200, description: 'Last output lines kept per worker, shown when it fails to start' }),

@@ -11,7 +11,8 @@ import { TQ_ERR_CONFIG_FILE_MISSING, TQ_ERR_CONFIG_PORT_RANGE } from '../errors.
 export const DEFAULT_CONFIG_FILE = 'config/server.yaml'
 
 
-export type ServerOverrides = Partial<ServerConfig> & { config?: string }
+/** Any keys, also only some of a section's (health, logFile): the rest come from the lower layers. */
+export type ServerOverrides = { [Key in keyof ServerConfig]?: ServerConfig[Key] extends object ? Partial<ServerConfig[Key]> : ServerConfig[Key] } & { config?: string }
 
 export interface ServerConfigInput {
   /** Project root holding workers/ and config/. */

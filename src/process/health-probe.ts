@@ -18,12 +18,18 @@ export interface ProbeResult {
  */
 export function probeHealth (port: number, host: string, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve) => {
+    let answered = false
     const req = request({ host, port, path: HEALTH_PATH, agent: false, timeout: timeoutMs }, (res) => {
-      res.resume()
+      answered = true
+      // The body is not read; a body cut off by the timeout below is no error of ours.
+      res.on('error', () => {}).resume()
       const status = res.statusCode ?? 0
       resolve(status === 200 ? { ok: true, status } : { ok: false, status, error: `GET ${HEALTH_PATH} answered ${status}` })
     })
-    req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    // Timers run before I/O in each turn of the event loop: after a stall of the host's own loop,
+    // an answer already received would lose to the timeout. Deciding in the check phase, after
+    // the poll phase has read it, keeps "no answer" meaning that the worker gave none.
+    req.once('timeout', () => setImmediate(() => req.destroy(answered ? undefined : new Error(`no answer within ${timeoutMs} ms`))))
     req.once('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, error: err.code ?? err.message }))
     req.end()
   })

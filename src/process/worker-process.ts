@@ -181,6 +181,9 @@ export class WorkerProcess {
     if (this.#stopping) return this.#stopping
     if (this.#exit) return this.exited
     this.#signal('SIGTERM')
+    // A stopped process (SIGSTOP, a debugger) acts on SIGTERM only once continued, as systemd's
+    // SendSIGCONT knows; to a running one SIGCONT does nothing.
+    this.#signal('SIGCONT')
     const timer = setTimeout(() => this.#signal('SIGKILL'), killTimeoutMs)
     this.#stopping = this.exited.finally(() => clearTimeout(timer))
     return this.#stopping

@@ -18,6 +18,17 @@ export function transportError (worker: string, error: Error): ProxyError {
     : new TQ_ERR_PROXY_BAD_GATEWAY(worker, detail) as ProxyError
 }
 
+/**
+ * A 503 is over soon (a restart, a replacement, usually within a second or two): Retry-After says
+ * when to try again (RFC 9110 10.2.3), so that well-behaved clients neither give up nor hammer.
+ */
+const RETRY_AFTER_SECONDS = 1
+
+/** The Retry-After header an error answer carries, if any. */
+export function retryAfter (error: ProxyError): { 'retry-after'?: string } {
+  return error.statusCode === 503 ? { 'retry-after': String(RETRY_AFTER_SECONDS) } : {}
+}
+
 export interface ErrorBody {
   statusCode: number
   code: string

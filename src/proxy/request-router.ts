@@ -13,7 +13,7 @@ import { canTakeReloadScript, LIVE_RELOAD_TAG } from '../reload/live-reload.js'
 import type { RouteMatch, RouteTable, WorkerEntry } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import { isSafePath, pathOf } from '../url-paths.js'
-import { errorBody, errorPage, transportError, type ProxyError } from './proxy-errors.js'
+import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from './proxy-errors.js'
 import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../errors.js'
 
 /** Where one request goes, decided once. */
@@ -107,17 +107,31 @@ export class RequestRouter {
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
     const body = !hasBody ? null : target.bodyLimit > 0 ? limitBody(req, target.bodyLimit, target.worker) : req
     const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
+    // Until its answer starts, the request counts as waiting on the instance (hang detection).
+    const { traffic } = this.#routes
+    let waiting = true
+    const stopWaiting = (answered: boolean) => {
+      if (!waiting) return
+      waiting = false
+      traffic.stopWaiting(target.origin, answered)
+    }
+    traffic.awaitAnswer(target.origin)
+    res.once('close', () => stopWaiting(false))
     forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol), body, {
       onResponseHeaders: (_statusCode, headers) => {
+        stopWaiting(true)
         rewriteLocation(headers, target)
         // Closing the server closes only idle connections: a keep-alive one must not outlive it.
         if (this.#isClosing()) headers.connection = 'close'
       },
       trailer: this.#liveReload ? (statusCode, headers) => canTakeReloadScript(statusCode, headers) ? LIVE_RELOAD_TAG : undefined : undefined,
       onError: (error) => {
-        const tooLarge = error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE'
-        if (!tooLarge) void this.#upstreams.emit('failed', target.origin)
-        this.#writeError(req, res, tooLarge ? error as ProxyError : transportError(target.worker, error))
+        // Our own answers: a body over the limit, or an instance found hung (the proxy gave up on it).
+        if (error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE' || error.code === 'TQ_ERR_PROXY_HUNG') {
+          return this.#writeError(req, res, error as ProxyError)
+        }
+        void this.#upstreams.emit('failed', target.origin)
+        this.#writeError(req, res, transportError(target.worker, error))
       }
     })
   }
@@ -165,8 +179,7 @@ export function writeError (req: IncomingMessage, res: ServerResponse, error: Pr
     'content-type': html ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    // No instance serves yet (starting, restarting) or now: worth trying again shortly.
-    ...error.statusCode === 503 ? { 'retry-after': '1' } : {}
+    ...retryAfter(error)
   })
   res.end(body)
 }

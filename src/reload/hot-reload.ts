@@ -67,7 +67,7 @@ export class HotReload {
     const { supervisor, log } = this.#options
     log.debug({ worker, changes: [...kinds] }, 'worker files changed')
     if (kinds.has('public') && supervisor.has(worker)) {
-      await supervisor.refreshStatic(worker)
+      await supervisor.routes.worker(worker)?.staticFiles.refresh()
       log.debug({ worker }, 'public files rescanned')
       this.#notify(worker, 'public files changed')
     }

@@ -1,5 +1,6 @@
-// Traffic per upstream origin: requests in flight (for the drain and the least-busy choice), and
-// request and error totals with recent latencies (for /health).
+// Traffic per upstream origin: requests in flight (for the drain and the least-busy choice),
+// request and error totals with recent latencies (for /health), and how long requests have waited
+// on it without any answer coming back (for hang detection).
 
 /** Latencies kept per upstream for p50/p99: the most recent ones. */
 const LATENCY_SAMPLES = 512
@@ -11,6 +12,10 @@ interface Counters {
   latencies: Float64Array
   next: number
   filled: number
+  /** Requests sent that have no response headers yet. */
+  waiting: number
+  /** Since when no answer came back while requests waited: the later of the last answer and the first wait. */
+  quietSince: number
 }
 
 export interface TrafficStats {
@@ -46,6 +51,30 @@ export class UpstreamTraffic {
     counters.filled = Math.min(counters.filled + 1, LATENCY_SAMPLES)
     this.leave(origin)
     return counters.requests
+  }
+
+  /** A request was sent to `origin` and waits for its answer (response headers). */
+  awaitAnswer (origin: string): void {
+    const counters = this.#counters(origin)
+    if (counters.waiting++ === 0) counters.quietSince = performance.now()
+  }
+
+  /** A request ended its wait: `answered` when its response headers came, false when it gave up. */
+  stopWaiting (origin: string, answered: boolean): void {
+    const counters = this.#byOrigin.get(origin)
+    if (!counters) return
+    counters.waiting--
+    if (answered) counters.quietSince = performance.now()
+  }
+
+  /**
+   * How long `origin` has answered nothing while requests waited on it (ms at `now`, from
+   * performance.now()); 0 while nothing waits. A busy instance that answers others is not quiet,
+   * however long one slow request takes.
+   */
+  quietFor (origin: string, now: number): number {
+    const counters = this.#byOrigin.get(origin)
+    return counters && counters.waiting > 0 ? now - counters.quietSince : 0
   }
 
   /** Ends something begun with begin() that is not a request (a handed-off connection). */
@@ -107,7 +136,7 @@ export class UpstreamTraffic {
   #counters (origin: string): Counters {
     let counters = this.#byOrigin.get(origin)
     if (!counters) {
-      counters = { inflight: 0, requests: 0, errors: 0, latencies: new Float64Array(LATENCY_SAMPLES), next: 0, filled: 0 }
+      counters = { inflight: 0, requests: 0, errors: 0, latencies: new Float64Array(LATENCY_SAMPLES), next: 0, filled: 0, waiting: 0, quietSince: 0 }
       this.#byOrigin.set(origin, counters)
     }
     return counters

@@ -81,12 +81,11 @@ export class Supervisor implements SwitchHost {
     }
     this.#health = new HealthChecker({
       settings: options.config.health,
-      instances: () => this.routes.instances(),
-      onChange: (instance, healthy, reason) => {
-        this.routes.publish(instance.spec.name)
-        this.#events.record(healthy ? 'recovered' : 'unhealthy', instance.spec.name, `pid ${instance.pid}: ${reason}`)
-      },
+      routes: this.routes,
+      upstreams: this.#upstreams,
+      onChange: (instance, healthy, reason) => this.#events.record(healthy ? 'recovered' : 'unhealthy', instance.spec.name, `pid ${instance.pid}: ${reason}`),
       onStuck: (instance) => this.#recycle(instance.origin!, 'unhealthy for too long'),
+      onHung: (instance, reason) => this.#recycle(instance.origin!, 'replaces a hung instance', reason),
       onSample: (instance, rssBytes) => {
         const { maxMemoryMb } = instance.spec
         if (maxMemoryMb > 0 && rssBytes > maxMemoryMb * 1024 * 1024) this.#recycle(instance.origin!, `uses more than ${maxMemoryMb} MB`)
@@ -100,10 +99,6 @@ export class Supervisor implements SwitchHost {
       events: this.#events,
       metrics: this.#metrics,
       log: options.log
-    })
-    this.#upstreams.on('failed', (origin) => {
-      const instance = this.routes.instanceAt(origin)
-      if (instance) this.#health.suspect(instance)
     })
     this.#upstreams.on('exhausted', (origin) => this.#recycle(origin, 'served its maxRequests'))
   }
@@ -147,7 +142,6 @@ export class Supervisor implements SwitchHost {
 
   /** Routes a new worker's prefix to it, then builds (when needed) and starts it. */
   async startWorker (spec: WorkerSpec): Promise<SwitchOutcome | undefined> {
-    if (this.#stopping) return undefined
     return this.#firstStart(await this.#register(spec))
   }
 
@@ -194,11 +188,6 @@ export class Supervisor implements SwitchHost {
   /** Replaces a worker's instances with fresh ones of its current version. */
   restartWorker (name: string, reason: string): Promise<SwitchOutcome> {
     return this.switchWorker({ spec: this.#runtime(name).spec, rebuild: false, restart: true, reason })
-  }
-
-  /** Rescans a worker's public/ folder. */
-  async refreshStatic (name: string): Promise<void> {
-    await this.routes.worker(name)?.staticFiles.refresh()
   }
 
   /** Drains and stops every instance of a worker and removes its route. */
@@ -375,12 +364,20 @@ export class Supervisor implements SwitchHost {
     return this.#workers.get(name)?.build?.inputs ?? []
   }
 
-  /** Replaces the instance serving `origin` with a fresh one of the same version, once. */
-  #recycle (origin: string, reason: string): void {
+  /**
+   * Replaces the instance serving `origin` with a fresh one of the same version, once. A hung one
+   * (`hung` says how) leaves the rotation and fails what waits on it now, then stays until replaced.
+   */
+  #recycle (origin: string, reason: string, hung?: string): void {
     const instance = this.routes.instanceAt(origin)
     if (!instance || this.#stopping || this.#recycling.has(instance) || !instance.state.is('HEALTHY', 'UNHEALTHY')) return
     this.#recycling.add(instance)
-    this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} ${reason}`)
+    this.#events.record('replaced', instance.spec.name, `pid ${instance.pid} ${hung ?? reason}`)
+    if (hung !== undefined) {
+      instance.beginDrain(hung)
+      this.routes.publish(instance.spec.name)
+      void this.#upstreams.emit('hung', origin)
+    }
     void this.#switch.run({ spec: instance.spec, rebuild: false, restart: true, reason, replace: instance })
   }
 

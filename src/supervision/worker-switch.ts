@@ -56,6 +56,22 @@ export interface SwitchHost {
   startFailed: (instance: WorkerInstance, error: Error, retry: boolean) => Promise<void>
 }
 
+/**
+ * A plan merged into a waiting one: the latest spec, reason and build, with the work both asked
+ * for. A replacement of one instance carries that instance's spec, never a newer one, so it keeps
+ * the waiting plan's; two different replacements, or one and a switch of every instance, become
+ * a restart of every instance, which replaces each of them too (none is left behind, a hung one
+ * out of rotation least of all).
+ */
+export function mergePlans (waiting: SwitchPlan, next: SwitchPlan): SwitchPlan {
+  const latest = next.replace && !waiting.replace ? waiting : next
+  const merged: SwitchPlan = { ...latest, rebuild: waiting.rebuild || next.rebuild, restart: waiting.restart || next.restart }
+  const build = next.build ?? waiting.build
+  if (build) merged.build = build
+  if (waiting.replace !== next.replace) delete merged.replace
+  return merged
+}
+
 export class WorkerSwitch {
   readonly #host: SwitchHost
   readonly #queues = new Map<string, CoalescingQueue<SwitchPlan, SwitchOutcome>>()
@@ -68,9 +84,7 @@ export class WorkerSwitch {
   run (plan: SwitchPlan): Promise<SwitchOutcome> {
     let queue = this.#queues.get(plan.spec.name)
     if (!queue) {
-      // A plan merged into a waiting one: the latest spec and reason, with the work both asked for.
-      queue = new CoalescingQueue((next) => this.#timed(next), (waiting, next) =>
-        ({ ...next, rebuild: waiting.rebuild || next.rebuild, restart: waiting.restart || next.restart }))
+      queue = new CoalescingQueue((next) => this.#timed(next), mergePlans)
       this.#queues.set(plan.spec.name, queue)
     }
     return queue.push(plan)

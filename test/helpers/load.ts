@@ -5,6 +5,10 @@ import { Agent } from 'undici'
 export interface LoadResult {
   ok: number
   failures: string[]
+  /** When each failure ended (epoch ms, as in log lines), in the order of `failures`. */
+  failedAt: number[]
+  /** The longest any request took, answered or failed (ms). */
+  slowestMs: number
 }
 
 export interface Load {
@@ -24,7 +28,11 @@ export interface Load {
 export function startLoad (url: string, prefixes: string | string[], clients: number): Load {
   const routes = typeof prefixes === 'string' ? [prefixes] : prefixes
   const agent = new Agent({ connections: clients, keepAliveTimeout: 30_000 })
-  const result: LoadResult = { ok: 0, failures: [] }
+  const result: LoadResult = { ok: 0, failures: [], failedAt: [], slowestMs: 0 }
+  const fail = (failure: string) => {
+    result.failures.push(failure)
+    result.failedAt.push(Date.now())
+  }
   let running = true
   let maxVersion = -1
   const waiters = new Set<{ version: number, resolve: () => void }>()
@@ -44,6 +52,7 @@ export function startLoad (url: string, prefixes: string | string[], clients: nu
     for (let i = 0; running; i++) {
       const post = (i + client) % 2 === 1
       const prefix = routes[(i + client) % routes.length]!
+      const started = performance.now()
       try {
         const res = await agent.request({
           origin: url,
@@ -54,13 +63,15 @@ export function startLoad (url: string, prefixes: string | string[], clients: nu
         })
         const text = await res.body.text()
         if (res.statusCode !== 200) {
-          result.failures.push(`${post ? 'POST' : 'GET'} ${res.statusCode} ${text.slice(0, 200)}`)
+          fail(`${post ? 'POST' : 'GET'} ${res.statusCode} ${text.slice(0, 200)}`)
           continue
         }
         result.ok++
         see((JSON.parse(text) as { version: number }).version)
       } catch (err) {
-        result.failures.push(`${post ? 'POST' : 'GET'} ${(err as Error & { code?: string }).code ?? ''} ${(err as Error).message}`)
+        fail(`${post ? 'POST' : 'GET'} ${(err as Error & { code?: string }).code ?? ''} ${(err as Error).message}`)
+      } finally {
+        result.slowestMs = Math.max(result.slowestMs, performance.now() - started)
       }
     }
   }
@@ -84,7 +95,7 @@ export function startLoad (url: string, prefixes: string | string[], clients: nu
       }, ms)
       waiters.add(waiter)
     }),
-    tally: () => ({ ok: result.ok, failures: [...result.failures] }),
+    tally: () => ({ ok: result.ok, failures: [...result.failures], failedAt: [...result.failedAt], slowestMs: result.slowestMs }),
     stop: () => {
       running = false
       stopped ??= Promise.all(loops).then(() => agent.close()).then(() => result)

@@ -52,6 +52,7 @@ export const PORTS = {
   watcherInputs: '24500-24599',
   hostKilled: '24700-24749',
   portRace: '24750-24799',
+  hungWorker: '24800-24849',
   /** One port for two workers. */
   poolExhausted: '24600-24600',
   startUp: '24850-24899',

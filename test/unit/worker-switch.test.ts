@@ -1,8 +1,9 @@
 // The switch's queue: one switch per worker at a time, and every request made during a
-// switch merged into exactly one more, which uses the latest spec and all the work asked for.
+// switch merged into exactly one more, which uses the latest spec and all the work asked for (and
+// leaves no instance that was to be replaced behind).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { WorkerSwitch, type SwitchPlan, type SwitchHost } from '../../src/supervision/worker-switch.js'
+import { mergePlans, WorkerSwitch, type SwitchPlan, type SwitchHost } from '../../src/supervision/worker-switch.js'
 import { RouteTable } from '../../src/routing/route-table.js'
 import { StaticFiles } from '../../src/routing/static-files.js'
 import type { WorkerInstance } from '../../src/process/worker-instance.js'
@@ -111,4 +112,20 @@ test('a merged request keeps the work each asked for: a rebuild and a restart', 
   builds[1]!.finish()
   assert.equal(await merged, 'switched', 'the restart v3 asked for happens')
   assert.deepEqual(started, ['v5'])
+})
+
+test('merged replacements of single instances leave none behind', () => {
+  const a = { id: 'a' } as unknown as WorkerInstance
+  const b = { id: 'b' } as unknown as WorkerInstance
+  const replace = (instance: WorkerInstance) => plan('old spec', { rebuild: false, restart: true, replace: instance })
+  const built = { id: 'sighup', file: '', builtAt: 0, durationMs: 0, inputs: [] }
+
+  assert.equal(mergePlans(replace(a), replace(a)).replace, a, 'the same one: still only that one')
+  const both = mergePlans(replace(a), replace(b))
+  assert.deepEqual([both.replace, both.restart], [undefined, true], 'two: every instance is restarted')
+  const afterReload = mergePlans(plan('new spec', { build: built }), replace(a))
+  assert.deepEqual([afterReload.replace, afterReload.spec.entry, afterReload.build, afterReload.restart], [undefined, 'new spec', built, true],
+    'one behind a waiting switch: that switch, with its spec and build, restarting every instance')
+  const beforeReload = mergePlans(replace(a), plan('new spec'))
+  assert.deepEqual([beforeReload.replace, beforeReload.spec.entry, beforeReload.restart], [undefined, 'new spec', true])
 })
