@@ -55,6 +55,7 @@ export const PORTS = {
   hungWorker: '24800-24849',
   /** One port for two workers. */
   poolExhausted: '24600-24600',
+  publicFiles: '24650-24669',
   startUp: '24850-24899',
   diskFull: '24900-24919',
   memoryLeak: '24920-24939'
