@@ -81,7 +81,17 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
 
   // With hand-off, a front server takes the public port and Fastify listens on loopback only,
   // for what the front does not hand to a worker (src/proxy/handoff-front.ts).
-  const front = config.handoff ? new HandoffFront({ routes: app.tqserver.routes, upstreams: app.tqserver.upstreams, local: app.server, headersTimeout: config.headersTimeout, log: app.log }) : undefined
+  const front = config.handoff
+    ? new HandoffFront({
+      routes: app.tqserver.routes,
+      upstreams: app.tqserver.upstreams,
+      local: app.server,
+      headersTimeout: config.headersTimeout,
+      requestTimeout: config.requestTimeout,
+      accessLog: config.accessLog,
+      log: app.log
+    })
+    : undefined
   // Stop accepting on the front first; Fastify then closes the connections it serves.
   app.addHook('preClose', (done) => {
     front?.server.close()

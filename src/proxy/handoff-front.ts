@@ -1,12 +1,20 @@
 // Connection hand-off (opt-in: `handoff: true`), host side. The host accepts client connections
-// itself, reads only the first request line, and passes each connection for a worker that can
-// take it (an SDK worker) to that worker's process over IPC, with the bytes already read. The
-// worker then serves the connection directly: the host does no work for its requests. Everything
-// else (the host's own paths, public/ files, other workers, no healthy instance) goes to the
-// host's HTTP server as usual. What it costs is in docs/performance.md: the host sees no request
-// on a handed-off connection (no per-request counters, no access log), a request for another
-// route on such a connection is passed back through the host, and TLS cannot be handed off.
-import { createServer, type Server, type Socket } from 'node:net'
+// itself, reads the first request's head, and passes each connection for a worker that can take
+// it (an SDK worker) to that worker's process over IPC, with the bytes already read and the rules
+// the host would apply to its requests (body limit, header and request timeouts). The worker then
+// serves the connection directly: the host does no work for its requests. Everything else (the
+// host's own paths, public/ files, other workers, no healthy instance, upgrades, a worker whose
+// rules cannot be kept there) goes to the host's HTTP server as usual.
+//
+// A later request on a handed-off connection that the worker must not answer itself (another
+// route, a host path, a path or body the host refuses) is passed back on a new connection to this
+// front that starts with a relay line: the host's secret key and the client's address. Such a
+// connection is never handed off; it is served as if the client had sent the request directly,
+// with the client's address as its peer, so /health, /metrics and X-Forwarded-For judge the
+// client, not the worker. What hand-off costs is in docs/performance.md, what it keeps in
+// docs/security.md.
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createServer, isIP, type Server, type Socket } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
 import type { Logger } from '../logger.js'
 import type { RouteTable } from '../routing/route-table.js'
@@ -15,20 +23,36 @@ import { isHostPath, isSafePath } from '../url-paths.js'
 
 /** A request line longer than this is not HTTP we serve. */
 const MAX_REQUEST_LINE_BYTES = 16 * 1024
+/**
+ * Nor a head longer than this. Node's parser allows 16 KiB of it (431 beyond), not counting
+ * separators, so every head it could accept fits, and it answers the rest as on the default path.
+ */
+const MAX_HEAD_BYTES = 32 * 1024
+/** First word of the line that starts a request a worker passes back: `TQ-RELAY key address port`. */
+const RELAY_WORD = 'TQ-RELAY'
+const RELAY_PREFIX = Buffer.from(`${RELAY_WORD} `)
+/** An Upgrade header: WebSocket and other upgrades take the default path (Fastify, http-proxy). */
+const UPGRADE_HEADER = /\r\nupgrade[ \t]*:/i
 
 export interface HandoffOptions {
   routes: RouteTable
   upstreams: UpstreamEvents
   /** The host's own HTTP server (not listening on the public port): it gets what is not handed off. */
   local: HttpServer
-  /** A client must send its request line within this (slowloris). */
+  /** A client must send its first request's head within this (slowloris); given to workers too. */
   headersTimeout: number
+  /** Given to workers, for the requests they read themselves. */
+  requestTimeout: number
+  /** Every request must be logged: the host sees none on a handed-off connection, so none is. */
+  accessLog: boolean
   log: Logger
 }
 
 export class HandoffFront {
   readonly server: Server
   readonly #options: HandoffOptions
+  /** Proves a relay line comes from one of our workers; they get it with each connection. */
+  readonly #relayKey = Buffer.from(randomBytes(24).toString('base64url'))
   #address = ''
 
   constructor (options: HandoffOptions) {
@@ -37,6 +61,7 @@ export class HandoffFront {
     // Retired instances are told to close their handed-off connections, which are counted in
     // flight until they do: the drain waits for them.
     options.upstreams.on('draining', (origin) => options.routes.instanceAt(origin)?.process?.drainConnections())
+    if (options.accessLog) options.log.warn({ handoff: true, accessLog: true }, 'no connection is handed off: the access log needs every request seen by the host')
   }
 
   async listen (port: number, host: string): Promise<string> {
@@ -52,8 +77,10 @@ export class HandoffFront {
 
   #accept (socket: Socket): void {
     let head: Buffer = Buffer.alloc(0)
+    let hasFirstLine = false
+    let isRelayed = false
     // Counted from the connection, not from the last byte (as socket.setTimeout would): a client
-    // trickling its request line a byte at a time is cut off like one that sends nothing.
+    // trickling its head a byte at a time is cut off like one that sends nothing.
     const timer = setTimeout(() => socket.destroy(), this.#options.headersTimeout).unref()
     socket.once('close', () => clearTimeout(timer))
     socket.on('error', () => {})
@@ -64,22 +91,58 @@ export class HandoffFront {
         if (head.length > MAX_REQUEST_LINE_BYTES) socket.destroy()
         return
       }
+      // A relay line that does not check out is just a bad request line: Node answers it with 400.
+      if (!hasFirstLine) {
+        hasFirstLine = true
+        if (head.subarray(0, RELAY_PREFIX.length).equals(RELAY_PREFIX) && this.#takeRelayLine(socket, head.toString('latin1', 0, lineEnd))) {
+          isRelayed = true
+          head = head.subarray(lineEnd + 2)
+          return onData(Buffer.alloc(0))
+        }
+      }
+      const headEnd = head.indexOf('\r\n\r\n')
+      if (headEnd === -1) {
+        if (head.length > MAX_HEAD_BYTES) socket.destroy()
+        return
+      }
       socket.off('data', onData)
       clearTimeout(timer)
       socket.pause()
-      this.#route(socket, head, head.toString('latin1', 0, lineEnd))
+      const headText = head.toString('latin1', 0, headEnd + 2)
+      if (isRelayed || this.#options.accessLog || UPGRADE_HEADER.test(headText)) return this.#serveLocally(socket, head)
+      this.#route(socket, head, headText.slice(0, lineEnd))
     }
     socket.on('data', onData)
+  }
+
+  /**
+   * Checks a relay line (`TQ-RELAY key address port`, sent by a worker before a request it passes
+   * back) and gives the socket the client's address, as if the client had connected itself.
+   */
+  #takeRelayLine (socket: Socket, line: string): boolean {
+    const [, key = '', address = '', port = ''] = line.split(' ')
+    const given = Buffer.from(key)
+    if (given.length !== this.#relayKey.length || !timingSafeEqual(given, this.#relayKey)) return false
+    const family = isIP(address)
+    if (family === 0 || !/^\d{1,5}$/.test(port)) return false
+    Object.defineProperties(socket, {
+      remoteAddress: { value: address },
+      remoteFamily: { value: family === 4 ? 'IPv4' : 'IPv6' },
+      remotePort: { value: Number(port) }
+    })
+    return true
   }
 
   #route (socket: Socket, head: Buffer, requestLine: string): void {
     const { routes } = this.#options
     const url = requestLine.split(' ')[1] ?? ''
     const match = url.startsWith('/') && !isHostPath(url) ? routes.match(url) : undefined
-    const servable = match && isSafePath(match.forwardPath) && !match.entry.staticFiles.has(match.forwardPath)
-    const origin = servable ? routes.acquire(match.entry) : undefined
+    // A worker that recycles after maxRequests needs each request counted: the host must see them.
+    const servable = match && isSafePath(match.forwardPath) && !match.entry.staticFiles.has(match.forwardPath) && match.entry.spec.maxRequests === 0
+    const entry = servable ? match.entry : undefined
+    const origin = entry ? routes.acquire(entry) : undefined
     const worker = origin ? routes.instanceAt(origin)?.process : undefined
-    if (!origin || !worker?.acceptsConnections) {
+    if (!entry || !origin || !worker?.acceptsConnections) {
       if (origin) routes.traffic.leave(origin)
       return this.#serveLocally(socket, head)
     }
@@ -97,7 +160,16 @@ export class HandoffFront {
     // drain waits for it), but not as a request: the host does not see its requests.
     worker.onConnectionReleased ??= () => routes.traffic.leave(origin)
     const enabled = routes.workers().filter((entry) => entry.spec.enabled).map((entry) => entry.spec.route)
-    worker.handOff(socket, { head: head.toString('latin1'), host: this.#address, routes: enabled }, (sent) => {
+    const { headersTimeout, requestTimeout } = this.#options
+    worker.handOff(socket, {
+      head: head.toString('latin1'),
+      host: this.#address,
+      routes: enabled,
+      relay: `${RELAY_WORD} ${this.#relayKey.toString()} ${socket.remoteAddress ?? ''} ${socket.remotePort ?? ''}\r\n`,
+      bodyLimit: entry.spec.bodyLimit,
+      headersTimeout,
+      requestTimeout
+    }, (sent) => {
       if (sent) return
       routes.traffic.leave(origin)
       socket.destroy()

@@ -1,17 +1,21 @@
 // Worker side of connection hand-off (opt-in: `handoff: true` in server.yaml). The host passes an
-// accepted client connection, with the bytes it already read, to this process over IPC; the
-// worker's own HTTP server then serves it directly. Requests on such a connection arrive with the
-// full path, so the route prefix is removed here and X-Forwarded-* set. A request on it for another
-// worker's route, for a public/ file (the host serves those) or with a path the host refuses (`..`)
-// is passed back to the host over HTTP. When the host drains this instance, answers on handed-off
-// connections (those in flight too) close them, and idle ones are closed after a grace period, so
-// none holds the old instance past its drain.
+// accepted client connection, with the bytes it already read and the rules it applies to this
+// route, to this process over IPC; the worker's own HTTP server then serves it directly, with the
+// host's header and request timeouts. Requests on such a connection arrive with the full path, so
+// the route prefix is removed here and the forwarding headers set as the host's proxy sets them.
+// A request the host would not pass to this worker as it is (another worker's route, a host path
+// such as /health, a public/ file, a path with `..`, a body over the route's bodyLimit or of
+// undeclared length) is passed back to the host over a new connection that starts with the relay
+// line the host gave for this connection: the host then serves it as if the client had sent it
+// directly, rules and client address included (src/proxy/handoff-front.ts). When the host drains
+// this instance, answers on handed-off connections (those in flight too) close them, and idle
+// ones are closed after a grace period, so none holds the old instance past its drain.
 import { existsSync, statSync } from 'node:fs'
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { forwardingHeaders } from '../forwarded-headers.js'
-import { isSafePath, pathOf } from '../url-paths.js'
+import { isHostPath, isSafePath, pathOf } from '../url-paths.js'
 
 /** Idle connections are closed this long after a drain begins (they may be mid-request). */
 const DRAIN_GRACE_MS = 1_000
@@ -24,6 +28,19 @@ interface ConnectionMessage {
   host: string
   /** Every route the host serves, to tell this worker's requests from others'. */
   routes: string[]
+  /** Sent before each request passed back: proves it comes from a worker, and names the client. */
+  relay: string
+  /** The route's bodyLimit, in bytes (0: none). */
+  bodyLimit: number
+  /** The host's limits for slow clients, in ms. */
+  headersTimeout: number
+  requestTimeout: number
+}
+
+/** A handed-off connection: its relay line, and the last answer it was given to write. */
+interface HandedOff {
+  relay: string
+  answer?: ServerResponse | undefined
 }
 
 export class HandoffReceiver {
@@ -32,9 +49,10 @@ export class HandoffReceiver {
   readonly #hasPublic: boolean
   #host = ''
   #routes: string[] = []
+  #bodyLimit = 0
   #draining = false
-  /** Handed-off connections still open, each with the last answer it was given to write. */
-  readonly #connections = new Map<Socket, ServerResponse | undefined>()
+  /** Handed-off connections still open. */
+  readonly #connections = new Map<Socket, HandedOff>()
 
   constructor (server: Server, route: string) {
     this.#server = server
@@ -51,20 +69,18 @@ export class HandoffReceiver {
    * Requests that did not come over a handed-off connection are left alone.
    */
   prepare (req: IncomingMessage, res: ServerResponse): boolean {
-    if (!this.#connections.has(req.socket)) return true
-    this.#connections.set(req.socket, res)
+    const connection = this.#connections.get(req.socket)
+    if (!connection) return true
+    connection.answer = res
     if (this.#draining) res.setHeader('connection', 'close')
-    const url = req.url ?? '/'
-    const path = pathOf(url)
-    // A path the host refuses (a `..` segment, bad %-encoding) goes back for the host's answer too:
-    // the host checked only the first request line of this connection.
-    if (longestRoute(this.#routes, path) !== this.#route || !isSafePath(path) || this.#isPublicFile(req, path)) {
-      this.#passBack(req, res)
+    if (!this.#isOwn(req)) {
+      this.#passBack(req, res, connection.relay)
       return false
     }
     // The same headers the proxy sets; a client's own X-Forwarded-Prefix is never passed on.
     delete req.headers['x-forwarded-prefix']
     Object.assign(req.headers, forwardingHeaders(req, this.#route, 'http'))
+    const url = req.url ?? '/'
     if (this.#route !== '/') {
       const rest = url.slice(this.#route.length)
       req.url = rest === '' || rest[0] === '?' ? `/${rest}` : rest
@@ -72,10 +88,30 @@ export class HandoffReceiver {
     return true
   }
 
+  /**
+   * Whether the host would pass `req` to this worker as it is. The host checked only the first
+   * request of the connection, by its request line.
+   */
+  #isOwn (req: IncomingMessage): boolean {
+    const url = req.url ?? '/'
+    const path = pathOf(url)
+    if (!path.startsWith('/') || isHostPath(url) || longestRoute(this.#routes, path) !== this.#route) return false
+    if (!isSafePath(path) || this.#isPublicFile(req, path)) return false
+    // The host answers a declared length over the limit with 413, and counts a body of undeclared
+    // length (chunked) as it passes, which only its own proxy does.
+    const { 'transfer-encoding': chunked, 'content-length': length } = req.headers
+    return this.#bodyLimit === 0 || (chunked === undefined && Number(length ?? 0) <= this.#bodyLimit)
+  }
+
   #accept (message: ConnectionMessage, socket: Socket): void {
     this.#host = message.host
     this.#routes = message.routes
-    this.#connections.set(socket, undefined)
+    this.#bodyLimit = message.bodyLimit
+    // For every connection of this server: those the host opens carry requests it has already
+    // timed with the same limits, from an earlier start, so the host's own cut comes first.
+    this.#server.headersTimeout = message.headersTimeout
+    this.#server.requestTimeout = message.requestTimeout
+    this.#connections.set(socket, { relay: message.relay })
     socket.once('close', () => {
       this.#connections.delete(socket)
       process.send?.({ type: 'tq:released' })
@@ -89,7 +125,7 @@ export class HandoffReceiver {
     this.#draining = true
     // An answer still being written closes its connection once done, or the connection would
     // hold this instance until drainTimeout: the idle ones are closed only once, below.
-    for (const [socket, res] of this.#connections) {
+    for (const [socket, { answer: res }] of this.#connections) {
       if (!res || res.writableFinished) continue
       if (!res.headersSent) res.setHeader('connection', 'close')
       else res.once('finish', () => socket.end())
@@ -106,13 +142,36 @@ export class HandoffReceiver {
     }
   }
 
-  /** Sends a request that is not this worker's to the host, and its answer back. */
-  #passBack (req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * Sends a request that is not this worker's to the host, on a connection of its own that starts
+   * with this client connection's relay line, and the host's answer back.
+   */
+  #passBack (req: IncomingMessage, res: ServerResponse, relay: string): void {
     const host = new URL(this.#host)
-    const upstream = request({ host: host.hostname, port: host.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers)
+    const upstream = request({
+      method: req.method,
+      path: req.url,
+      // Without an agent Node would ask the host to close the connection, and the host's answer
+      // would then close the client's: this connection is closed below anyway.
+      headers: { connection: 'keep-alive', ...req.headers },
+      createConnection: () => {
+        const socket = connect(Number(host.port), host.hostname.replace(/^\[|\]$/g, ''))
+        socket.write(relay, 'latin1')
+        return socket
+      }
+    }, (answer) => {
+      // Whether the client's connection stays open is this server's call, unless the host (or
+      // the drain) closes it.
+      const headers = { ...answer.headers }
+      const closes = this.#draining || /\bclose\b/i.test(String(headers.connection ?? ''))
+      delete headers.connection
+      delete headers['keep-alive']
+      if (closes) headers.connection = 'close'
+      res.writeHead(answer.statusCode ?? 502, headers)
       answer.pipe(res)
     })
+    // One request per connection: it is closed once the answer is written, or abandoned.
+    res.once('close', () => upstream.destroy())
     upstream.once('error', () => res.destroy())
     req.pipe(upstream)
   }

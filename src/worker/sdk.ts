@@ -11,6 +11,11 @@ import SerializerSelector from '@fastify/fast-json-stringify-compiler'
 export type { FastifyInstance } from 'fastify'
 
 const KEEP_ALIVE_MS = 72_000
+/**
+ * How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s), as
+ * the host does: handed-off connections get the host's limits (src/worker/handoff-receiver.ts).
+ */
+const SLOW_CLIENT_CHECK_MS = 1_000
 
 export interface WorkerEnv {
   /** Port to listen on (PORT; 3000 when run by hand). */
@@ -65,7 +70,7 @@ export async function serve (setup: WorkerSetup, options: ServeOptions = {}): Pr
     ...(warmCompilers && { schemaController: { compilersFactory: warmCompilers } }),
     ...(ownServer && {
       serverFactory: (handler) => {
-        const server = createServer()
+        const server = createServer({ connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS })
         // Fastify's default, which it sets only on servers it makes: the host keeps its pooled
         // connections about as long (undici follows the Keep-Alive hint).
         server.keepAliveTimeout = KEEP_ALIVE_MS

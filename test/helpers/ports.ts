@@ -58,7 +58,8 @@ export const PORTS = {
   publicFiles: '24650-24669',
   startUp: '24850-24899',
   diskFull: '24900-24919',
-  memoryLeak: '24920-24939'
+  memoryLeak: '24920-24939',
+  handoffRules: '24980-24999'
 } as const
 
 /**
