@@ -8,7 +8,7 @@ import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { WebSocket } from 'ws'
-import { forwardingHeaders } from '../src/forwarded-headers.js'
+import { forwardingHeaders, type TrustFunction } from '../src/forwarded-headers.js'
 import { prefersHtml } from '../src/html.js'
 import { errorBody, errorPage, retryAfter, type ProxyError } from '../src/proxy/proxy-errors.js'
 import { RequestRouter, type PinnedTarget } from '../src/proxy/request-router.js'
@@ -26,6 +26,8 @@ export interface RouterOptions {
   liveReload: boolean
   /** Log one line per proxied request (accessLog in server.yaml). */
   accessLog?: boolean
+  /** Which peers may speak for a client (trustProxy in server.yaml, compiled). */
+  trust: TrustFunction
   /**
    * Filled with the raw request handler, for a server that hands plain requests over before
    * Fastify routes them (the standalone server does, for every path that is not its own).
@@ -36,7 +38,7 @@ export interface RouterOptions {
 /** Code sent to WebSocket clients of a retiring instance: "service restart", reconnect. */
 const WS_SERVICE_RESTART = 1012
 
-async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, fastPath }: RouterOptions): Promise<void> {
+async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, trust, fastPath }: RouterOptions): Promise<void> {
   const { tqserver } = fastify
   const agent = createUpstreamAgent(tqserver.upstreams, tqserver.routes)
   fastify.addHook('onClose', () => agent.close())
@@ -56,7 +58,8 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
     isClosing: () => tqserver.isClosing,
     dispatcher: agent,
     liveReload,
-    accessLog: accessLog ? fastify.log : undefined
+    accessLog: accessLog ? fastify.log : undefined,
+    trust
   })
   if (fastPath) fastPath.handle = (req, res) => { void router.handle(req, res) }
 
@@ -103,7 +106,7 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
       wsClientOptions: {
         rewriteRequestHeaders: (headers: IncomingHttpHeaders | undefined, request: FastifyRequest) => {
           const { cookie, authorization } = request.headers
-          return { ...headers, ...forwardingHeaders(request.raw, request.tqTarget!.route, request.protocol), ...(cookie && { cookie }), ...(authorization && { authorization }) }
+          return { ...headers, ...forwardingHeaders(request.raw, request.tqTarget!.route, request.protocol, trust), ...(cookie && { cookie }), ...(authorization && { authorization }) }
         }
       } as object,
       // WebSockets go to the upstream pinned in onRequest.

@@ -5,7 +5,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { forwardingHeaders } from '../forwarded-headers.js'
+import { forwardingHeaders, type TrustFunction } from '../forwarded-headers.js'
 
 /** Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'])
@@ -33,8 +33,8 @@ function namedByConnection (connection: string | string[] | undefined): string[]
   return connection === undefined ? [] : String(connection).toLowerCase().split(',').map((name) => name.trim())
 }
 
-/** Client request headers as the worker should see them. */
-export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string): IncomingHttpHeaders {
+/** Client request headers as the worker should see them; `trust` decides whose forwarding headers count. */
+export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
   const named = namedByConnection(req.headers.connection)
   const headers: IncomingHttpHeaders = {}
   for (const name in req.headers) {
@@ -42,7 +42,7 @@ export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, pr
     headers[name] = req.headers[name]
   }
   delete headers['x-forwarded-prefix']
-  return Object.assign(headers, forwardingHeaders(req, target.route, protocol))
+  return Object.assign(headers, forwardingHeaders(req, target.route, protocol, trust))
 }
 
 export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, target: ForwardTarget,

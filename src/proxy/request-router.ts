@@ -13,6 +13,7 @@ import { canTakeReloadScript, LIVE_RELOAD_TAG } from '../reload/live-reload.js'
 import type { RouteMatch, RouteTable, WorkerEntry } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import { isSafePath, pathOf } from '../url-paths.js'
+import { clientAddress, type TrustFunction } from '../forwarded-headers.js'
 import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from './proxy-errors.js'
 import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../errors.js'
 
@@ -38,6 +39,8 @@ export interface RequestRouterOptions {
   liveReload: boolean
   /** Where to log one line per request, if anywhere. */
   accessLog?: Logger | undefined
+  /** Which peers may speak for a client (trustProxy): their forwarding headers are kept. */
+  trust: TrustFunction
 }
 
 export class RequestRouter {
@@ -48,6 +51,7 @@ export class RequestRouter {
   readonly #dispatcher: Dispatcher
   readonly #liveReload: boolean
   readonly #accessLog: Logger | undefined
+  readonly #trust: TrustFunction
 
   constructor (options: RequestRouterOptions) {
     this.#routes = options.routes
@@ -57,6 +61,7 @@ export class RequestRouter {
     this.#dispatcher = options.dispatcher
     this.#liveReload = options.liveReload
     this.#accessLog = options.accessLog
+    this.#trust = options.trust
   }
 
   /**
@@ -81,7 +86,7 @@ export class RequestRouter {
       const statusCode = status()
       const served = this.#routes.release(origin, durationMs, statusCode === 0 || statusCode >= 500)
       this.#metrics.request(entry.spec.name, statusCode, durationMs)
-      this.#accessLog?.info({ worker: entry.spec.name, method: req.method, url, statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request')
+      this.#accessLog?.info({ worker: entry.spec.name, method: req.method, url, client: clientAddress(req, this.#trust), statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request')
       if (served === maxRequests) void this.#upstreams.emit('exhausted', origin)
     })
     const queryAt = url.indexOf('?')
@@ -117,7 +122,7 @@ export class RequestRouter {
     }
     traffic.awaitAnswer(target.origin)
     res.once('close', () => stopWaiting(false))
-    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol), body, {
+    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol, this.#trust), body, {
       onResponseHeaders: (_statusCode, headers) => {
         stopWaiting(true)
         rewriteLocation(headers, target)

@@ -57,7 +57,10 @@ export const PORTS = {
   poolExhausted: '24600-24600',
   startUp: '24850-24899',
   diskFull: '24900-24919',
-  memoryLeak: '24920-24939'
+  memoryLeak: '24920-24939',
+  edgeHttp: '24940-24944',
+  edgeHttpEmbedded: '24945-24949',
+  edgeForwarded: '24950-24959'
 } as const
 
 /**
