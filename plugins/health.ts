@@ -1,6 +1,6 @@
 // The server's own health endpoints. GET /health: the report as JSON (a load balancer, curl), or
-// the live dashboard for a browser; details only for loopback or the configured token, the
-// status for everyone. GET /livez, GET /readyz. The dashboard's event stream sends the report
+// the live dashboard for a browser; details only for requests from this machine or with the
+// configured token (src/report/health-access.ts), the status for everyone. GET /livez, GET /readyz. The dashboard's event stream sends the report
 // every second while a page is open.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ResolvedServerConfig, type ServerOverrides } from '../src/config/server-config.js'
+import { compileTrust } from '../src/forwarded-headers.js'
 import { ProdReload } from '../src/reload/prod-reload.js'
 import { ServerMetrics } from '../src/report/metrics.js'
 import { RouteTable } from '../src/routing/route-table.js'
@@ -50,7 +51,7 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   const prodReload = new ProdReload({ loadConfig, config: config.config, supervisor, log: fastify.log })
   await fastify.register(tqserverRegistry, { routes, upstreams, metrics, supervisor, prodReload })
   await fastify.register(tqserverSupervisor, { supervisor })
-  await fastify.register(tqserverRouter, { liveReload: mode === 'dev' && config.config.liveReload, accessLog: config.config.accessLog, fastPath })
+  await fastify.register(tqserverRouter, { liveReload: mode === 'dev' && config.config.liveReload, accessLog: config.config.accessLog, trust: compileTrust(config.config.trustProxy), fastPath })
   await fastify.register(tqserverHealth, { token: config.config.health.token })
   if (serveMetrics !== false) await fastify.register(tqserverMetrics, { token: config.config.health.token })
   if (reloadOnSignal === true) await fastify.register(tqserverProdReload)

@@ -1,18 +1,21 @@
 // Routes every request the app does not answer itself to a worker (src/proxy/request-router.ts does
 // the work): from an onRequest hook on a catch-all registered by @fastify/http-proxy, which also
-// forwards WebSocket upgrades. Routes live in the route table, not in Fastify's router, so workers
+// forwards WebSocket upgrades; other upgrade offers (h2c) are declined and served as plain requests
+// (src/proxy/upgrade-offers.ts). Routes live in the route table, not in Fastify's router, so workers
 // can come and go while the server listens. One undici Agent reaches every worker
 // (src/proxy/upstream-pools.ts).
 import fp from 'fastify-plugin'
 import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import { forwardingHeaders } from '../src/forwarded-headers.js'
+import { forwardingHeaders, type TrustFunction } from '../src/forwarded-headers.js'
 import { prefersHtml } from '../src/html.js'
 import { errorBody, errorPage, retryAfter, type ProxyError } from '../src/proxy/proxy-errors.js'
 import { RequestRouter, type PinnedTarget } from '../src/proxy/request-router.js'
 import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
+import { declineUpgrade, isWebSocketOffer } from '../src/proxy/upgrade-offers.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,17 +29,19 @@ export interface RouterOptions {
   liveReload: boolean
   /** Log one line per proxied request (accessLog in server.yaml). */
   accessLog?: boolean
+  /** Which peers may speak for a client (trustProxy in server.yaml, compiled). */
+  trust: TrustFunction
   /**
    * Filled with the raw request handler, for a server that hands plain requests over before
    * Fastify routes them (the standalone server does, for every path that is not its own).
    */
-  fastPath?: { handle?: (req: IncomingMessage, res: ServerResponse) => void }
+  fastPath?: { handle?: (req: IncomingMessage, res: ServerResponse, awaitingContinue?: boolean) => void }
 }
 
 /** Code sent to WebSocket clients of a retiring instance: "service restart", reconnect. */
 const WS_SERVICE_RESTART = 1012
 
-async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, fastPath }: RouterOptions): Promise<void> {
+async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, trust, fastPath }: RouterOptions): Promise<void> {
   const { tqserver } = fastify
   const agent = createUpstreamAgent(tqserver.upstreams, tqserver.routes)
   fastify.addHook('onClose', () => agent.close())
@@ -56,9 +61,10 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
     isClosing: () => tqserver.isClosing,
     dispatcher: agent,
     liveReload,
-    accessLog: accessLog ? fastify.log : undefined
+    accessLog: accessLog ? fastify.log : undefined,
+    trust
   })
-  if (fastPath) fastPath.handle = (req, res) => { void router.handle(req, res) }
+  if (fastPath) fastPath.handle = (req, res, awaitingContinue) => { void router.handle(req, res, awaitingContinue) }
 
   // Plain requests are forwarded from this hook with the reply hijacked, so Fastify neither
   // parses the body nor runs the route; WebSocket upgrades are pinned here and go on to
@@ -77,6 +83,8 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
     request.raw.url = target.path
   }
 
+  const { server } = fastify
+  const otherUpgradeListeners = new Set(server.listeners('upgrade'))
   await fastify.register(async function proxyScope (scope) {
     scope.addHook('onRequest', routeRequest)
     await scope.register(httpProxy, {
@@ -103,12 +111,21 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
       wsClientOptions: {
         rewriteRequestHeaders: (headers: IncomingHttpHeaders | undefined, request: FastifyRequest) => {
           const { cookie, authorization } = request.headers
-          return { ...headers, ...forwardingHeaders(request.raw, request.tqTarget!.route, request.protocol), ...(cookie && { cookie }), ...(authorization && { authorization }) }
+          return { ...headers, ...forwardingHeaders(request.raw, request.tqTarget!.route, request.protocol, trust), ...(cookie && { cookie }), ...(authorization && { authorization }) }
         }
       } as object,
       // WebSockets go to the upstream pinned in onRequest.
       replyOptions: { getUpstream: (request) => request.tqTarget!.origin }
     })
+  })
+
+  // http-proxy's 'upgrade' listener takes every upgrade: it sees WebSocket offers only. The others
+  // are declined, unless another plugin listens for upgrades too (it may take them).
+  const proxyListeners = server.listeners('upgrade').filter((listener) => !otherUpgradeListeners.has(listener)) as Array<(...args: unknown[]) => void>
+  for (const listener of proxyListeners) server.off('upgrade', listener)
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!isWebSocketOffer(req) && server.listenerCount('upgrade') === 1) return declineUpgrade(server, req, socket, head)
+    for (const listener of proxyListeners) listener.call(server, req, socket, head)
   })
 }
 

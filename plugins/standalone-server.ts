@@ -10,6 +10,7 @@ import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
+import { toOriginForm } from '../src/proxy/request-router.js'
 import { removeServerFile, writeServerFile } from '../src/server-file.js'
 import { isPortFree } from '../src/process/port-pool.js'
 import { isHostPath } from '../src/url-paths.js'
@@ -51,20 +52,27 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   // Requests for workers skip Fastify: the HTTP server hands them to the proxy directly, and
   // Fastify routes only the server's own paths (/health, /livez, /readyz, /__tqserver/...).
   // WebSocket upgrades still go through Fastify (http-proxy).
-  const fastPath: { handle?: (req: IncomingMessage, res: ServerResponse) => void } = {}
+  const fastPath: { handle?: (req: IncomingMessage, res: ServerResponse, awaitingContinue?: boolean) => void } = {}
   const app = Fastify({
     loggerInstance,
     logController: new LogController({ disableRequestLogging: true }),
-    serverFactory: (fastifyHandler) => createServer({
-      // Slow clients (slowloris headers, trickled bodies) are cut off; Node checks every second.
-      headersTimeout: config.headersTimeout,
-      requestTimeout: config.requestTimeout,
-      connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS,
-      keepAliveTimeout: CLIENT_KEEP_ALIVE_MS
-    }, (req, res) => {
-      if (fastPath.handle && !isHostPath(req.url ?? '/')) fastPath.handle(req, res)
-      else fastifyHandler(req, res)
-    })
+    serverFactory: (fastifyHandler) => {
+      // An absolute-form target (http://host/health) is routed by its path, here as by Fastify.
+      const serve = (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean) => {
+        if (fastPath.handle && !(toOriginForm(req) && isHostPath(req.url ?? '/'))) return fastPath.handle(req, res, awaitingContinue)
+        if (awaitingContinue) res.writeContinue()
+        fastifyHandler(req, res)
+      }
+      return createServer({
+        // Slow clients (slowloris headers, trickled bodies) are cut off; Node checks every second.
+        headersTimeout: config.headersTimeout,
+        requestTimeout: config.requestTimeout,
+        connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS,
+        keepAliveTimeout: CLIENT_KEEP_ALIVE_MS
+      }, (req, res) => serve(req, res, false))
+        // Expect: 100-continue is ours to answer: the router sends 100 once it forwards the body.
+        .on('checkContinue', (req: IncomingMessage, res: ServerResponse) => serve(req, res, true))
+    }
   })
   await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath })
 

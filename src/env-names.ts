@@ -2,7 +2,7 @@
 // what a worker process is told. One list, so the host never passes its settings on to a worker.
 
 /** Host settings from the environment, and the configuration key each sets. */
-export const HOST_ENV = { TQ_PORT: 'port', TQ_HOST: 'host', TQ_WORKER_PORTS: 'workerPorts' } as const
+export const HOST_ENV = { TQ_PORT: 'port', TQ_HOST: 'host', TQ_WORKER_PORTS: 'workerPorts', TQ_TRUST_PROXY: 'trustProxy' } as const
 /** Names another configuration file than config/server.yaml. */
 export const CONFIG_ENV = 'TQ_CONFIG'
 
@@ -12,5 +12,7 @@ export const WORKER_ENV = {
   host: 'HOST',
   name: 'TQ_WORKER_NAME',
   route: 'TQ_WORKER_ROUTE',
-  mode: 'TQ_MODE'
+  mode: 'TQ_MODE',
+  /** The host's trustProxy, as text: whom a worker trusts beyond the host (the SDK's req.ip). */
+  hostTrustProxy: 'TQ_HOST_TRUST_PROXY'
 } as const

@@ -1,19 +1,131 @@
-// The X-Forwarded-* headers a worker gets, set the same way by the host's proxy and by a worker
-// serving a handed-off connection.
+// Who sent a request, and the forwarding headers a worker gets about it: set the same way by the
+// host's proxy and by a worker serving a handed-off connection. Which peers may speak for a client
+// is the trustProxy setting; by default none may, and a client's own X-Forwarded-*, X-Real-IP and
+// Forwarded headers are replaced with what the host saw.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import proxyAddr from '@fastify/proxy-addr'
 
 /**
- * X-Forwarded-For (the client's address appended), -Proto, -Host, and -Prefix (the route; none
- * for '/', and never the client's own).
+ * trustProxy as configured: true (every peer), false (none), a hop count (the nearest N peers,
+ * whatever their address), or addresses and CIDR ranges (a list, or one string with commas; also
+ * proxy-addr's names loopback, linklocal and uniquelocal). Strings 'true', 'false' and '2' are the
+ * same as the values (the environment and flags give strings).
  */
-export function forwardingHeaders (req: IncomingMessage, route: string, protocol: string): IncomingHttpHeaders {
-  const client = req.socket.remoteAddress ?? ''
-  const prior = req.headers['x-forwarded-for']
-  const headers: IncomingHttpHeaders = {
-    'x-forwarded-for': prior ? `${String(prior)}, ${client}` : client,
-    'x-forwarded-proto': protocol,
-    'x-forwarded-host': req.headers.host ?? ''
+export type TrustProxy = boolean | number | string | readonly string[]
+
+/** Whether the address at `hop` (0: the peer of the connection, 1: the address it names...) is trusted. */
+export type TrustFunction = (address: string, hop: number) => boolean
+
+export const TRUST_NONE: TrustFunction = () => false
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/
+
+export function isLoopback (address: string): boolean {
+  return LOOPBACK.test(address)
+}
+
+/** The trust function of a setting; throws a TypeError naming an address it cannot read. */
+export function compileTrust (setting: TrustProxy): TrustFunction {
+  if (setting === true || setting === 'true') return () => true
+  if (setting === false || setting === 'false' || setting === 0 || setting === '0' || setting === '') return TRUST_NONE
+  if (typeof setting === 'number' || /^[0-9]+$/.test(String(setting))) {
+    const hops = Number(setting)
+    return (_address, hop) => hop < hops
   }
-  if (route !== '/') headers['x-forwarded-prefix'] = route
+  const list = typeof setting === 'string' ? setting.split(',') : [...setting]
+  return proxyAddr.compile(list.map((entry) => entry.trim()).filter((entry) => entry !== ''))
+}
+
+/** The setting as one string, as a worker is told it (TQ_HOST_TRUST_PROXY). */
+export function trustText (setting: TrustProxy): string {
+  return typeof setting === 'object' ? setting.join(',') : String(setting)
+}
+
+/**
+ * The trust a worker behind the host gives (the SDK's Fastify trustProxy): the host itself on
+ * loopback, then, one hop further, whom the host trusts. A handed-off connection has no host in
+ * between: its peer is trusted as the host would trust it, and the host's own entry in
+ * X-Forwarded-For (the same peer again) keeps the hop counts equal.
+ */
+export function workerTrust (hostSetting: TrustProxy): TrustFunction {
+  const host = compileTrust(hostSetting)
+  return (address, hop) => (hop === 0 && isLoopback(address)) || host(address, Math.max(0, hop - 1))
+}
+
+/** The client's address: the peer, or with trusted peers the first address they name that is not trusted. */
+export function clientAddress (req: IncomingMessage, trust: TrustFunction): string {
+  const peer = req.socket.remoteAddress ?? ''
+  return trust(peer, 0) ? proxyAddr(req, trust) : peer
+}
+
+/**
+ * X-Forwarded-For, -Proto, -Host, -Prefix, X-Real-IP and Forwarded, as the worker gets them; the
+ * caller sets them over the client's headers and drops the client's X-Forwarded-Prefix.
+ * - The peer not trusted (the default): what the host saw replaces the client's headers.
+ * - A trusted peer (a proxy in front): it is appended to X-Forwarded-For and Forwarded, its
+ *   X-Forwarded-Proto and -Host are kept, and its X-Forwarded-Prefix goes before the route's.
+ * X-Real-IP is the client as `trust` finds it. X-Forwarded-Prefix is the route (none for '/').
+ */
+export function forwardingHeaders (req: IncomingMessage, route: string, protocol: string, trust: TrustFunction = TRUST_NONE): IncomingHttpHeaders {
+  const peer = req.socket.remoteAddress ?? ''
+  const host = req.headers.host
+  const element = `for=${forwardedNode(peer)}${host ? `;host=${quoted(host)}` : ''};proto=${protocol}`
+  if (!trust(peer, 0)) {
+    const headers: IncomingHttpHeaders = {
+      'x-forwarded-for': peer,
+      'x-forwarded-proto': protocol,
+      'x-forwarded-host': host ?? '',
+      'x-real-ip': peer,
+      forwarded: element
+    }
+    if (route !== '/') headers['x-forwarded-prefix'] = route
+    return headers
+  }
+  const prior = req.headers
+  const headers: IncomingHttpHeaders = {
+    'x-forwarded-for': prior['x-forwarded-for'] ? `${String(prior['x-forwarded-for'])}, ${peer}` : peer,
+    'x-forwarded-proto': prior['x-forwarded-proto'] || protocol,
+    'x-forwarded-host': prior['x-forwarded-host'] || host || '',
+    'x-real-ip': proxyAddr(req, trust),
+    forwarded: prior.forwarded ? `${prior.forwarded}, ${element}` : element
+  }
+  const outer = String(prior['x-forwarded-prefix'] ?? '').replace(/\/+$/, '')
+  const prefix = `${outer}${route === '/' ? '' : route}`
+  if (prefix !== '') headers['x-forwarded-prefix'] = prefix
   return headers
+}
+
+/**
+ * Every address a request names as its origin: the peer, X-Forwarded-For, X-Real-IP and the `for`
+ * of Forwarded (unquoted, without brackets or port). Anything that is not an address stays as it
+ * is (`unknown`, `_hidden`), so that it never passes for loopback.
+ */
+export function namedAddresses (req: { socket: { remoteAddress?: string | undefined }, headers: IncomingHttpHeaders }): string[] {
+  const { headers } = req
+  const addresses = [req.socket.remoteAddress ?? '']
+  const list = (value: string | string[] | undefined) => value === undefined ? [] : String(value).split(',').map((entry) => entry.trim())
+  addresses.push(...list(headers['x-forwarded-for']), ...list(headers['x-real-ip']))
+  for (const element of list(headers.forwarded)) {
+    for (const pair of element.split(';')) {
+      const equals = pair.indexOf('=')
+      if (pair.slice(0, equals).trim().toLowerCase() !== 'for') continue
+      addresses.push(nodeAddress(pair.slice(equals + 1).trim().replace(/^"(.*)"$/, '$1')))
+    }
+  }
+  return addresses
+}
+
+/** An RFC 7239 node: IPv6 in brackets, and quoted whenever it is more than a token. */
+function forwardedNode (address: string): string {
+  return address.includes(':') ? `"[${address}]"` : address === '' ? 'unknown' : address
+}
+
+function quoted (value: string): string {
+  return `"${value.replace(/["\\]/g, '\\$&')}"`
+}
+
+/** `[::1]:8080` -> `::1`, `127.0.0.1:8080` -> `127.0.0.1`. */
+function nodeAddress (node: string): string {
+  if (node.startsWith('[')) return node.slice(1, node.indexOf(']') === -1 ? undefined : node.indexOf(']'))
+  return /^[0-9.]+:[0-9]+$/.test(node) ? node.slice(0, node.indexOf(':')) : node
 }

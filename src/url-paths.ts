@@ -1,5 +1,6 @@
 // Request paths as the host sees them: the path without its query string, whether a path is safe
-// to forward, and the paths the host answers itself (which no worker may take).
+// to forward, the paths the host answers itself (which no worker may take), and the path of an
+// absolute-form target.
 
 /** Paths the host answers itself; a worker there would never be reached. */
 export const HOST_ROUTES = new Set(['/health', '/livez', '/readyz', '/metrics'])
@@ -31,4 +32,17 @@ export function isSafePath (path: string): boolean {
     return false
   }
   return !decoded.replaceAll('\\', '/').split('/').includes('..')
+}
+
+/**
+ * The parts of an absolute-form request target (`http://host:8080/path?q`, scheme and host in any
+ * case): its authority, and its path and query in origin-form (`/` when it has no path). Undefined
+ * for any other target.
+ */
+export function splitAbsoluteForm (target: string): { authority: string, path: string } | undefined {
+  const match = /^https?:\/\/(?:[^/?#@]*@)?([^/?#@]+)([^#]*)/i.exec(target)
+  if (!match) return undefined
+  // userinfo@ is no part of the Host (RFC 9110 4.2.4 deprecates it in http URIs).
+  const rest = match[2]!
+  return { authority: match[1]!, path: rest.startsWith('/') ? rest : `/${rest}` }
 }

@@ -21,12 +21,14 @@ import {
 const DEFAULT_RELOAD_TIMEOUT_MS = 120_000
 
 /** A server key's default, as the schema gives it. */
-const fallback = (key: 'port' | 'host' | 'workerPorts') => String((serverConfigSchema.properties[key] as { default: unknown }).default)
+const fallback = (key: 'port' | 'host' | 'workerPorts' | 'trustProxy') => String((serverConfigSchema.properties[key] as { default: unknown }).default)
 
 const SERVER_OPTIONS = `Options (also ${[...Object.keys(HOST_ENV), CONFIG_ENV].join(', ')}, then ${DEFAULT_CONFIG_FILE}):
   --port N            port the server listens on (default ${fallback('port')})
   --host ADDR         address the server listens on (default ${fallback('host')})
   --worker-ports A-B  ports for worker processes (default ${fallback('workerPorts')})
+  --trust-proxy LIST  proxies whose X-Forwarded-* headers count: true, a hop count, or
+                      addresses/CIDRs with commas (default ${fallback('trustProxy')}: none)
   --config FILE       configuration file (default ${DEFAULT_CONFIG_FILE})
   --root DIR          project root holding workers/ and config/ (default: the current folder)`
 
@@ -100,6 +102,7 @@ async function main (argv: string[]): Promise<void> {
     port: values.port === undefined ? undefined : (/^[0-9]+$/.test(values.port) ? Number(values.port) : values.port as unknown as number),
     host: values.host,
     workerPorts: values['worker-ports'],
+    trustProxy: values['trust-proxy'],
     config: values.config
   }
   switch (command) {
@@ -135,6 +138,7 @@ function parseCommandLine (argv: string[]) {
         port: { type: 'string' },
         host: { type: 'string' },
         'worker-ports': { type: 'string' },
+        'trust-proxy': { type: 'string' },
         config: { type: 'string' },
         root: { type: 'string' },
         'no-wait': { type: 'boolean' },

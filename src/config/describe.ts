@@ -30,7 +30,7 @@ export function renderServerYaml (): string {
   const lines = [
     '# tqserver server configuration. Every key is optional; the values below are the defaults.',
     '# Precedence: command-line flags, then the environment (TQ_PORT, TQ_HOST, TQ_WORKER_PORTS,',
-    '# TQ_CONFIG names another file), then this file, then the defaults.',
+    '# TQ_TRUST_PROXY; TQ_CONFIG names another file), then this file, then the defaults.',
     '# Reference: docs/configuration.md. Per-worker settings go in workers/<name>/worker.yaml.',
     ''
   ]

@@ -28,6 +28,16 @@ export const serverConfigSchema = Type.Object({
     description: 'Ports handed to worker instances, as from-to; used in turn, so a released port is not reused at once'
   }),
   bodyLimit: BodyLimit,
+  trustProxy: Type.Union([
+    Type.Boolean(),
+    Type.Integer({ minimum: 0, maximum: 100 }),
+    Type.String(),
+    Type.Array(Type.String({ minLength: 1 }))
+  ], {
+    'x-rule': 'must be true, false, a hop count, or addresses and CIDR ranges (a list, or one string with commas)',
+    default: false,
+    description: 'Peers whose X-Forwarded-For, -Proto, -Host, -Prefix, X-Real-IP and Forwarded headers are kept (a proxy in front): false (none: they are replaced with what the host saw), true (every peer), a hop count, or addresses and CIDR ranges such as 127.0.0.1, 10.0.0.0/8 or loopback; see docs/scale-out.md'
+  }),
   handoff: Type.Boolean({
     default: false,
     description: 'Hand client connections to SDK workers, so that the host does no work per request (plain HTTP only; see docs/performance.md for what it costs)'
@@ -54,7 +64,7 @@ export const serverConfigSchema = Type.Object({
   failedRetryDelayMax: Milliseconds(600_000, 'Longest wait before a FAILED worker is started again'),
   reloadDebounce: Type.Integer({ minimum: 0, maximum: 10_000, default: 10, description: 'Dev: quiet time after a file change before the worker is rebuilt, so a burst of saves gives one build (ms)' }),
   standbys: Type.Integer({ minimum: 0, maximum: 8, default: 1, description: 'Dev: warm Node processes kept ready to take a new worker version (each takes the memory of a worker, see docs/performance.md; 0 turns them off)' }),
-  accessLog: Type.Boolean({ default: false, description: 'Log one line per proxied request (worker, method, url, status, duration); off by default, as it costs the proxy CPU' }),
+  accessLog: Type.Boolean({ default: false, description: 'Log one line per proxied request (worker, method, url, client address, status, duration); off by default, as it costs the proxy CPU' }),
   liveReload: Type.Boolean({ default: true, description: 'Dev: pages served by tqserver reload themselves after their worker switched' }),
   health: Type.Object({
     interval: Milliseconds(10_000, 'Time between two GET /health probes of each instance'),
@@ -63,7 +73,7 @@ export const serverConfigSchema = Type.Object({
     rise: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'Passed probes in a row that make an UNHEALTHY instance HEALTHY again' }),
     grace: Milliseconds(30_000, 'An instance UNHEALTHY for this long is replaced by a new one'),
     hangAfter: Milliseconds(1_000, 'Requests waiting this long on an instance that answers nothing make it suspect: GET /health at once, and no answer within this time either means it hangs (taken out, what waits on it answered 503, replaced at once)'),
-    token: Type.String({ default: '', description: 'Requests carrying it (Authorization: Bearer, or ?token=) see /health details from anywhere; without it only loopback does' })
+    token: Type.String({ default: '', description: 'Requests carrying it (Authorization: Bearer <token>; /health also takes ?token=, /metrics does not) see /health details and /metrics from anywhere; without it only requests from this machine do' })
   }, { additionalProperties: false, default: {}, description: 'Active health checks of worker instances, and who may see /health details' }),
   outputLines: Type.Integer({ minimum: 0, maximum: 10_000, default: 200, description: 'Last output lines kept per worker, shown when it fails to start' }),
   ...timeoutKeys

@@ -6,7 +6,8 @@ import { partialSchema, serverConfigSchema, type ServerConfig } from './schema.j
 import { validate } from './validate.js'
 import { readYamlFile } from './yaml-file.js'
 import { CONFIG_ENV, HOST_ENV } from '../env-names.js'
-import { TQ_ERR_CONFIG_FILE_MISSING, TQ_ERR_CONFIG_PORT_RANGE } from '../errors.js'
+import { compileTrust } from '../forwarded-headers.js'
+import { TQ_ERR_CONFIG_FILE_MISSING, TQ_ERR_CONFIG_INVALID_VALUE, TQ_ERR_CONFIG_PORT_RANGE } from '../errors.js'
 
 export const DEFAULT_CONFIG_FILE = 'config/server.yaml'
 
@@ -72,6 +73,7 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   const merged = mergeLayers(fromFile ?? {}, fromEnv, fromOverrides)
   const config = validate<ServerConfig>(serverConfigSchema, merged, 'configuration', true)
   checkPorts(config, sources)
+  checkTrustProxy(config, sources)
   return { config: Object.freeze(config), root, file: fromFile === undefined ? undefined : file }
 }
 
@@ -109,5 +111,15 @@ function checkPorts (config: ServerConfig, sources: Map<string, { label: string,
     const key = (sources.get('port')?.rank ?? 0) > (sources.get('workerPorts')?.rank ?? 0) ? 'port' : 'workerPorts'
     throw new TQ_ERR_CONFIG_PORT_RANGE(sourceOf(key), key,
       `puts the server's port ${config.port} inside the worker port range ${config.workerPorts}`)
+  }
+}
+
+/** trustProxy's addresses must be addresses or CIDR ranges (proxy-addr reads them). */
+function checkTrustProxy (config: ServerConfig, sources: Map<string, { label: string, rank: number }>): void {
+  try {
+    compileTrust(config.trustProxy)
+  } catch (err) {
+    throw new TQ_ERR_CONFIG_INVALID_VALUE(sources.get('trustProxy')?.label ?? 'defaults', 'trustProxy',
+      `must be true, false, a hop count, or addresses and CIDR ranges: ${(err as Error).message} (got ${JSON.stringify(config.trustProxy)})`)
   }
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js'
 import type { PortPool } from './port-pool.js'
 import type { WorkerSpec } from '../config/worker-discovery.js'
 import { CONFIG_ENV, HOST_ENV, WORKER_ENV } from '../env-names.js'
+import { trustText, type TrustProxy } from '../forwarded-headers.js'
 import { describeExit, WorkerProcess, type ExitInfo, type SpawnOptions } from './worker-process.js'
 import { InstanceState } from './worker-state.js'
 
@@ -18,6 +19,8 @@ export interface InstanceOptions {
   spec: WorkerSpec
   build: BuildResult
   mode: BuildMode
+  /** The host's trustProxy, passed on so that a worker finds the client as the host does. */
+  trustProxy: TrustProxy
   pool: PortPool
   log: Logger
   output: OutputBuffer
@@ -175,7 +178,7 @@ export class WorkerInstance {
   }
 
   #env (port: number): Record<string, string> {
-    const { spec, mode } = this.#options
+    const { spec, mode, trustProxy } = this.#options
     return {
       ...baseEnv(mode),
       ...spec.env,
@@ -183,7 +186,8 @@ export class WorkerInstance {
       [WORKER_ENV.host]: WORKER_HOST,
       [WORKER_ENV.name]: spec.name,
       [WORKER_ENV.route]: spec.route,
-      [WORKER_ENV.mode]: mode
+      [WORKER_ENV.mode]: mode,
+      [WORKER_ENV.hostTrustProxy]: trustText(trustProxy)
     }
   }
 }

@@ -5,10 +5,22 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { forwardingHeaders } from '../forwarded-headers.js'
+import { forwardingHeaders, type TrustFunction } from '../forwarded-headers.js'
 
-/** Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'])
+/**
+ * Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded, either
+ * way. Transfer-Encoding too: undici frames the body it sends itself.
+ */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
+/**
+ * Request headers that stop at the host as well: Expect is answered here (100 Continue, or 417
+ * from Node's server), an Upgrade offer is declined so HTTP2-Settings means nothing, and
+ * Proxy-Authorization holds credentials for a proxy (RFC 9110 11.7.4), never for a worker. The
+ * client's Host is replaced by the worker's (X-Forwarded-Host keeps it).
+ */
+const REQUEST_ONLY = new Set([...HOP_BY_HOP, 'host', 'expect', 'http2-settings', 'proxy-authorization', 'x-forwarded-prefix'])
+/** Proxy-Authenticate challenges the next client on the way back (RFC 9110 11.7.1): the host, not the client. */
+const RESPONSE_ONLY = new Set([...HOP_BY_HOP, 'proxy-authenticate'])
 
 export interface ForwardTarget {
   origin: string
@@ -33,16 +45,15 @@ function namedByConnection (connection: string | string[] | undefined): string[]
   return connection === undefined ? [] : String(connection).toLowerCase().split(',').map((name) => name.trim())
 }
 
-/** Client request headers as the worker should see them. */
-export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string): IncomingHttpHeaders {
+/** Client request headers as the worker should see them; `trust` decides whose forwarding headers count. */
+export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
   const named = namedByConnection(req.headers.connection)
   const headers: IncomingHttpHeaders = {}
   for (const name in req.headers) {
-    if (HOP_BY_HOP.has(name) || name === 'host' || named.includes(name)) continue
+    if (REQUEST_ONLY.has(name) || named.includes(name)) continue
     headers[name] = req.headers[name]
   }
-  delete headers['x-forwarded-prefix']
-  return Object.assign(headers, forwardingHeaders(req, target.route, protocol))
+  return Object.assign(headers, forwardingHeaders(req, target.route, protocol, trust))
 }
 
 export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, target: ForwardTarget,
@@ -71,7 +82,7 @@ export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: Serv
     onResponseStart (_ctrl, statusCode, upstream) {
       const out: OutgoingHttpHeaders = {}
       const named = namedByConnection(upstream.connection)
-      for (const name in upstream) if (!HOP_BY_HOP.has(name) && !named.includes(name)) out[name] = upstream[name]
+      for (const name in upstream) if (!RESPONSE_ONLY.has(name) && !named.includes(name)) out[name] = upstream[name]
       hooks.onResponseHeaders?.(statusCode, out)
       trailer = hooks.trailer?.(statusCode, out)
       if (trailer !== undefined) delete out['content-length']

@@ -12,7 +12,8 @@ import type { Logger } from '../logger.js'
 import { canTakeReloadScript, LIVE_RELOAD_TAG } from '../reload/live-reload.js'
 import type { RouteMatch, RouteTable, WorkerEntry } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
-import { isSafePath, pathOf } from '../url-paths.js'
+import { isSafePath, pathOf, splitAbsoluteForm } from '../url-paths.js'
+import { clientAddress, type TrustFunction } from '../forwarded-headers.js'
 import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from './proxy-errors.js'
 import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../errors.js'
 
@@ -38,7 +39,17 @@ export interface RequestRouterOptions {
   liveReload: boolean
   /** Where to log one line per request, if anywhere. */
   accessLog?: Logger | undefined
+  /** Which peers may speak for a client (trustProxy): their forwarding headers are kept. */
+  trust: TrustFunction
 }
+
+/** What `OPTIONS *` is told (RFC 9110 9.3.7): the methods the host forwards. */
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
+/**
+ * undici refused the request before sending it (a header or value it does not take): the host's
+ * fault or the client's, never the worker's, which must not be made suspect for it.
+ */
+const REFUSED_BEFORE_SENDING = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED'])
 
 export class RequestRouter {
   readonly #routes: RouteTable
@@ -48,6 +59,7 @@ export class RequestRouter {
   readonly #dispatcher: Dispatcher
   readonly #liveReload: boolean
   readonly #accessLog: Logger | undefined
+  readonly #trust: TrustFunction
 
   constructor (options: RequestRouterOptions) {
     this.#routes = options.routes
@@ -57,6 +69,7 @@ export class RequestRouter {
     this.#dispatcher = options.dispatcher
     this.#liveReload = options.liveReload
     this.#accessLog = options.accessLog
+    this.#trust = options.trust
   }
 
   /**
@@ -81,7 +94,7 @@ export class RequestRouter {
       const statusCode = status()
       const served = this.#routes.release(origin, durationMs, statusCode === 0 || statusCode >= 500)
       this.#metrics.request(entry.spec.name, statusCode, durationMs)
-      this.#accessLog?.info({ worker: entry.spec.name, method: req.method, url, statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request')
+      this.#accessLog?.info({ worker: entry.spec.name, method: req.method, url, client: clientAddress(req, this.#trust), statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request')
       if (served === maxRequests) void this.#upstreams.emit('exhausted', origin)
     })
     const queryAt = url.indexOf('?')
@@ -95,16 +108,23 @@ export class RequestRouter {
     }
   }
 
-  /** Answers a plain request: a public/ file, the worker's answer, or a JSON (or HTML) error. */
-  async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * Answers a plain request: a public/ file, the worker's answer, or a JSON (or HTML) error.
+   * `awaitingContinue`: the client sent `Expect: 100-continue` and Node left the answer to us
+   * (the standalone server's checkContinue): 100 Continue goes out only once the body is wanted,
+   * so a request refused anyway (404, 413, 503) is answered before its body is sent.
+   */
+  async handle (req: IncomingMessage, res: ServerResponse, awaitingContinue = false): Promise<void> {
+    if (!toOriginForm(req)) return this.#answerOwnTarget(req, res, awaitingContinue)
     const match = this.#routes.match(req.url ?? '/')
     if (match && (req.method === 'GET' || req.method === 'HEAD') && match.entry.staticFiles.has(match.forwardPath) &&
         await this.#sendStatic(req, res, match.entry, match.forwardPath)) {
       return
     }
     const target = this.pin(req, match, res, () => res.writableFinished ? res.statusCode : 0)
-    if (!('origin' in target)) return this.#writeError(req, res, target)
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+    if (!('origin' in target)) return this.#writeError(req, res, target, awaitingContinue && hasBody)
+    if (awaitingContinue && hasBody) res.writeContinue()
     const body = !hasBody ? null : target.bodyLimit > 0 ? limitBody(req, target.bodyLimit, target.worker) : req
     const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
     // Until its answer starts, the request counts as waiting on the instance (hang detection).
@@ -117,7 +137,7 @@ export class RequestRouter {
     }
     traffic.awaitAnswer(target.origin)
     res.once('close', () => stopWaiting(false))
-    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol), body, {
+    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol, this.#trust), body, {
       onResponseHeaders: (_statusCode, headers) => {
         stopWaiting(true)
         rewriteLocation(headers, target)
@@ -130,16 +150,31 @@ export class RequestRouter {
         if (error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE' || error.code === 'TQ_ERR_PROXY_HUNG') {
           return this.#writeError(req, res, error as ProxyError)
         }
-        void this.#upstreams.emit('failed', target.origin)
+        if (!REFUSED_BEFORE_SENDING.has(error.code ?? '')) void this.#upstreams.emit('failed', target.origin)
         this.#writeError(req, res, transportError(target.worker, error))
       }
     })
   }
 
-  /** An error answer; while the server closes, it closes its connection like any other answer. */
-  #writeError (req: IncomingMessage, res: ServerResponse, error: ProxyError): void {
-    if (this.#isClosing()) res.setHeader('connection', 'close')
+  /**
+   * An error answer; while the server closes, it closes its connection like any other answer. So
+   * does one given instead of 100 Continue: the client may send its body now or never, and the
+   * next bytes cannot be told apart from a next request (RFC 9110 10.1.1).
+   */
+  #writeError (req: IncomingMessage, res: ServerResponse, error: ProxyError, bodyHeldBack = false): void {
+    if (this.#isClosing() || bodyHeldBack) res.setHeader('connection', 'close')
     writeError(req, res, error)
+  }
+
+  /** `OPTIONS *` is about the server, not a resource: the host answers it. Any other target is refused. */
+  #answerOwnTarget (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean): void {
+    if (req.url === '*' && req.method === 'OPTIONS') {
+      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0, ...(this.#isClosing() && { connection: 'close' }) })
+      res.end()
+      return
+    }
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+    this.#writeError(req, res, new TQ_ERR_PROXY_BAD_PATH(req.url ?? '') as ProxyError, awaitingContinue && hasBody)
   }
 
   /**
@@ -160,6 +195,22 @@ export class RequestRouter {
     res.once('close', () => result.stream.destroy())
     return true
   }
+}
+
+/**
+ * Brings the request target to origin-form (`/path?query`): an absolute-form target
+ * (`http://host/path`, RFC 9112 3.2.2; its scheme and host in any case) is routed by its path, and
+ * its authority replaces the Host header. False for a target that has no path at all (`*`, or
+ * authority-form outside CONNECT): the host answers it itself.
+ */
+export function toOriginForm (req: IncomingMessage): boolean {
+  const url = req.url ?? '/'
+  if (url.startsWith('/')) return true
+  const absolute = splitAbsoluteForm(url)
+  if (!absolute) return false
+  req.url = absolute.path
+  req.headers.host = absolute.authority
+  return true
 }
 
 /** A redirect to the worker's own origin becomes one to its public route. */

@@ -1,27 +1,47 @@
-// Who may see /health details (pids, ports, errors, output lines, events): requests from this
-// machine, or carrying the configured token. Everyone else gets the overall status only.
+// Who may see /health details (pids, ports, errors, output lines, events) and /metrics: requests
+// from this machine, or carrying the configured token. Everyone else gets the overall status only.
 import { timingSafeEqual } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import { isLoopback, namedAddresses } from '../forwarded-headers.js'
 
 /** The parts of a request (a Fastify request has them) that decide. */
 export interface AccessRequest {
   socket: { remoteAddress?: string | undefined }
-  headers: Record<string, string | string[] | undefined>
+  headers: IncomingHttpHeaders
   query: unknown
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/
-
-export function mayReadDetails (request: AccessRequest, token: string): boolean {
-  const presented = presentedToken(request)
-  if (token !== '' && presented !== undefined && sameSecret(presented, token)) return true
-  // A request relayed by a proxy on this machine comes from loopback too, but is not local.
-  if (request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined) return false
-  return LOOPBACK.test(request.socket.remoteAddress ?? '')
+export interface AccessOptions {
+  /**
+   * Also take the token as `?token=` (the dashboard's page and its event stream, which a browser
+   * opens without headers). /metrics takes it in the header only: query strings end up in logs.
+   * @default true
+   */
+  tokenInQuery?: boolean
 }
 
-function presentedToken (request: AccessRequest): string | undefined {
+export function mayReadDetails (request: AccessRequest, token: string, { tokenInQuery = true }: AccessOptions = {}): boolean {
+  const presented = presentedToken(request, tokenInQuery)
+  if (token !== '' && presented !== undefined && sameSecret(presented, token)) return true
+  return isLocal(request)
+}
+
+/**
+ * From this machine: every address the request names is loopback, the peer and whatever its
+ * forwarding headers say. A proxy on this machine relaying a client from elsewhere names that
+ * client, so its requests are not local, trusted (trustProxy) or not; nor is one whose headers
+ * name something that is not an address at all.
+ */
+export function isLocal (request: AccessRequest): boolean {
+  return namedAddresses(request).every(isLoopback)
+}
+
+/** The Authorization scheme is case-insensitive (RFC 9110 11.1): Bearer, bearer, BEARER. */
+function presentedToken (request: AccessRequest, tokenInQuery: boolean): string | undefined {
   const header = request.headers.authorization
-  if (typeof header === 'string' && header.startsWith('Bearer ')) return header.slice('Bearer '.length)
+  const bearer = header === undefined ? null : /^bearer +(.+)$/i.exec(header)
+  if (bearer) return bearer[1]!.trim()
+  if (!tokenInQuery) return undefined
   const { token } = (request.query ?? {}) as { token?: unknown }
   return typeof token === 'string' ? token : undefined
 }

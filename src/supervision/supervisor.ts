@@ -256,6 +256,7 @@ export class Supervisor implements SwitchHost {
       spec,
       build,
       mode: this.#options.mode,
+      trustProxy: this.#options.config.trustProxy,
       pool: this.pool,
       log: this.log,
       output: runtime.output,

@@ -14,11 +14,14 @@ import { existsSync, statSync } from 'node:fs'
 import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { forwardingHeaders } from '../forwarded-headers.js'
+import { compileTrust, forwardingHeaders } from '../forwarded-headers.js'
+import { WORKER_ENV } from '../env-names.js'
 import { isHostPath, isSafePath, pathOf } from '../url-paths.js'
 
 /** Idle connections are closed this long after a drain begins (they may be mid-request). */
 const DRAIN_GRACE_MS = 1_000
+/** Whom the host trusts in front of it: the same rule for the headers here as on the host's path. */
+const trust = compileTrust(process.env[WORKER_ENV.hostTrustProxy] ?? false)
 
 interface ConnectionMessage {
   type: 'tq:connection'
@@ -79,7 +82,7 @@ export class HandoffReceiver {
     }
     // The same headers the proxy sets; a client's own X-Forwarded-Prefix is never passed on.
     delete req.headers['x-forwarded-prefix']
-    Object.assign(req.headers, forwardingHeaders(req, this.#route, 'http'))
+    Object.assign(req.headers, forwardingHeaders(req, this.#route, 'http', trust))
     const url = req.url ?? '/'
     if (this.#route !== '/') {
       const rest = url.slice(this.#route.length)

@@ -1,9 +1,11 @@
 // tqserver/worker: the worker contract in one call. serve() builds a Fastify app, lets `setup` add
 // routes, answers GET /health, listens on PORT/HOST, tells the server it is ready over IPC,
-// drains on SIGTERM and exits when the server goes away. Nothing requires a worker to use it.
+// drains on SIGTERM and exits when the server goes away, and trusts the host's forwarding headers
+// (req.ip is the client). Nothing requires a worker to use it.
 import { createServer, request } from 'node:http'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { WORKER_ENV } from '../env-names.js'
+import { workerTrust } from '../forwarded-headers.js'
 import { HandoffReceiver } from './handoff-receiver.js'
 import AjvCompiler from '@fastify/ajv-compiler'
 import SerializerSelector from '@fastify/fast-json-stringify-compiler'
@@ -42,8 +44,9 @@ export function workerEnv (env: NodeJS.ProcessEnv = process.env): WorkerEnv {
 
 export interface ServeOptions {
   /**
-   * Options for the Fastify factory, over the SDK's: a JSON logger at TQ_LOG_LEVEL (default info)
-   * and no per-request log lines.
+   * Options for the Fastify factory, over the SDK's: a JSON logger at TQ_LOG_LEVEL (default info),
+   * no per-request log lines and, under tqserver, a trustProxy that trusts the host and whom the
+   * host trusts (so req.ip, req.protocol and req.host are the client's).
    */
   fastify?: FastifyServerOptions
   /** Decides the answer to GET /health: false or a throw gives 503. @default always healthy */
@@ -64,8 +67,11 @@ export async function serve (setup: WorkerSetup, options: ServeOptions = {}): Pr
   // Connections the host hands over (handoff: true) are served by our own HTTP server; an app
   // that brings its own server (HTTPS, HTTP/2, serverFactory) just does not take them.
   const ownServer = !options.fastify?.serverFactory && !('https' in (options.fastify ?? {})) && !('http2' in (options.fastify ?? {}))
+  // Run by tqserver: the host (on loopback) sets X-Forwarded-*; run by hand, nothing is trusted.
+  const hostTrust = process.env[WORKER_ENV.hostTrustProxy]
   const app = Fastify({
     logger: { level: process.env.TQ_LOG_LEVEL ?? 'info' },
+    ...(hostTrust !== undefined && { trustProxy: workerTrust(hostTrust) }),
     logController: new LogController({ disableRequestLogging: true }),
     ...(warmCompilers && { schemaController: { compilersFactory: warmCompilers } }),
     ...(ownServer && {

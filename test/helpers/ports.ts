@@ -59,6 +59,9 @@ export const PORTS = {
   startUp: '24850-24899',
   diskFull: '24900-24919',
   memoryLeak: '24920-24939',
+  edgeHttp: '24940-24944',
+  edgeHttpEmbedded: '24945-24949',
+  edgeForwarded: '24950-24959',
   handoffRules: '24980-24999'
 } as const
 
