@@ -1,28 +1,22 @@
 // Routes every request the app does not answer itself to a worker (src/proxy/request-router.ts does
-// the work): from an onRequest hook on a catch-all registered by @fastify/http-proxy, which also
-// forwards WebSocket upgrades; other upgrade offers (h2c) are declined and served as plain requests
-// (src/proxy/upgrade-offers.ts). Routes live in the route table, not in Fastify's router, so workers
-// can come and go while the server listens. One undici Agent reaches every worker
-// (src/proxy/upstream-pools.ts).
+// the work): from an onRequest hook on a catch-all route. WebSocket upgrades reach the same hook
+// and go to the worker through a tunnel (src/proxy/websocket-tunnel.ts); other upgrade offers
+// (h2c) are declined and served as plain requests (src/proxy/upgrade-offers.ts). Routes live in
+// the route table, not in Fastify's router, so workers can come and go while the server listens.
+// One undici Agent reaches every worker (src/proxy/upstream-pools.ts).
 import fp from 'fastify-plugin'
-import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { ServerResponse, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { WebSocket } from 'ws'
-import { forwardingHeaders, type TrustFunction } from '../src/forwarded-headers.js'
+import type { TrustFunction } from '../src/forwarded-headers.js'
 import { prefersHtml } from '../src/html.js'
-import { errorBody, errorPage, retryAfter, type ProxyError } from '../src/proxy/proxy-errors.js'
-import { RequestRouter, type PinnedTarget } from '../src/proxy/request-router.js'
+import { upstreamHeaders } from '../src/proxy/forwarder.js'
+import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from '../src/proxy/proxy-errors.js'
+import { RequestRouter, writeError } from '../src/proxy/request-router.js'
 import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
 import { declineUpgrade, isWebSocketOffer } from '../src/proxy/upgrade-offers.js'
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The worker upstream a WebSocket upgrade was pinned to (null otherwise). */
-    tqTarget: PinnedTarget | null
-  }
-}
+import { WebSocketTunnel } from '../src/proxy/websocket-tunnel.js'
 
 export interface RouterOptions {
   /** Dev live reload: append the reload script to HTML answers from workers. */
@@ -38,22 +32,20 @@ export interface RouterOptions {
   fastPath?: { handle?: (req: IncomingMessage, res: ServerResponse, awaitingContinue?: boolean) => void }
 }
 
-/** Code sent to WebSocket clients of a retiring instance: "service restart", reconnect. */
-const WS_SERVICE_RESTART = 1012
-
 async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, trust, fastPath }: RouterOptions): Promise<void> {
   const { tqserver } = fastify
   const agent = createUpstreamAgent(tqserver.upstreams, tqserver.routes)
   fastify.addHook('onClose', () => agent.close())
 
-  // WebSockets stay open across a switch: their clients are told to reconnect when the instance
-  // they reach starts draining, and then reach the new one.
-  const sockets = new Map<string, Set<WebSocket>>()
+  // WebSockets stay open across a switch: their clients are told to reconnect (1012, service
+  // restart) when the instance they reach starts draining, and then reach the new one.
+  const tunnels = new Map<string, Set<WebSocketTunnel>>()
   tqserver.upstreams.on('draining', (origin) => {
-    for (const socket of sockets.get(origin) ?? []) socket.close(WS_SERVICE_RESTART, 'service restart')
+    for (const tunnel of tunnels.get(origin) ?? []) tunnel.restart()
   })
+  /** Upgrade requests, with their socket and the bytes read past the head, until routed. */
+  const upgrades = new WeakMap<IncomingMessage, { socket: Duplex, head: Buffer }>()
 
-  fastify.decorateRequest('tqTarget', null)
   const router = new RequestRouter({
     routes: tqserver.routes,
     upstreams: tqserver.upstreams,
@@ -67,72 +59,66 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
   if (fastPath) fastPath.handle = (req, res, awaitingContinue) => { void router.handle(req, res, awaitingContinue) }
 
   // Plain requests are forwarded from this hook with the reply hijacked, so Fastify neither
-  // parses the body nor runs the route; WebSocket upgrades are pinned here and go on to
-  // http-proxy's handler. An upgrade is what Node's parser says is one (Connection: upgrade too):
-  // a plain request that merely carries an Upgrade header is forwarded, without it.
+  // parses the body nor runs the route; so are WebSocket upgrades, through a tunnel.
   async function routeRequest (request: FastifyRequest, reply: FastifyReply) {
-    if (!isUpgrade(request.headers)) {
+    const upgrade = upgrades.get(request.raw)
+    if (!upgrade) {
       reply.hijack()
       await router.handle(request.raw, reply.raw)
       return reply
     }
+    const { socket, head } = upgrade
     // A WebSocket counts as in flight until its connection closes.
-    const target = router.pin(request.raw, tqserver.routes.match(request.url), request.raw.socket, () => 101)
+    const target = router.pin(request.raw, tqserver.routes.match(request.url), socket, () => 101)
     if (!('origin' in target)) return sendError(request, reply, target)
-    request.tqTarget = target
-    request.raw.url = target.path
+    reply.hijack()
+    const headers = { ...upstreamHeaders(request.raw, target, request.protocol, trust), connection: 'Upgrade', upgrade: request.headers.upgrade }
+    const tunnel = new WebSocketTunnel({
+      socket,
+      head,
+      origin: target.origin,
+      path: target.path,
+      headers,
+      onError: (err) => {
+        void tqserver.upstreams.emit('failed', target.origin)
+        writeError(request.raw, reply.raw, transportError(target.worker, err))
+      }
+    })
+    const open = tunnels.get(target.origin) ?? new Set()
+    tunnels.set(target.origin, open.add(tunnel))
+    socket.once('close', () => {
+      open.delete(tunnel)
+      if (open.size === 0) tunnels.delete(target.origin)
+    })
+    tunnel.open()
+    return reply
   }
 
-  const { server } = fastify
-  const otherUpgradeListeners = new Set(server.listeners('upgrade'))
   await fastify.register(async function proxyScope (scope) {
     scope.addHook('onRequest', routeRequest)
-    await scope.register(httpProxy, {
-      upstream: '',
-      undici: agent,
-      proxyPayloads: false,
-      disableRequestLogging: true,
-      internalRewriteLocationHeader: false,
-      websocket: true,
-      wsHooks: {
-        onConnect: (_context, source, target) => {
-          const origin = new URL(target.url.replace(/^ws/, 'http')).origin
-          const set = sockets.get(origin) ?? new Set()
-          set.add(source)
-          sockets.set(origin, set)
-          source.once('close', () => {
-            set.delete(source)
-            if (set.size === 0) sockets.delete(origin)
-          })
-        }
-      },
-      // rewriteRequestHeaders exists in http-proxy's code but not in its types. The worker gets
-      // the forwarded headers and the client's credentials (by default only the cookie).
-      wsClientOptions: {
-        rewriteRequestHeaders: (headers: IncomingHttpHeaders | undefined, request: FastifyRequest) => {
-          const { cookie, authorization } = request.headers
-          return { ...headers, ...forwardingHeaders(request.raw, request.tqTarget!.route, request.protocol, trust), ...(cookie && { cookie }), ...(authorization && { authorization }) }
-        }
-      } as object,
-      // WebSockets go to the upstream pinned in onRequest.
-      replyOptions: { getUpstream: (request) => request.tqTarget!.origin }
-    })
+    // Never reached: the hook answers every request. The routes only make Fastify run it.
+    scope.all('/', notReached)
+    scope.all('/*', notReached)
   })
 
-  // http-proxy's 'upgrade' listener takes every upgrade: it sees WebSocket offers only. The others
-  // are declined, unless another plugin listens for upgrades too (it may take them).
-  const proxyListeners = server.listeners('upgrade').filter((listener) => !otherUpgradeListeners.has(listener)) as Array<(...args: unknown[]) => void>
-  for (const listener of proxyListeners) server.off('upgrade', listener)
+  // Every upgrade comes here (Node's parser hands over a request with Connection: upgrade).
+  // WebSocket offers are routed like any request, on a response bound to the socket (an error
+  // answer ends it); other offers are declined, unless another plugin listens for upgrades too.
+  const { server } = fastify
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (!isWebSocketOffer(req) && server.listenerCount('upgrade') === 1) return declineUpgrade(server, req, socket, head)
-    for (const listener of proxyListeners) listener.call(server, req, socket, head)
+    if (!isWebSocketOffer(req)) {
+      if (server.listenerCount('upgrade') === 1) declineUpgrade(server, req, socket, head)
+      return
+    }
+    upgrades.set(req, { socket, head })
+    const res = new ServerResponse(req)
+    res.assignSocket(socket as Socket)
+    res.once('finish', () => socket.destroy())
+    fastify.routing(req, res)
   })
 }
 
-/** Whether Node's parser reads a request as an upgrade: an Upgrade header that Connection names. */
-function isUpgrade (headers: IncomingHttpHeaders): boolean {
-  return headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(headers.connection ?? '')
-}
+async function notReached (): Promise<void> {}
 
 function sendError (request: FastifyRequest, reply: FastifyReply, error: ProxyError) {
   reply.code(error.statusCode).header('cache-control', 'no-store').headers(retryAfter(error))

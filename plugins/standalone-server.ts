@@ -51,7 +51,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   const loggerInstance: FastifyBaseLogger = createLogger(config.logLevel, options.prettyLogs ?? false, file)
   // Requests for workers skip Fastify: the HTTP server hands them to the proxy directly, and
   // Fastify routes only the server's own paths (/health, /livez, /readyz, /__tqserver/...).
-  // WebSocket upgrades still go through Fastify (http-proxy).
+  // WebSocket upgrades still go through Fastify (the router plugin's tunnel).
   const fastPath: { handle?: (req: IncomingMessage, res: ServerResponse, awaitingContinue?: boolean) => void } = {}
   const app = Fastify({
     loggerInstance,

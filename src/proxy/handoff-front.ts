@@ -31,7 +31,7 @@ const MAX_HEAD_BYTES = 32 * 1024
 /** First word of the line that starts a request a worker passes back: `TQ-RELAY key address port`. */
 const RELAY_WORD = 'TQ-RELAY'
 const RELAY_PREFIX = Buffer.from(`${RELAY_WORD} `)
-/** An Upgrade header: WebSocket and other upgrades take the default path (Fastify, http-proxy). */
+/** An Upgrade header: WebSocket and other upgrades take the default path (Fastify, the tunnel). */
 const UPGRADE_HEADER = /\r\nupgrade[ \t]*:/i
 
 export interface HandoffOptions {

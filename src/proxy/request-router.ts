@@ -75,7 +75,7 @@ export class RequestRouter {
   /**
    * The worker and upstream for a request (`match` is its route), counted in flight until `ended`
    * closes; or an error to answer with. `status` gives the answer's status code then, 0 for none
-   * complete. Shared with WebSocket upgrades, which http-proxy then forwards.
+   * complete. Shared with WebSocket upgrades, which then go through a tunnel (websocket-tunnel.ts).
    */
   pin (req: IncomingMessage, match: RouteMatch | undefined, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
     const url = req.url ?? '/'

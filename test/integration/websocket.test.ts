@@ -1,6 +1,6 @@
 // WebSockets through the host: upgrades reach the worker with the prefix removed; on a switch the
 // old instance's connections are closed with 1012 (service restart) and new ones reach the new
-// instance.
+// instance. The worker answers the upgrade itself (a refusal is its own), and frames pass intact.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
@@ -41,4 +41,22 @@ test('WebSocket connections across a switch', async (t) => {
   assert.equal(second.greeting.version, 1)
   await host.app.tqserver.idle()
   assert.equal(host.app.tqserver.status().workers.app!.instances.length, 1, 'the old instance has stopped')
+})
+
+test('the worker answers the upgrade itself: a refusal reaches the client as sent, large messages pass intact', async (t) => {
+  const root = await useProject(t, 'websocket', {}, ['ws'])
+  const host = await startHost(t, { root, mode: 'dev', workerPorts: PORTS.websocket, liveReload: false })
+  const base = host.url.replace('http', 'ws')
+
+  // The worker's WebSocket server takes /ws only: elsewhere it answers 400, not the host with 101.
+  const refused = new WebSocket(`${base}/app/elsewhere`)
+  const [request, response] = await within(5000, 'the worker\'s answer', once(refused, 'unexpected-response')) as [{ destroy: () => void }, { statusCode: number }]
+  assert.equal(response.statusCode, 400)
+  request.destroy()
+
+  const { socket } = await open(`${base}/app/ws`)
+  defer(t, () => socket.terminate())
+  const large = 'x'.repeat(200_000)
+  socket.send(large)
+  assert.equal(String((await within(5000, 'the large echo', once(socket, 'message')))[0]), `echo ${large}`)
 })
