@@ -1,7 +1,7 @@
-// Who sent a request, and the forwarding headers a worker gets about it: set the same way by the
-// host's proxy and by a worker serving a handed-off connection. Which peers may speak for a client
-// is the trustProxy setting; by default none may, and a client's own X-Forwarded-*, X-Real-IP and
-// Forwarded headers are replaced with what the host saw.
+// Who sent a request, the forwarding headers a worker gets about it, and the headers that stop at
+// the host: the same for the host's proxy and for a worker serving a handed-off connection. Which
+// peers may speak for a client is the trustProxy setting; by default none may, and a client's own
+// X-Forwarded-*, X-Real-IP and Forwarded headers are replaced with what the host saw.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import proxyAddr from '@fastify/proxy-addr'
 
@@ -17,6 +17,26 @@ export type TrustProxy = boolean | number | string | readonly string[]
 export type TrustFunction = (address: string, hop: number) => boolean
 
 export const TRUST_NONE: TrustFunction = () => false
+
+/**
+ * Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded, either
+ * way. Transfer-Encoding too: undici frames the body it sends itself.
+ */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
+/**
+ * Request headers that stop at the host as well: Expect is answered there (100 Continue, or 417
+ * from Node's server), an Upgrade offer is declined so HTTP2-Settings means nothing, and
+ * Proxy-Authorization holds credentials for a proxy (RFC 9110 11.7.4), never for a worker. The
+ * client's Host is replaced by the worker's (X-Forwarded-Host keeps it).
+ */
+export const REQUEST_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'expect', 'http2-settings', 'proxy-authorization', 'x-forwarded-prefix'])
+/** Proxy-Authenticate challenges the next client on the way back (RFC 9110 11.7.1): the host, not the client. */
+export const RESPONSE_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'proxy-authenticate'])
+
+/** The headers a Connection header names: hop-by-hop too, on this one connection. */
+export function namedByConnection (connection: string | string[] | number | undefined): string[] {
+  return connection === undefined ? [] : String(connection).toLowerCase().split(',').map((name) => name.trim())
+}
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/
 

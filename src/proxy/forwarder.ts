@@ -5,22 +5,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { forwardingHeaders, type TrustFunction } from '../forwarded-headers.js'
-
-/**
- * Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded, either
- * way. Transfer-Encoding too: undici frames the body it sends itself.
- */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
-/**
- * Request headers that stop at the host as well: Expect is answered here (100 Continue, or 417
- * from Node's server), an Upgrade offer is declined so HTTP2-Settings means nothing, and
- * Proxy-Authorization holds credentials for a proxy (RFC 9110 11.7.4), never for a worker. The
- * client's Host is replaced by the worker's (X-Forwarded-Host keeps it).
- */
-const REQUEST_ONLY = new Set([...HOP_BY_HOP, 'host', 'expect', 'http2-settings', 'proxy-authorization', 'x-forwarded-prefix'])
-/** Proxy-Authenticate challenges the next client on the way back (RFC 9110 11.7.1): the host, not the client. */
-const RESPONSE_ONLY = new Set([...HOP_BY_HOP, 'proxy-authenticate'])
+import { forwardingHeaders, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, type TrustFunction } from '../forwarded-headers.js'
 
 export interface ForwardTarget {
   origin: string
@@ -38,11 +23,6 @@ export interface ForwardHooks {
   trailer?: (statusCode: number, headers: OutgoingHttpHeaders) => string | undefined
   /** The worker could not be reached, timed out or broke off before answering. */
   onError: (error: Error & { code?: string }) => void
-}
-
-/** The headers a Connection header names: hop-by-hop too, on this one connection. */
-function namedByConnection (connection: string | string[] | undefined): string[] {
-  return connection === undefined ? [] : String(connection).toLowerCase().split(',').map((name) => name.trim())
 }
 
 /** Client request headers as the worker should see them; `trust` decides whose forwarding headers count. */
