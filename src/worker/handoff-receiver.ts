@@ -11,10 +11,10 @@
 // this instance, answers on handed-off connections (those in flight too) close them, and idle
 // ones are closed after a grace period, so none holds the old instance past its drain.
 import { existsSync, statSync } from 'node:fs'
-import { request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { request, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { compileTrust, forwardingHeaders } from '../forwarded-headers.js'
+import { compileTrust, forwardingHeaders, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY } from '../forwarded-headers.js'
 import { WORKER_ENV } from '../env-names.js'
 import { isHostPath, isSafePath, pathOf } from '../url-paths.js'
 
@@ -22,6 +22,16 @@ import { isHostPath, isSafePath, pathOf } from '../url-paths.js'
 const DRAIN_GRACE_MS = 1_000
 /** Whom the host trusts in front of it: the same rule for the headers here as on the host's path. */
 const trust = compileTrust(process.env[WORKER_ENV.hostTrustProxy] ?? false)
+/**
+ * What the app still gets of the headers the host's proxy does not pass on: the body's framing,
+ * which Fastify reads to find a body, and the client's Host (X-Forwarded-Host names it either way).
+ */
+const KEPT_REQUEST_HEADERS = new Set(['host', 'content-length', 'transfer-encoding'])
+/**
+ * What the answer keeps of the headers the host's proxy drops from a worker's answer: on a
+ * handed-off connection the worker's server frames the answer for the client itself.
+ */
+const KEPT_RESPONSE_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding'])
 
 interface ConnectionMessage {
   type: 'tq:connection'
@@ -69,25 +79,35 @@ export class HandoffReceiver {
 
   /**
    * Prepares a request before the app sees it; false when it was passed back to the host instead.
-   * Requests that did not come over a handed-off connection are left alone.
+   * Requests that did not come over a handed-off connection are left alone. `awaitingContinue`: the
+   * client sent `Expect: 100-continue` (the server's checkContinue): as on the host, 100 Continue
+   * goes out only once the body is wanted, so a request the host refuses gets its answer instead.
    */
-  prepare (req: IncomingMessage, res: ServerResponse): boolean {
+  prepare (req: IncomingMessage, res: ServerResponse, awaitingContinue = false): boolean {
     const connection = this.#connections.get(req.socket)
-    if (!connection) return true
+    if (!connection) {
+      if (awaitingContinue) res.writeContinue()
+      return true
+    }
     connection.answer = res
     if (this.#draining) res.setHeader('connection', 'close')
     if (!this.#isOwn(req)) {
-      this.#passBack(req, res, connection.relay)
+      this.#passBack(req, res, connection.relay, awaitingContinue)
       return false
     }
-    // The same headers the proxy sets; a client's own X-Forwarded-Prefix is never passed on.
-    delete req.headers['x-forwarded-prefix']
-    Object.assign(req.headers, forwardingHeaders(req, this.#route, 'http', trust))
+    // The same headers the proxy sets, over the client's, and none the proxy does not pass on.
+    const forwarding = forwardingHeaders(req, this.#route, 'http', trust)
+    for (const name of [...REQUEST_ONLY, ...namedByConnection(req.headers.connection)]) {
+      if (!KEPT_REQUEST_HEADERS.has(name)) delete req.headers[name]
+    }
+    Object.assign(req.headers, forwarding)
+    dropProxyOnlyHeaders(res)
     const url = req.url ?? '/'
     if (this.#route !== '/') {
       const rest = url.slice(this.#route.length)
       req.url = rest === '' || rest[0] === '?' ? `/${rest}` : rest
     }
+    if (awaitingContinue && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0)) res.writeContinue()
     return true
   }
 
@@ -149,7 +169,7 @@ export class HandoffReceiver {
    * Sends a request that is not this worker's to the host, on a connection of its own that starts
    * with this client connection's relay line, and the host's answer back.
    */
-  #passBack (req: IncomingMessage, res: ServerResponse, relay: string): void {
+  #passBack (req: IncomingMessage, res: ServerResponse, relay: string, awaitingContinue: boolean): void {
     const host = new URL(this.#host)
     const upstream = request({
       method: req.method,
@@ -173,11 +193,34 @@ export class HandoffReceiver {
       res.writeHead(answer.statusCode ?? 502, headers)
       answer.pipe(res)
     })
+    // The host asks for the body (100 Continue) once it wants it, and the client waits for that.
+    if (awaitingContinue) upstream.once('continue', () => res.writeContinue())
     // One request per connection: it is closed once the answer is written, or abandoned.
     res.once('close', () => upstream.destroy())
     upstream.once('error', () => res.destroy())
     req.pipe(upstream)
   }
+}
+
+/**
+ * Leaves out of the app's answer what the host's proxy leaves out of a worker's (hop-by-hop headers
+ * but the framing, those the answer's Connection names, Proxy-Authenticate), whether the app set
+ * them before writeHead or gave them to it. Node calls writeHead for an implicit head too.
+ */
+function dropProxyOnlyHeaders (res: ServerResponse): void {
+  const writeHead = res.writeHead
+  res.writeHead = function (this: ServerResponse, statusCode: number, ...rest: unknown[]) {
+    // Headers given to writeHead join those set before, as Node itself does when there are any.
+    const at = rest.findIndex((arg) => typeof arg === 'object' && arg !== null && !Array.isArray(arg))
+    if (at !== -1) {
+      for (const [name, value] of Object.entries(rest[at] as OutgoingHttpHeaders)) if (value !== undefined) this.setHeader(name, value)
+      rest.splice(at, 1)
+    }
+    for (const name of [...RESPONSE_ONLY, ...namedByConnection(this.getHeader('connection'))]) {
+      if (!KEPT_RESPONSE_HEADERS.has(name)) this.removeHeader(name)
+    }
+    return writeHead.call(this, statusCode, ...rest as [])
+  } as ServerResponse['writeHead']
 }
 
 /** The longest route that `path` falls under, on segment boundaries. */

@@ -81,7 +81,9 @@ export async function serve (setup: WorkerSetup, options: ServeOptions = {}): Pr
         // connections about as long (undici follows the Keep-Alive hint).
         server.keepAliveTimeout = KEEP_ALIVE_MS
         const handoff = new HandoffReceiver(server, env.route)
-        return server.on('request', (req, res) => { if (handoff.prepare(req, res)) handler(req, res) })
+        return server
+          .on('request', (req, res) => { if (handoff.prepare(req, res)) handler(req, res) })
+          .on('checkContinue', (req, res) => { if (handoff.prepare(req, res, true)) handler(req, res) })
       }
     }),
     ...options.fastify

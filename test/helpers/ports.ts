@@ -62,6 +62,8 @@ export const PORTS = {
   edgeHttp: '24940-24944',
   edgeHttpEmbedded: '24945-24949',
   edgeForwarded: '24950-24959',
+  /** Hand-off runs of edge-http (first half) and edge-forwarded (second half). */
+  edgeHandoff: '24670-24699',
   handoffRules: '24980-24999'
 } as const
 
