@@ -1,7 +1,7 @@
 // Routes every request the app does not answer itself to a worker (src/proxy/request-router.ts does
 // the work): from an onRequest hook on a catch-all route. WebSocket upgrades reach the same hook
 // and go to the worker through a tunnel (src/proxy/websocket-tunnel.ts); other upgrade offers
-// (h2c) are declined and served as plain requests (src/proxy/upgrade-offers.ts). Routes live in
+// (h2c) are declined and served as plain requests (src/forwarded-headers.ts). Routes live in
 // the route table, not in Fastify's router, so workers can come and go while the server listens.
 // One undici Agent reaches every worker (src/proxy/upstream-pools.ts).
 import fp from 'fastify-plugin'
@@ -9,13 +9,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { TrustFunction } from '../src/forwarded-headers.js'
 import { prefersHtml } from '../src/html.js'
 import { upstreamHeaders } from '../src/proxy/forwarder.js'
 import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from '../src/proxy/proxy-errors.js'
 import { RequestRouter, writeError } from '../src/proxy/request-router.js'
 import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
-import { declineUpgrade, isWebSocketOffer } from '../src/proxy/upgrade-offers.js'
+import { declineUpgrade, isWebSocketOffer, type TrustFunction } from '../src/forwarded-headers.js'
 import { WebSocketTunnel } from '../src/proxy/websocket-tunnel.js'
 
 export interface RouterOptions {

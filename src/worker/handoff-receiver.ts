@@ -11,10 +11,11 @@
 // this instance, answers on handed-off connections (those in flight too) close them, and idle
 // ones are closed after a grace period, so none holds the old instance past its drain.
 import { existsSync, statSync } from 'node:fs'
-import { request, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http'
+import { request, Server, type IncomingMessage, type OutgoingHttpHeaders, type RequestListener, type ServerOptions, type ServerResponse } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { compileTrust, forwardingHeaders, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY } from '../forwarded-headers.js'
+import type { Duplex } from 'node:stream'
+import { compileTrust, declineUpgrade, forwardingHeaders, isWebSocketOffer, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY } from '../forwarded-headers.js'
 import { WORKER_ENV } from '../env-names.js'
 import { isHostPath, isSafePath, pathOf } from '../url-paths.js'
 
@@ -54,6 +55,29 @@ interface ConnectionMessage {
 interface HandedOff {
   relay: string
   answer?: ServerResponse | undefined
+}
+
+/**
+ * The SDK's HTTP server, the receiver wired in: each request goes through prepare() before the app
+ * (`handler`) sees it, and an upgrade offer on a handed-off connection is judged before the app's
+ * 'upgrade' listeners (a WebSocket server) get it. An event cannot stop its other listeners, so
+ * this server's own emit asks first.
+ */
+export class HandoffServer extends Server {
+  readonly #receiver: HandoffReceiver
+
+  constructor (route: string, options: ServerOptions, handler: RequestListener) {
+    super(options)
+    const receiver = new HandoffReceiver(this, route)
+    this.#receiver = receiver
+    this.on('request', (req, res) => { if (receiver.prepare(req, res)) handler(req, res) })
+    this.on('checkContinue', (req, res) => { if (receiver.prepare(req, res, true)) handler(req, res) })
+  }
+
+  override emit (event: string, ...args: any[]): boolean {
+    if (event === 'upgrade' && this.#receiver.declinesUpgrade(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer)) return true
+    return super.emit(event, ...args)
+  }
 }
 
 export class HandoffReceiver {
@@ -108,6 +132,16 @@ export class HandoffReceiver {
       req.url = rest === '' || rest[0] === '?' ? `/${rest}` : rest
     }
     if (awaitingContinue && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0)) res.writeContinue()
+    return true
+  }
+
+  /**
+   * Declines an upgrade offer on a handed-off connection that the host would not take (any but a
+   * WebSocket), as the host does: the request is served as a plain one. True when it was.
+   */
+  declinesUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (!this.#connections.has(socket as Socket) || isWebSocketOffer(req)) return false
+    declineUpgrade(this.#server, req, socket, head)
     return true
   }
 

@@ -2,11 +2,11 @@
 // routes, answers GET /health, listens on PORT/HOST, tells the server it is ready over IPC,
 // drains on SIGTERM and exits when the server goes away, and trusts the host's forwarding headers
 // (req.ip is the client). Nothing requires a worker to use it.
-import { createServer, request } from 'node:http'
+import { request } from 'node:http'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { WORKER_ENV } from '../env-names.js'
 import { workerTrust } from '../forwarded-headers.js'
-import { HandoffReceiver } from './handoff-receiver.js'
+import { HandoffServer } from './handoff-receiver.js'
 import AjvCompiler from '@fastify/ajv-compiler'
 import SerializerSelector from '@fastify/fast-json-stringify-compiler'
 
@@ -76,14 +76,11 @@ export async function serve (setup: WorkerSetup, options: ServeOptions = {}): Pr
     ...(warmCompilers && { schemaController: { compilersFactory: warmCompilers } }),
     ...(ownServer && {
       serverFactory: (handler) => {
-        const server = createServer({ connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS })
+        const server = new HandoffServer(env.route, { connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS }, handler)
         // Fastify's default, which it sets only on servers it makes: the host keeps its pooled
         // connections about as long (undici follows the Keep-Alive hint).
         server.keepAliveTimeout = KEEP_ALIVE_MS
-        const handoff = new HandoffReceiver(server, env.route)
         return server
-          .on('request', (req, res) => { if (handoff.prepare(req, res)) handler(req, res) })
-          .on('checkContinue', (req, res) => { if (handoff.prepare(req, res, true)) handler(req, res) })
       }
     }),
     ...options.fastify

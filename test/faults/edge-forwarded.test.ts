@@ -41,7 +41,7 @@ async function request (t: TestContext, url: string, handoff: boolean, method: s
 for (const handoff of [false, true]) {
   test(`behind a trusted proxy (--trust-proxy 127.0.0.1), ${handoff ? 'hand-off' : 'default path'}`, async (t) => {
     // The access log would turn hand-off off: only the default path logs requests.
-    const root = await useProject(t, 'edge-http', { 'config/server.yaml': handoff ? 'handoff: true\n' : 'accessLog: true\n' })
+    const root = await useProject(t, 'edge-http', { 'config/server.yaml': handoff ? 'handoff: true\n' : 'accessLog: true\n' }, ['ws'])
     const { url, logs } = await startCliServer(t, 'start', root, handoff ? HANDOFF_PORTS : PORTS.edgeForwarded, ['--trust-proxy', '127.0.0.1'])
 
     await t.test("the proxy's headers are kept, the peer appended, and the client is whom it names", async () => {

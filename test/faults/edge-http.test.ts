@@ -105,7 +105,7 @@ function sha256 (data: Buffer | string): string {
 
 async function startEdgeServer (t: TestContext, handoff: boolean): Promise<EdgeServer> {
   // The access log would turn hand-off off: the default path logs each request, the hand-off run none.
-  const root = await useProject(t, 'edge-http', { 'config/server.yaml': handoff ? `handoff: true\n${SETTINGS}` : `accessLog: true\n${SETTINGS}` })
+  const root = await useProject(t, 'edge-http', { 'config/server.yaml': handoff ? `handoff: true\n${SETTINGS}` : `accessLog: true\n${SETTINGS}` }, ['ws'])
   const { url, logs } = await startCliServer(t, 'start', root, handoff ? HANDOFF_PORTS : PORTS.edgeHttp)
   return { path: handoff ? 'hand-off' : 'default path', url, port: Number(new URL(url).port), root, logs }
 }
@@ -271,7 +271,7 @@ for (const handoff of [false, true]) {
 }
 
 test('HTTP at the edge, inside an embedding Fastify app', async (t) => {
-  const root = await useProject(t, 'edge-http')
+  const root = await useProject(t, 'edge-http', {}, ['ws'])
   const host = await startHost(t, { root, workerPorts: PORTS.edgeHttpEmbedded })
   const failed: string[] = []
   host.app.tqserver.upstreams.on('failed', (origin) => { failed.push(origin) })
