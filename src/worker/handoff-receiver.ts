@@ -1,8 +1,10 @@
 // Worker side of connection hand-off (opt-in: `handoff: true` in server.yaml). The host passes an
 // accepted client connection, with the bytes it already read and the rules it applies to this
 // route, to this process over IPC; the worker's own HTTP server then serves it directly, with the
-// host's header and request timeouts. Requests on such a connection arrive with the full path, so
-// the route prefix is removed here and the forwarding headers set as the host's proxy sets them.
+// host's header and request timeouts. Requests on such a connection arrive with the full path and
+// as the client sent them, so the route prefix is removed here, the forwarding headers set and the
+// headers the host's proxy does not pass on dropped, both ways, as the host's proxy does; an
+// `Expect: 100-continue` and an Upgrade offer other than WebSocket are answered as the host would.
 // A request the host would not pass to this worker as it is (another worker's route, a host path
 // such as /health, a public/ file, a path with `..`, a body over the route's bodyLimit or of
 // undeclared length) is passed back to the host over a new connection that starts with the relay
@@ -11,7 +13,7 @@
 // this instance, answers on handed-off connections (those in flight too) close them, and idle
 // ones are closed after a grace period, so none holds the old instance past its drain.
 import { existsSync, statSync } from 'node:fs'
-import { request, Server, type IncomingMessage, type OutgoingHttpHeaders, type RequestListener, type ServerOptions, type ServerResponse } from 'node:http'
+import { request, Server, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders, type RequestListener, type ServerOptions } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
@@ -125,7 +127,7 @@ export class HandoffReceiver {
       if (!KEPT_REQUEST_HEADERS.has(name)) delete req.headers[name]
     }
     Object.assign(req.headers, forwarding)
-    dropProxyOnlyHeaders(res)
+    res.writeHead = writeHeadWithoutProxyOnly as ServerResponse['writeHead']
     const url = req.url ?? '/'
     if (this.#route !== '/') {
       const rest = url.slice(this.#route.length)
@@ -237,24 +239,22 @@ export class HandoffReceiver {
 }
 
 /**
- * Leaves out of the app's answer what the host's proxy leaves out of a worker's (hop-by-hop headers
- * but the framing, those the answer's Connection names, Proxy-Authenticate), whether the app set
- * them before writeHead or gave them to it. Node calls writeHead for an implicit head too.
+ * writeHead for the app's answers on a handed-off connection: leaves out what the host's proxy
+ * leaves out of a worker's answer (hop-by-hop headers but the framing, those the answer's
+ * Connection names, Proxy-Authenticate), whether the app set them before or gave them here. Node
+ * calls writeHead for an implicit head too.
  */
-function dropProxyOnlyHeaders (res: ServerResponse): void {
-  const writeHead = res.writeHead
-  res.writeHead = function (this: ServerResponse, statusCode: number, ...rest: unknown[]) {
-    // Headers given to writeHead join those set before, as Node itself does when there are any.
-    const at = rest.findIndex((arg) => typeof arg === 'object' && arg !== null && !Array.isArray(arg))
-    if (at !== -1) {
-      for (const [name, value] of Object.entries(rest[at] as OutgoingHttpHeaders)) if (value !== undefined) this.setHeader(name, value)
-      rest.splice(at, 1)
-    }
-    for (const name of [...RESPONSE_ONLY, ...namedByConnection(this.getHeader('connection'))]) {
-      if (!KEPT_RESPONSE_HEADERS.has(name)) this.removeHeader(name)
-    }
-    return writeHead.call(this, statusCode, ...rest as [])
-  } as ServerResponse['writeHead']
+function writeHeadWithoutProxyOnly (this: ServerResponse, statusCode: number, ...rest: unknown[]): ServerResponse {
+  // Headers given to writeHead join those set before, as Node itself does when there are any.
+  const at = rest.findIndex((arg) => typeof arg === 'object' && arg !== null && !Array.isArray(arg))
+  if (at !== -1) {
+    for (const [name, value] of Object.entries(rest[at] as OutgoingHttpHeaders)) if (value !== undefined) this.setHeader(name, value)
+    rest.splice(at, 1)
+  }
+  for (const name of [...RESPONSE_ONLY, ...namedByConnection(this.getHeader('connection'))]) {
+    if (!KEPT_RESPONSE_HEADERS.has(name)) this.removeHeader(name)
+  }
+  return ServerResponse.prototype.writeHead.call(this, statusCode, ...rest as [])
 }
 
 /** The longest route that `path` falls under, on segment boundaries. */
