@@ -38,7 +38,8 @@ export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, pr
   const named = namedByConnection(req.headers.connection)
   const headers: IncomingHttpHeaders = {}
   for (const name in req.headers) {
-    if (HOP_BY_HOP.has(name) || name === 'host' || named.includes(name)) continue
+    // Expect: 100-continue was answered by the host's HTTP server (and undici refuses to send it).
+    if (HOP_BY_HOP.has(name) || name === 'host' || name === 'expect' || named.includes(name)) continue
     headers[name] = req.headers[name]
   }
   delete headers['x-forwarded-prefix']
