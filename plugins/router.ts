@@ -11,7 +11,7 @@ import type { WebSocket } from 'ws'
 import { forwardingHeaders } from '../src/forwarded-headers.js'
 import { prefersHtml } from '../src/html.js'
 import { errorBody, errorPage, retryAfter, type ProxyError } from '../src/proxy/proxy-errors.js'
-import { RequestRouter, type PinnedTarget } from '../src/proxy/request-router.js'
+import { RequestRouter, type PinnedTarget, type SlowClientLimits } from '../src/proxy/request-router.js'
 import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
 
 declare module 'fastify' {
@@ -26,6 +26,8 @@ export interface RouterOptions {
   liveReload: boolean
   /** Log one line per proxied request (accessLog in server.yaml). */
   accessLog?: boolean
+  /** What slow clients may hold (server.yaml), and connections per instance at most (0: no limit). */
+  slowClients: SlowClientLimits & { upstreamConnections: number }
   /**
    * Filled with the raw request handler, for a server that hands plain requests over before
    * Fastify routes them (the standalone server does, for every path that is not its own).
@@ -36,9 +38,9 @@ export interface RouterOptions {
 /** Code sent to WebSocket clients of a retiring instance: "service restart", reconnect. */
 const WS_SERVICE_RESTART = 1012
 
-async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, fastPath }: RouterOptions): Promise<void> {
+async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, slowClients, fastPath }: RouterOptions): Promise<void> {
   const { tqserver } = fastify
-  const agent = createUpstreamAgent(tqserver.upstreams, tqserver.routes)
+  const agent = createUpstreamAgent(tqserver.upstreams, tqserver.routes, slowClients.upstreamConnections)
   fastify.addHook('onClose', () => agent.close())
 
   // WebSockets stay open across a switch: their clients are told to reconnect when the instance
@@ -56,7 +58,8 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
     isClosing: () => tqserver.isClosing,
     dispatcher: agent,
     liveReload,
-    accessLog: accessLog ? fastify.log : undefined
+    accessLog: accessLog ? fastify.log : undefined,
+    slowClients
   })
   if (fastPath) fastPath.handle = (req, res) => { void router.handle(req, res) }
 

@@ -3,10 +3,11 @@
 // picked once and the request forwarded. Used from the router plugin's onRequest hook (any
 // Fastify app) and, in the standalone server, straight from the HTTP server, before Fastify.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import send from '@fastify/send'
 import type { Dispatcher } from 'undici'
-import { limitBody } from './body-limit.js'
-import { forward, upstreamHeaders, type ForwardTarget } from './forwarder.js'
+import { forward, upstreamHeaders, type ForwardTarget, type SendLimits } from './forwarder.js'
+import { readBody } from './request-body.js'
 import { prefersHtml } from '../html.js'
 import type { Logger } from '../logger.js'
 import { canTakeReloadScript, LIVE_RELOAD_TAG } from '../reload/live-reload.js'
@@ -19,7 +20,6 @@ import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROU
 /** Where one request goes, decided once. */
 export interface PinnedTarget extends ForwardTarget {
   worker: string
-  bodyLimit: number
 }
 
 /** Where the router counts a finished request (report/metrics.ts). */
@@ -38,6 +38,14 @@ export interface RequestRouterOptions {
   liveReload: boolean
   /** Where to log one line per request, if anywhere. */
   accessLog?: Logger | undefined
+  /** What a slow client may hold (docs/security.md). */
+  slowClients: SlowClientLimits
+}
+
+/** requestBuffer, bodyIdleTimeout, responseBuffer and sendTimeout from the server configuration. */
+export interface SlowClientLimits extends SendLimits {
+  requestBuffer: number
+  bodyIdleTimeout: number
 }
 
 export class RequestRouter {
@@ -48,6 +56,7 @@ export class RequestRouter {
   readonly #dispatcher: Dispatcher
   readonly #liveReload: boolean
   readonly #accessLog: Logger | undefined
+  readonly #slowClients: SlowClientLimits
 
   constructor (options: RequestRouterOptions) {
     this.#routes = options.routes
@@ -57,6 +66,7 @@ export class RequestRouter {
     this.#dispatcher = options.dispatcher
     this.#liveReload = options.liveReload
     this.#accessLog = options.accessLog
+    this.#slowClients = options.slowClients
   }
 
   /**
@@ -65,14 +75,25 @@ export class RequestRouter {
    * complete. Shared with WebSocket upgrades, which http-proxy then forwards.
    */
   pin (req: IncomingMessage, match: RouteMatch | undefined, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
+    const checked = this.#check(req, match)
+    return checked instanceof Error ? checked : this.#acquire(req, checked, ended, status)
+  }
+
+  /** What is refused before any of the body is read: no route, a bad path, a declared body over the limit. */
+  #check (req: IncomingMessage, match: RouteMatch | undefined): RouteMatch | ProxyError {
     const url = req.url ?? '/'
     if (!match) return new TQ_ERR_PROXY_NO_ROUTE(pathOf(url)) as ProxyError
-    const { entry, forwardPath } = match
-    if (!isSafePath(forwardPath)) return new TQ_ERR_PROXY_BAD_PATH(pathOf(url)) as ProxyError
-    const { bodyLimit, maxRequests } = entry.spec
+    if (!isSafePath(match.forwardPath)) return new TQ_ERR_PROXY_BAD_PATH(pathOf(url)) as ProxyError
+    const { bodyLimit, name } = match.entry.spec
     if (bodyLimit > 0 && Number(req.headers['content-length'] ?? 0) > bodyLimit) {
-      return new TQ_ERR_PROXY_BODY_TOO_LARGE(entry.spec.name, bodyLimit) as ProxyError
+      return new TQ_ERR_PROXY_BODY_TOO_LARGE(name, bodyLimit) as ProxyError
     }
+    return match
+  }
+
+  #acquire (req: IncomingMessage, { entry, forwardPath }: RouteMatch, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
+    const url = req.url ?? '/'
+    const { maxRequests } = entry.spec
     const origin = this.#routes.acquire(entry)
     if (!origin) return new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError
     const started = performance.now()
@@ -90,22 +111,36 @@ export class RequestRouter {
       route: entry.spec.route,
       origin,
       path: queryAt === -1 ? forwardPath : forwardPath + url.slice(queryAt),
-      timeout: entry.spec.timeouts.upstreamTimeout,
-      bodyLimit
+      timeout: entry.spec.timeouts.upstreamTimeout
     }
   }
 
   /** Answers a plain request: a public/ file, the worker's answer, or a JSON (or HTML) error. */
   async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A pipelined request waits for the answers before it on its connection (its own could not
+    // be sent before them anyway): forwarded at once, each would hold a worker connection and an
+    // answer buffered for a client that may never read them. A connection thus holds one worker
+    // connection at most.
+    if (res.socket === null && !await isFirstInLine(req, res)) return
     const match = this.#routes.match(req.url ?? '/')
     if (match && (req.method === 'GET' || req.method === 'HEAD') && match.entry.staticFiles.has(match.forwardPath) &&
         await this.#sendStatic(req, res, match.entry, match.forwardPath)) {
       return
     }
-    const target = this.pin(req, match, res, () => res.writableFinished ? res.statusCode : 0)
-    if (!('origin' in target)) return this.#writeError(req, res, target)
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
-    const body = !hasBody ? null : target.bodyLimit > 0 ? limitBody(req, target.bodyLimit, target.worker) : req
+    const checked = this.#check(req, match)
+    if (checked instanceof Error) return this.#writeError(req, res, checked)
+    // A body is read (or its first requestBuffer bytes are) before an upstream is picked, so that
+    // a slow client holds no connection to a worker meanwhile (docs/security.md).
+    let body: Buffer | Readable | null = null
+    if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
+      const { requestBuffer, bodyIdleTimeout } = this.#slowClients
+      const read = await readBody(req, { worker: checked.entry.spec.name, limit: checked.entry.spec.bodyLimit, buffer: requestBuffer, idleTimeout: bodyIdleTimeout })
+      if (read === undefined) return
+      if (read instanceof Error) return this.#refuseBody(req, res, read)
+      body = read
+    }
+    const target = this.#acquire(req, checked, res, () => res.writableFinished ? res.statusCode : 0)
+    if (target instanceof Error) return this.#writeError(req, res, target)
     const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
     // Until its answer starts, the request counts as waiting on the instance (hang detection).
     const { traffic } = this.#routes
@@ -117,7 +152,7 @@ export class RequestRouter {
     }
     traffic.awaitAnswer(target.origin)
     res.once('close', () => stopWaiting(false))
-    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol), body, {
+    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol), body, this.#slowClients, {
       onResponseHeaders: (_statusCode, headers) => {
         stopWaiting(true)
         rewriteLocation(headers, target)
@@ -126,14 +161,26 @@ export class RequestRouter {
       },
       trailer: this.#liveReload ? (statusCode, headers) => canTakeReloadScript(statusCode, headers) ? LIVE_RELOAD_TAG : undefined : undefined,
       onError: (error) => {
-        // Our own answers: a body over the limit, or an instance found hung (the proxy gave up on it).
-        if (error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE' || error.code === 'TQ_ERR_PROXY_HUNG') {
-          return this.#writeError(req, res, error as ProxyError)
+        // Our own answers: a body over the limit or paused too long, or an instance found hung (the proxy gave up on it).
+        if (error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE' || error.code === 'TQ_ERR_PROXY_BODY_TIMEOUT') {
+          return this.#refuseBody(req, res, error as ProxyError)
         }
+        if (error.code === 'TQ_ERR_PROXY_HUNG') return this.#writeError(req, res, error as ProxyError)
         void this.#upstreams.emit('failed', target.origin)
         this.#writeError(req, res, transportError(target.worker, error))
       }
     })
+  }
+
+  /**
+   * 413 or 408 for a body not read to its end: the connection closes after the answer, and what
+   * the client still sends is read and dropped meanwhile, so that it gets the answer rather than a
+   * reset.
+   */
+  #refuseBody (req: IncomingMessage, res: ServerResponse, error: ProxyError): void {
+    res.setHeader('connection', 'close')
+    req.resume()
+    writeError(req, res, error)
   }
 
   /** An error answer; while the server closes, it closes its connection like any other answer. */
@@ -160,6 +207,22 @@ export class RequestRouter {
     res.once('close', () => result.stream.destroy())
     return true
   }
+}
+
+/** Resolves once `res` is the answer its connection sends next; false if the connection closed first. */
+function isFirstInLine (req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onSocket = () => {
+      req.off('close', onClose)
+      resolve(true)
+    }
+    const onClose = () => {
+      res.off('socket', onSocket)
+      resolve(false)
+    }
+    res.once('socket', onSocket)
+    req.once('close', onClose)
+  })
 }
 
 /** A redirect to the worker's own origin becomes one to its public route. */

@@ -57,7 +57,9 @@ export const PORTS = {
   poolExhausted: '24600-24600',
   startUp: '24850-24899',
   diskFull: '24900-24919',
-  memoryLeak: '24920-24939'
+  memoryLeak: '24920-24939',
+  /** Two hosts: the first half, the second half. */
+  slowClients: '24960-24979'
 } as const
 
 /**
