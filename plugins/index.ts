@@ -51,7 +51,14 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   const prodReload = new ProdReload({ loadConfig, config: config.config, supervisor, log: fastify.log })
   await fastify.register(tqserverRegistry, { routes, upstreams, metrics, supervisor, prodReload })
   await fastify.register(tqserverSupervisor, { supervisor })
-  await fastify.register(tqserverRouter, { liveReload: mode === 'dev' && config.config.liveReload, accessLog: config.config.accessLog, trust: compileTrust(config.config.trustProxy), fastPath })
+  const { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections } = config.config
+  await fastify.register(tqserverRouter, {
+    liveReload: mode === 'dev' && config.config.liveReload,
+    accessLog: config.config.accessLog,
+    trust: compileTrust(config.config.trustProxy),
+    slowClients: { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections },
+    fastPath
+  })
   await fastify.register(tqserverHealth, { token: config.config.health.token })
   if (serveMetrics !== false) await fastify.register(tqserverMetrics, { token: config.config.health.token })
   if (reloadOnSignal === true) await fastify.register(tqserverProdReload)

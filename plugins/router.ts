@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream'
 import { prefersHtml } from '../src/html.js'
 import { upstreamHeaders } from '../src/proxy/forwarder.js'
 import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from '../src/proxy/proxy-errors.js'
-import { RequestRouter, writeError } from '../src/proxy/request-router.js'
+import { RequestRouter, writeError, type SlowClientLimits } from '../src/proxy/request-router.js'
 import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
 import { declineUpgrade, isWebSocketOffer, type TrustFunction } from '../src/forwarded-headers.js'
 import { WebSocketTunnel } from '../src/proxy/websocket-tunnel.js'
@@ -24,6 +24,8 @@ export interface RouterOptions {
   accessLog?: boolean
   /** Which peers may speak for a client (trustProxy in server.yaml, compiled). */
   trust: TrustFunction
+  /** What slow clients may hold (server.yaml), and connections per instance at most (0: no limit). */
+  slowClients: SlowClientLimits & { upstreamConnections: number }
   /**
    * Filled with the raw request handler, for a server that hands plain requests over before
    * Fastify routes them (the standalone server does, for every path that is not its own).
@@ -31,9 +33,9 @@ export interface RouterOptions {
   fastPath?: { handle?: (req: IncomingMessage, res: ServerResponse, awaitingContinue?: boolean) => void }
 }
 
-async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, trust, fastPath }: RouterOptions): Promise<void> {
+async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, trust, slowClients, fastPath }: RouterOptions): Promise<void> {
   const { tqserver } = fastify
-  const agent = createUpstreamAgent(tqserver.upstreams, tqserver.routes)
+  const agent = createUpstreamAgent(tqserver.upstreams, tqserver.routes, slowClients.upstreamConnections)
   fastify.addHook('onClose', () => agent.close())
 
   // WebSockets stay open across a switch: their clients are told to reconnect (1012, service
@@ -53,7 +55,8 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
     dispatcher: agent,
     liveReload,
     accessLog: accessLog ? fastify.log : undefined,
-    trust
+    trust,
+    slowClients
   })
   if (fastPath) fastPath.handle = (req, res, awaitingContinue) => { void router.handle(req, res, awaitingContinue) }
 

@@ -59,6 +59,8 @@ export const TQ_ERR_PROXY_BAD_PATH = createError<[string]>(
   'TQ_ERR_PROXY_BAD_PATH', 'the path %s is malformed or climbs out of its route', 400)
 export const TQ_ERR_PROXY_BODY_TOO_LARGE = createError<[string, number]>(
   'TQ_ERR_PROXY_BODY_TOO_LARGE', 'the request body for worker %s is larger than its limit of %d bytes', 413)
+export const TQ_ERR_PROXY_BODY_TIMEOUT = createError<[string, number]>(
+  'TQ_ERR_PROXY_BODY_TIMEOUT', 'the request body for worker %s paused for more than %d ms', 408)
 
 // Command line.
 export const TQ_ERR_CLI_USAGE = createError<[string]>(

@@ -44,6 +44,12 @@ export const serverConfigSchema = Type.Object({
   }),
   headersTimeout: Milliseconds(10_000, 'How long a client may take to send the request headers (slow clients are cut off)'),
   requestTimeout: Milliseconds(300_000, 'How long a client may take to send its whole request, body included'),
+  // Slow clients (docs/security.md): what they may hold of the connections to workers, and for how long.
+  requestBuffer: Type.Integer({ minimum: 0, maximum: 64 * 1024 ** 2, default: 64 * 1024, description: 'Request bodies up to this size are read whole before a connection to the worker is taken, so a client sending slowly holds none; a longer body is streamed once this much has arrived (bytes; 0: stream every body at once)' }),
+  bodyIdleTimeout: Milliseconds(30_000, 'Longest pause within a request body before the client gets 408 (the whole request is bounded by requestTimeout)'),
+  responseBuffer: Type.Integer({ minimum: 0, maximum: 64 * 1024 ** 2, default: 64 * 1024, description: "Response bytes the host keeps for a client that reads slowly before it stops reading the worker's answer, so that a short answer frees its worker connection at once (bytes; 0: only the client socket's own 16 KB)" }),
+  sendTimeout: Milliseconds(60_000, 'A client that leaves the response bytes the host holds for it unread this long is cut off'),
+  upstreamConnections: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0, description: 'Connections the host opens to one worker instance at most; more requests wait in the host for a free one (0: no limit, one per request in flight)' }),
   workersDir: Type.String({ minLength: 1, default: 'workers', description: 'Folder holding one sub-folder per worker, relative to the root' }),
   logLevel: Type.Unsafe<LogLevel>({
     type: 'string',

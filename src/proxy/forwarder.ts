@@ -2,6 +2,9 @@
 // dispatch API: headers are copied once, bodies flow chunk by chunk with backpressure in both
 // directions, and no intermediate stream or response object is built. This is the proxy's hot
 // path (docs/performance.md); reply-from did the same with about twice the work per request.
+// A client that reads slowly gets up to responseBuffer bytes held for it before the worker's
+// answer stops being read, so a short answer frees its worker connection at once, and is cut off
+// when it leaves what is held unread for sendTimeout (docs/security.md).
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
@@ -14,6 +17,14 @@ export interface ForwardTarget {
   /** Route prefix, for X-Forwarded-Prefix ('/' sends none). */
   route: string
   timeout: number
+}
+
+/** What a client that reads slowly may hold (docs/security.md). */
+export interface SendLimits {
+  /** Bytes held for the client before the worker's answer stops being read. */
+  responseBuffer: number
+  /** How long the client may leave them unread before it is cut off (ms). */
+  sendTimeout: number
 }
 
 export interface ForwardHooks {
@@ -37,7 +48,7 @@ export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, pr
 }
 
 export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, target: ForwardTarget,
-  headers: IncomingHttpHeaders, body: Readable | null, hooks: ForwardHooks): void {
+  headers: IncomingHttpHeaders, body: Buffer | Readable | null, limits: SendLimits, hooks: ForwardHooks): void {
   let trailer: string | undefined
   let controller: Dispatcher.DispatchController | undefined
   // The client went away before the worker finished: stop the upstream request too.
@@ -45,6 +56,24 @@ export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: Serv
     if (!res.writableFinished) controller?.abort(new Error('client closed the connection'))
   }
   res.once('close', onClose)
+  // Armed when the client's socket cannot take a write at once, until what is held is taken.
+  let sendTimer: NodeJS.Timeout | undefined
+  let paused: Dispatcher.DispatchController | undefined
+  const taken = () => {
+    clearTimeout(sendTimer)
+    sendTimer = undefined
+    // resume() may hand over the next chunks at once, and pause again.
+    const resumed = paused
+    paused = undefined
+    resumed?.resume()
+  }
+  let isListening = false
+  const awaitClient = () => {
+    sendTimer = setTimeout(() => res.destroy(), limits.sendTimeout)
+    if (isListening) return
+    isListening = true
+    res.on('drain', taken).once('finish', taken).once('close', taken)
+  }
 
   dispatcher.dispatch({
     origin: target.origin,
@@ -71,9 +100,11 @@ export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: Serv
       res.writeHead(statusCode, out)
     },
     onResponseData (ctrl, chunk) {
-      if (!res.write(chunk)) {
+      if (res.write(chunk)) return
+      if (sendTimer === undefined) awaitClient()
+      if (res.writableLength >= limits.responseBuffer) {
         ctrl.pause()
-        res.once('drain', () => ctrl.resume())
+        paused = ctrl
       }
     },
     onResponseEnd () {

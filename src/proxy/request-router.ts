@@ -3,10 +3,11 @@
 // picked once and the request forwarded. Used from the router plugin's onRequest hook (any
 // Fastify app) and, in the standalone server, straight from the HTTP server, before Fastify.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import send from '@fastify/send'
 import type { Dispatcher } from 'undici'
-import { limitBody } from './body-limit.js'
-import { forward, upstreamHeaders, type ForwardTarget } from './forwarder.js'
+import { forward, upstreamHeaders, type ForwardTarget, type SendLimits } from './forwarder.js'
+import { readBody } from './request-body.js'
 import { prefersHtml } from '../html.js'
 import type { Logger } from '../logger.js'
 import { canTakeReloadScript, LIVE_RELOAD_TAG } from '../reload/live-reload.js'
@@ -20,7 +21,6 @@ import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROU
 /** Where one request goes, decided once. */
 export interface PinnedTarget extends ForwardTarget {
   worker: string
-  bodyLimit: number
 }
 
 /** Where the router counts a finished request (report/metrics.ts). */
@@ -41,6 +41,14 @@ export interface RequestRouterOptions {
   accessLog?: Logger | undefined
   /** Which peers may speak for a client (trustProxy): their forwarding headers are kept. */
   trust: TrustFunction
+  /** What a slow client may hold (docs/security.md). */
+  slowClients: SlowClientLimits
+}
+
+/** requestBuffer, bodyIdleTimeout, responseBuffer and sendTimeout from the server configuration. */
+export interface SlowClientLimits extends SendLimits {
+  requestBuffer: number
+  bodyIdleTimeout: number
 }
 
 /** What `OPTIONS *` is told (RFC 9110 9.3.7): the methods the host forwards. */
@@ -60,6 +68,7 @@ export class RequestRouter {
   readonly #liveReload: boolean
   readonly #accessLog: Logger | undefined
   readonly #trust: TrustFunction
+  readonly #slowClients: SlowClientLimits
 
   constructor (options: RequestRouterOptions) {
     this.#routes = options.routes
@@ -70,6 +79,7 @@ export class RequestRouter {
     this.#liveReload = options.liveReload
     this.#accessLog = options.accessLog
     this.#trust = options.trust
+    this.#slowClients = options.slowClients
   }
 
   /**
@@ -78,14 +88,25 @@ export class RequestRouter {
    * complete. Shared with WebSocket upgrades, which then go through a tunnel (websocket-tunnel.ts).
    */
   pin (req: IncomingMessage, match: RouteMatch | undefined, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
+    const checked = this.#check(req, match)
+    return checked instanceof Error ? checked : this.#acquire(req, checked, ended, status)
+  }
+
+  /** What is refused before any of the body is read: no route, a bad path, a declared body over the limit. */
+  #check (req: IncomingMessage, match: RouteMatch | undefined): RouteMatch | ProxyError {
     const url = req.url ?? '/'
     if (!match) return new TQ_ERR_PROXY_NO_ROUTE(pathOf(url)) as ProxyError
-    const { entry, forwardPath } = match
-    if (!isSafePath(forwardPath)) return new TQ_ERR_PROXY_BAD_PATH(pathOf(url)) as ProxyError
-    const { bodyLimit, maxRequests } = entry.spec
+    if (!isSafePath(match.forwardPath)) return new TQ_ERR_PROXY_BAD_PATH(pathOf(url)) as ProxyError
+    const { bodyLimit, name } = match.entry.spec
     if (bodyLimit > 0 && Number(req.headers['content-length'] ?? 0) > bodyLimit) {
-      return new TQ_ERR_PROXY_BODY_TOO_LARGE(entry.spec.name, bodyLimit) as ProxyError
+      return new TQ_ERR_PROXY_BODY_TOO_LARGE(name, bodyLimit) as ProxyError
     }
+    return match
+  }
+
+  #acquire (req: IncomingMessage, { entry, forwardPath }: RouteMatch, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
+    const url = req.url ?? '/'
+    const { maxRequests } = entry.spec
     const origin = this.#routes.acquire(entry)
     if (!origin) return new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError
     const started = performance.now()
@@ -103,8 +124,7 @@ export class RequestRouter {
       route: entry.spec.route,
       origin,
       path: queryAt === -1 ? forwardPath : forwardPath + url.slice(queryAt),
-      timeout: entry.spec.timeouts.upstreamTimeout,
-      bodyLimit
+      timeout: entry.spec.timeouts.upstreamTimeout
     }
   }
 
@@ -116,16 +136,32 @@ export class RequestRouter {
    */
   async handle (req: IncomingMessage, res: ServerResponse, awaitingContinue = false): Promise<void> {
     if (!toOriginForm(req)) return this.#answerOwnTarget(req, res, awaitingContinue)
+    // A pipelined request waits for the answers before it on its connection (its own could not
+    // be sent before them anyway): forwarded at once, each would hold a worker connection and an
+    // answer buffered for a client that may never read them. A connection thus holds one worker
+    // connection at most.
+    if (res.socket === null && !await isFirstInLine(req, res)) return
     const match = this.#routes.match(req.url ?? '/')
     if (match && (req.method === 'GET' || req.method === 'HEAD') && match.entry.staticFiles.has(match.forwardPath) &&
         await this.#sendStatic(req, res, match.entry, match.forwardPath)) {
       return
     }
-    const target = this.pin(req, match, res, () => res.writableFinished ? res.statusCode : 0)
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
-    if (!('origin' in target)) return this.#writeError(req, res, target, awaitingContinue && hasBody)
-    if (awaitingContinue && hasBody) res.writeContinue()
-    const body = !hasBody ? null : target.bodyLimit > 0 ? limitBody(req, target.bodyLimit, target.worker) : req
+    const checked = this.#check(req, match)
+    if (checked instanceof Error) return this.#writeError(req, res, checked, awaitingContinue && hasBody)
+    // A body is read (or its first requestBuffer bytes are) before an upstream is picked, so that
+    // a slow client holds no connection to a worker meanwhile (docs/security.md).
+    let body: Buffer | Readable | null = null
+    if (hasBody) {
+      if (awaitingContinue) res.writeContinue()
+      const { requestBuffer, bodyIdleTimeout } = this.#slowClients
+      const read = await readBody(req, { worker: checked.entry.spec.name, limit: checked.entry.spec.bodyLimit, buffer: requestBuffer, idleTimeout: bodyIdleTimeout })
+      if (read === undefined) return
+      if (read instanceof Error) return this.#refuseBody(req, res, read)
+      body = read
+    }
+    const target = this.#acquire(req, checked, res, () => res.writableFinished ? res.statusCode : 0)
+    if (target instanceof Error) return this.#writeError(req, res, target)
     const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
     // Until its answer starts, the request counts as waiting on the instance (hang detection).
     const { traffic } = this.#routes
@@ -137,7 +173,7 @@ export class RequestRouter {
     }
     traffic.awaitAnswer(target.origin)
     res.once('close', () => stopWaiting(false))
-    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol, this.#trust), body, {
+    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol, this.#trust), body, this.#slowClients, {
       onResponseHeaders: (_statusCode, headers) => {
         stopWaiting(true)
         rewriteLocation(headers, target)
@@ -146,14 +182,26 @@ export class RequestRouter {
       },
       trailer: this.#liveReload ? (statusCode, headers) => canTakeReloadScript(statusCode, headers) ? LIVE_RELOAD_TAG : undefined : undefined,
       onError: (error) => {
-        // Our own answers: a body over the limit, or an instance found hung (the proxy gave up on it).
-        if (error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE' || error.code === 'TQ_ERR_PROXY_HUNG') {
-          return this.#writeError(req, res, error as ProxyError)
+        // Our own answers: a body over the limit or paused too long, or an instance found hung (the proxy gave up on it).
+        if (error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE' || error.code === 'TQ_ERR_PROXY_BODY_TIMEOUT') {
+          return this.#refuseBody(req, res, error as ProxyError)
         }
+        if (error.code === 'TQ_ERR_PROXY_HUNG') return this.#writeError(req, res, error as ProxyError)
         if (!REFUSED_BEFORE_SENDING.has(error.code ?? '')) void this.#upstreams.emit('failed', target.origin)
         this.#writeError(req, res, transportError(target.worker, error))
       }
     })
+  }
+
+  /**
+   * 413 or 408 for a body not read to its end: the connection closes after the answer, and what
+   * the client still sends is read and dropped meanwhile, so that it gets the answer rather than a
+   * reset.
+   */
+  #refuseBody (req: IncomingMessage, res: ServerResponse, error: ProxyError): void {
+    res.setHeader('connection', 'close')
+    req.resume()
+    writeError(req, res, error)
   }
 
   /**
@@ -211,6 +259,22 @@ export function toOriginForm (req: IncomingMessage): boolean {
   req.url = absolute.path
   req.headers.host = absolute.authority
   return true
+}
+
+/** Resolves once `res` is the answer its connection sends next; false if the connection closed first. */
+function isFirstInLine (req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onSocket = () => {
+      req.off('close', onClose)
+      resolve(true)
+    }
+    const onClose = () => {
+      res.off('socket', onSocket)
+      resolve(false)
+    }
+    res.once('socket', onSocket)
+    req.once('close', onClose)
+  })
 }
 
 /** A redirect to the worker's own origin becomes one to its public route. */

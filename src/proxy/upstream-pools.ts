@@ -6,18 +6,19 @@
 //   hung     every request to it is given up at once: those still waiting for an answer get 503
 //            (TQ_ERR_PROXY_HUNG) instead of waiting for upstreamTimeout
 // undici >= 7.15 then drops the pool, so a new port per reload does not grow the agent.
+// A pool has no connection limit by default (upstreamConnections: 0): with a fixed one, as many
+// clients that read or send slowly would hold every connection and lock the route out
+// (docs/security.md); a worker keeps idle connections cheaply.
 import { Agent, Pool } from 'undici'
 import type { RouteTable } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import { TQ_ERR_PROXY_HUNG } from '../errors.js'
 
-/** Connections per upstream: more requests than this wait in the host for a free one. */
-const CONNECTIONS_PER_UPSTREAM = 128
-
-export function createUpstreamAgent (upstreams: UpstreamEvents, routes: RouteTable): Agent {
+/** `connections`: upstreamConnections, connections per instance at most (0: no limit). */
+export function createUpstreamAgent (upstreams: UpstreamEvents, routes: RouteTable, connections: number): Agent {
   const pools = new Map<string, Pool>()
   const agent = new Agent({
-    connections: CONNECTIONS_PER_UPSTREAM,
+    connections: connections === 0 ? null : connections,
     pipelining: 1,
     factory: (origin, options) => {
       const pool = new Pool(origin, options)

@@ -64,7 +64,9 @@ export const PORTS = {
   edgeForwarded: '24950-24959',
   /** Hand-off runs of edge-http (first half) and edge-forwarded (second half). */
   edgeHandoff: '24670-24699',
-  handoffRules: '24980-24999'
+  handoffRules: '24980-24999',
+  /** Two hosts: the first half, the second half. */
+  slowClients: '24960-24979'
 } as const
 
 /**

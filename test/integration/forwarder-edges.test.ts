@@ -1,7 +1,8 @@
 // The forwarder's edges, through a real host and real workers: a client that goes away cancels
 // the worker's request, a worker that breaks off after its headers breaks the client's answer
-// off too (never a second status line), hop-by-hop headers stop at the proxy both ways, and a
-// worker that stalls longer than upstreamTimeout is cut off (504 before its headers).
+// off too (never a second status line), hop-by-hop headers stop at the proxy both ways, Expect:
+// 100-continue is the host's to answer, and a worker that stalls longer than upstreamTimeout is
+// cut off (504 before its headers).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startHost } from '../helpers/host.js'
@@ -65,6 +66,16 @@ test('forwarder edges', async (t) => {
     }
     assert.doesNotMatch(seen.connection ?? '', /hop/i, "the client's Connection header reached the worker")
     assert.equal(seen['x-end-to-end'], 'kept')
+  })
+
+  await t.test('Expect: 100-continue is answered by the host, and the body then reaches the worker', async () => {
+    const client = await openRaw(t, host.url)
+    client.send('POST /patient/upload?id=expect HTTP/1.1\r\nHost: tq.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n')
+    assert.equal((await client.response(10_000, 'the 100 Continue')).status, 100)
+    client.send('hello')
+    const answer = await client.response(10_000, 'the answer to the upload')
+    assert.equal(answer.status, 200, answer.body)
+    assert.deepEqual(JSON.parse(answer.body), { bytes: 5 })
   })
 
   await t.test('hop-by-hop answer headers, and those the Connection header names, do not reach the client', async () => {
