@@ -239,8 +239,19 @@ export class RequestRouter {
     if (trailer) delete headers['content-length']
     if (this.#isClosing()) headers.connection = 'close'
     res.writeHead(result.statusCode, headers)
+    // pipe pauses the file while the client's socket is full: a client that leaves it so for
+    // sendTimeout is cut off, as for a worker's answer, and the file closed.
+    let sendTimer: NodeJS.Timeout | undefined
+    const { sendTimeout } = this.#slowClients
+    result.stream.on('pause', () => {
+      clearTimeout(sendTimer)
+      sendTimer = setTimeout(() => res.destroy(), sendTimeout)
+    }).on('resume', () => clearTimeout(sendTimer))
     result.stream.on('end', () => res.end(trailer)).pipe(res, { end: false })
-    res.once('close', () => result.stream.destroy())
+    res.once('close', () => {
+      clearTimeout(sendTimer)
+      result.stream.destroy()
+    })
     return true
   }
 }

@@ -5,6 +5,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import { readdirSync, readlinkSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { startCliServer } from '../helpers/cli.js'
 import { defer } from '../helpers/cleanup.js'
@@ -77,7 +78,7 @@ async function readAtLeast (socket: Socket, bytes: number): Promise<number> {
 }
 
 test('slow clients, raw sockets: what they hold and for how long', async (t) => {
-  const root = await useProject(t, 'routing')
+  const root = await useProject(t, 'routing', { 'workers/api/public/big.txt': 'x'.repeat(BIG_ANSWER_BYTES) })
   const host = await startHost(t, { root, workerPorts: FIRST_PORTS, bodyIdleTimeout: BODY_IDLE_TIMEOUT_MS, sendTimeout: SEND_TIMEOUT_MS })
   const inflight = () => host.app.tqserver.status().workers.api!.instances.reduce((sum, instance) => sum + instance.inflight, 0)
 
@@ -132,6 +133,20 @@ test('slow clients, raw sockets: what they hold and for how long', async (t) => 
     await until(SEND_TIMEOUT_MS + 10_000, 'the readers to be cut off', () => inflight() === 0)
     assert.ok(performance.now() - started >= SEND_TIMEOUT_MS - 500, 'not before sendTimeout')
     for (const reader of readers) assert.ok(await readToEnd(reader) < BIG_ANSWER_BYTES, 'the answer was cut short')
+  })
+
+  await t.test('a client that leaves a public/ file unread is cut off after sendTimeout, and the file closed', async () => {
+    const isOpen = () => readdirSync('/proc/self/fd').some((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).endsWith('/workers/api/public/big.txt')
+      } catch {
+        return false
+      }
+    })
+    const reader = await openNonReading(t, host.url, 'GET /api/big.txt HTTP/1.1\r\nHost: tq.test\r\n\r\n')
+    await until(10_000, 'the host to open the file', isOpen)
+    await until(SEND_TIMEOUT_MS + 10_000, 'the host to close the file', () => !isOpen())
+    assert.ok(await readToEnd(reader) < BIG_ANSWER_BYTES, 'the file was cut short')
   })
 
   await t.test('an answer within responseBuffer frees its worker connection however slowly it is read', async () => {
