@@ -22,7 +22,7 @@ const SECOND_PORTS = `${FROM_PORT + HALF}-${TO_PORT}`
 
 /** More than the 128 connections per instance the host used to open at most. */
 const HELD_BODIES = 200
-const BODY_IDLE_TIMEOUT_MS = 3000
+const BODY_IDLE_TIMEOUT_MS = 4000
 const SEND_TIMEOUT_MS = 2000
 /** More than the kernel's socket buffers take on loopback (about 4 MB for a client not reading). */
 const BIG_ANSWER_BYTES = 16_000_000
@@ -126,12 +126,12 @@ test('slow clients, raw sockets: what they hold and for how long', async (t) => 
 
   await t.test('clients that leave their answer unread are cut off after sendTimeout', async () => {
     await until(SEND_TIMEOUT_MS + 10_000, 'the pipelining client to be cut off', () => inflight() === 0)
+    const started = performance.now()
     const readers = await Promise.all(Array.from({ length: 3 }, () =>
       openNonReading(t, host.url, `GET /api/download?bytes=${BIG_ANSWER_BYTES} HTTP/1.1\r\nHost: tq.test\r\n\r\n`)))
     await until(10_000, 'the three downloads to be in flight', () => inflight() === 3)
-    const started = performance.now()
     await until(SEND_TIMEOUT_MS + 10_000, 'the readers to be cut off', () => inflight() === 0)
-    assert.ok(performance.now() - started >= SEND_TIMEOUT_MS - 500, 'not before sendTimeout')
+    assert.ok(performance.now() - started >= SEND_TIMEOUT_MS, 'not before sendTimeout')
     for (const reader of readers) assert.ok(await readToEnd(reader) < BIG_ANSWER_BYTES, 'the answer was cut short')
   })
 
