@@ -230,7 +230,10 @@ export class RequestRouter {
    * then. A range past the end (416) or a failed If-Match (412) is the file's own answer.
    */
   async #sendStatic (req: IncomingMessage, res: ServerResponse, entry: WorkerEntry, path: string): Promise<boolean> {
-    const result = await send(req, path, { root: entry.staticFiles.dir, dotfiles: 'deny', index: false })
+    const real = await entry.staticFiles.locate(path)
+    if (real === undefined) return false
+    const encoded = real.split('/').map(encodeURIComponent).join('/')
+    const result = await send(req, encoded, { root: entry.staticFiles.realRoot, dotfiles: 'deny', index: false })
     if (result.type === 'error' && result.statusCode !== 416 && result.statusCode !== 412) return false
     // send names its headers Content-Type, Content-Length: lower-case, as everywhere else here.
     const headers: OutgoingHttpHeaders = {}

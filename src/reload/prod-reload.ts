@@ -78,6 +78,8 @@ export class ProdReload {
         summary.started.push(name)
         return
       }
+      // public/ as deployed now: new files are served, and the scan sees links swapped in.
+      await supervisor.routes.worker(name)?.staticFiles.refresh()
       const current = supervisor.current(name)!
       const build = spec.enabled ? await supervisor.builder.current(spec) : current.build
       // A worker left FAILED by a crash loop gets another chance with every reload.

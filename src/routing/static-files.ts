@@ -8,6 +8,8 @@ import { join, sep } from 'node:path'
 export class StaticFiles {
   readonly dir: string
   #files = new Set<string>()
+  /** public/'s real path, with a trailing separator. */
+  #inside = ''
 
   constructor (dir: string) {
     this.dir = dir
@@ -17,9 +19,29 @@ export class StaticFiles {
   async refresh (): Promise<void> {
     const files = new Set<string>()
     // public/ may itself be a link (a deploy's shared folder): what counts is where it leads.
-    const root = await realpath(this.dir).catch(() => this.dir)
-    await walk(this.dir, '', files, root + sep)
+    const inside = await realpath(this.dir).catch(() => this.dir) + sep
+    await walk(this.dir, '', files, inside)
     this.#files = files
+    this.#inside = inside
+  }
+
+  /** public/'s real path: the root that `locate` paths are relative to. */
+  get realRoot (): string {
+    return this.#inside
+  }
+
+  /**
+   * Where a listed file really is now, relative to `realRoot`; undefined when it leads outside
+   * public/. The scan alone is not enough: in production its list is kept until a reload, and a
+   * file may have been swapped for a link since.
+   */
+  async locate (path: string): Promise<string | undefined> {
+    try {
+      const real = await realpath(join(this.dir, decodeURIComponent(path)))
+      return real.startsWith(this.#inside) ? real.slice(this.#inside.length - 1) : undefined
+    } catch {
+      return undefined
+    }
   }
 
   /** Whether `path` (as in the URL, percent-encoded, after the route prefix) names a file here. */

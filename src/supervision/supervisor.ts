@@ -113,6 +113,7 @@ export class Supervisor implements SwitchHost {
     const registered = await Promise.all(specs.map((spec) => this.#register(spec)))
     this.#health.start()
     void Promise.all(registered.map((spec) => this.#firstStart(spec))).then((outcomes) => {
+      if (this.#stopping) return this.#markStarted()
       // After the first start, so that warming standbys do not slow it down.
       this.#standbys?.fill()
       const notServing = registered.filter((spec, i) => spec.enabled && outcomes[i] !== 'switched').map((spec) => spec.name)

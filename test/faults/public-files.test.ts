@@ -44,3 +44,28 @@ test('a public/ folder that is a link to a folder elsewhere is served', async (t
     assert.deepEqual([res.statusCode, await res.body.text()], [200, text], path)
   }
 })
+
+test('production: a listed file swapped for a link to outside is not served; a file added is served after a reload', async (t) => {
+  const root = await useProject(t, 'plain', {
+    'workers/hello/public/inside.txt': 'inside\n',
+    'secret.txt': 'outside public/\n'
+  })
+  const pub = join(root, 'workers', 'hello', 'public')
+  const host = await startHost(t, { root, workerPorts: PORTS.publicFiles })
+  const text = async (path: string) => {
+    const res = await host.fetch(path)
+    return [res.statusCode, await res.body.text()] as const
+  }
+  assert.deepEqual(await text('/hello/inside.txt'), [200, 'inside\n'])
+
+  // Swapped after the scan: the host looks where it leads before it serves it.
+  await rm(join(pub, 'inside.txt'))
+  await symlink(join(root, 'secret.txt'), join(pub, 'inside.txt'))
+  const [status, body] = await text('/hello/inside.txt')
+  assert.equal(status, 200)
+  assert.equal((JSON.parse(body) as { plain?: boolean }).plain, true, 'the worker answers, not the file outside')
+
+  await writeFile(join(pub, 'added.txt'), 'added\n')
+  await host.app.tqserver.reload()
+  assert.deepEqual(await text('/hello/added.txt'), [200, 'added\n'])
+})
