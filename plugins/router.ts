@@ -16,6 +16,7 @@ import { RequestRouter, writeError, type SlowClientLimits } from '../src/proxy/r
 import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
 import { declineUpgrade, isWebSocketOffer, type TrustFunction } from '../src/forwarded-headers.js'
 import { WebSocketTunnel } from '../src/proxy/websocket-tunnel.js'
+import { TQ_ERR_PROXY_HUNG } from '../src/errors.js'
 
 export interface RouterOptions {
   /** Dev live reload: append the reload script to HTML answers from workers. */
@@ -43,6 +44,11 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
   const tunnels = new Map<string, Set<WebSocketTunnel>>()
   tqserver.upstreams.on('draining', (origin) => {
     for (const tunnel of tunnels.get(origin) ?? []) tunnel.restart()
+  })
+  // A handshake waiting on an instance found hung gets 503 at once, as a plain request does.
+  tqserver.upstreams.on('hung', (origin) => {
+    const worker = tqserver.routes.instanceAt(origin)?.spec.name ?? origin
+    for (const tunnel of tunnels.get(origin) ?? []) tunnel.abandon(new TQ_ERR_PROXY_HUNG(worker))
   })
   /** Upgrade requests, with their socket and the bytes read past the head, until routed. */
   const upgrades = new WeakMap<IncomingMessage, { socket: Duplex, head: Buffer }>()
@@ -82,9 +88,12 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
       path: target.path,
       headers,
       onError: (err) => {
+        if (err instanceof TQ_ERR_PROXY_HUNG) return writeError(request.raw, reply.raw, err as ProxyError)
         void tqserver.upstreams.emit('failed', target.origin)
         writeError(request.raw, reply.raw, transportError(target.worker, err))
-      }
+      },
+      // Until the worker answers the upgrade, the handshake counts as waiting on it (hang detection).
+      onWaited: (answered) => tqserver.routes.traffic.stopWaiting(target.origin, answered)
     })
     const open = tunnels.get(target.origin) ?? new Set()
     tunnels.set(target.origin, open.add(tunnel))
@@ -92,6 +101,7 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
       open.delete(tunnel)
       if (open.size === 0) tunnels.delete(target.origin)
     })
+    tqserver.routes.traffic.awaitAnswer(target.origin)
     tunnel.open()
     return reply
   }

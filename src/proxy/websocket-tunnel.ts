@@ -4,7 +4,7 @@
 // frames are not decoded and built again, only the worker's frame headers are read, so that the
 // host can close the client's side at a frame boundary (1012, service restart) when the worker
 // retires. Control frames may come between the fragments of a message (RFC 6455 5.4).
-import { request, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
+import { request, STATUS_CODES, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 
 /** After the host's close frame, how long the client has to answer it before the tunnel is cut. */
@@ -21,8 +21,10 @@ export interface TunnelOptions {
   path: string
   /** The upgrade request's headers for the worker (Connection and Upgrade included). */
   headers: IncomingHttpHeaders
-  /** The worker could not be reached (nothing was sent to the client yet: answer it). */
+  /** The worker could not be reached, or was given up on (nothing was sent to the client yet: answer it). */
   onError: (error: Error) => void
+  /** The wait for the worker's answer to the upgrade ended: `answered`, or given up. Called once. */
+  onWaited: (answered: boolean) => void
 }
 
 export class WebSocketTunnel {
@@ -31,6 +33,8 @@ export class WebSocketTunnel {
   #upstream: Duplex | undefined
   /** Set by restart(): the close frame waits for the end of the frame being relayed. */
   #closeFrame: Buffer | undefined
+  #request: ClientRequest | undefined
+  #waiting = true
 
   constructor (options: TunnelOptions) {
     this.#options = options
@@ -40,17 +44,27 @@ export class WebSocketTunnel {
     const { socket, head, origin, path, headers, onError } = this.#options
     const { hostname, port } = new URL(origin)
     const upstream = request({ host: hostname, port, path, method: 'GET', headers, agent: false })
+    this.#request = upstream
     upstream.on('error', (err) => {
-      if (this.#upstream) this.#upstream.destroy()
-      else onError(err)
+      if (this.#upstream) return this.#upstream.destroy()
+      if (!this.#waiting) return
+      this.#waited(false)
+      onError(err)
     })
     socket.on('error', () => upstream.destroy())
+    // The HTTP server keeps sockets half-open: a client that gives up before the answer only ends its side.
+    socket.once('end', () => { if (this.#waiting) socket.destroy() })
     socket.once('close', () => {
+      this.#waited(false)
       upstream.destroy()
       this.#upstream?.destroy()
     })
-    upstream.on('response', (res) => this.#answer(res))
+    upstream.on('response', (res) => {
+      this.#waited(true)
+      this.#answer(res)
+    })
     upstream.on('upgrade', (res, worker, workerHead) => {
+      this.#waited(true)
       this.#upstream = worker
       socket.write(responseHead(res, false))
       if (workerHead.length > 0) this.#relay(workerHead)
@@ -61,6 +75,20 @@ export class WebSocketTunnel {
       socket.pipe(worker)
     })
     upstream.end()
+  }
+
+  /** Gives up waiting for the worker's answer (it hangs) with `error` for the client, if still waiting. */
+  abandon (error: Error): void {
+    if (!this.#waiting) return
+    this.#waited(false)
+    this.#request?.destroy()
+    this.#options.onError(error)
+  }
+
+  #waited (answered: boolean): void {
+    if (!this.#waiting) return
+    this.#waiting = false
+    this.#options.onWaited(answered)
   }
 
   /**

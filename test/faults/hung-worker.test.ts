@@ -1,7 +1,8 @@
 // A worker process that stops answering (SIGSTOP: alive, port open, silent) is found within
 // seconds by its waiting requests and a probe, taken out and replaced: requests waiting on it get
 // 503 instead of hanging until upstreamTimeout. A slow answer from a worker whose /health answers
-// is no hang. Default health settings throughout: the issue's target is for them.
+// is no hang, and a WebSocket handshake waiting on it gets 503 too. Default health settings
+// throughout: the issue's target is for them.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { startHost, type Host } from '../helpers/host.js'
@@ -10,7 +11,9 @@ import { startLoad, type LoadResult } from '../helpers/load.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
 import { defer } from '../helpers/cleanup.js'
-import { isAlive } from '../helpers/wait.js'
+import { isAlive, within } from '../helpers/wait.js'
+import { once } from 'node:events'
+import { WebSocket } from 'ws'
 
 /** The issue's target (12, item 5): no request waits longer, failures last less. */
 const TARGET_MS = 5_000
@@ -117,4 +120,18 @@ test('a slow answer is no hang while /health answers: probed, not taken out', as
   const suspected = host.logs.count((line) => line.pid === pid && String(line.msg).startsWith('instance suspect: requests wait'))
   assert.ok(suspected >= 2, `suspected and probed while the answer was pending (${suspected} times)`)
   assert.deepEqual(host.logs.transitions('app'), ['STOPPED>STARTING', 'STARTING>HEALTHY'])
+})
+
+test('a WebSocket handshake waiting on a SIGSTOPped instance gets 503 within the target, and counts as waiting', async (t) => {
+  const root = await useProject(t, 'websocket', {}, ['ws'])
+  const host = await startHost(t, { root, workerPorts: PORTS.hungWorker })
+  const pid = host.app.tqserver.status().workers.app!.instances[0]!.pid!
+  killAfter(t, pid)
+  process.kill(pid, 'SIGSTOP')
+  const started = Date.now()
+  const socket = new WebSocket(`${host.url.replace('http', 'ws')}/app/ws`)
+  const [request, response] = await within(TARGET_MS, 'the handshake to be answered', once(socket, 'unexpected-response')) as [{ destroy: () => void }, { statusCode: number }]
+  request.destroy()
+  assert.equal(response.statusCode, 503)
+  t.diagnostic(`503 after ${Date.now() - started} ms`)
 })
