@@ -169,7 +169,9 @@ async function build (root: string, flags: ServerOverrides, names: string[]): Pr
   for (const spec of chosen) {
     try {
       const result = await builder.build(spec)
-      process.stdout.write(`built ${spec.name} -> ${relative(root, result.file)} in ${result.durationMs} ms\n`)
+      // A command: worker runs its own program: its "build" is a version id of its files.
+      const output = result.file === '' ? `version ${result.id} (command: ${JSON.stringify(spec.command)})` : relative(root, result.file)
+      process.stdout.write(`built ${spec.name} -> ${output} in ${result.durationMs} ms\n`)
     } catch (err) {
       failed++
       process.stderr.write(`${(err as Error).message}\n`)
