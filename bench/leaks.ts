@@ -58,8 +58,9 @@ async function main (): Promise<number> {
       let pending = ''
       server.stdout.on('data', (chunk: Buffer) => {
         pending += chunk.toString()
+        // The host listens before its workers serve: both lines are awaited.
         const match = /"url":"([^"]+)","mode"/.exec(pending)
-        if (match) resolve(match[1]!)
+        if (match && pending.includes('"msg":"workers started"')) resolve(match[1]!)
         if (pending.length > 1_000_000) pending = pending.slice(-10_000)
       })
     }))

@@ -37,7 +37,9 @@ async function main (): Promise<void> {
   const log = new LogRecorder()
   server.stdout.on('data', (chunk: Buffer) => log.write(chunk))
   const nextLine = (msg: string) => log.next((line) => line.msg === msg, 120_000, msg)
-  const url = String((await nextLine('tqserver listening')).url)
+  const url = String((await log.waitFor((line) => line.msg === 'tqserver listening', 120_000, 'tqserver listening')).url)
+  // The host listens before its workers serve.
+  await log.waitFor((line) => line.msg === 'workers started', 120_000, 'every worker to serve')
   const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 })
   const workerPids = async () => {
     const res = await agent.request({ origin: url, path: '/health', method: 'GET' })

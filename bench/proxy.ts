@@ -52,6 +52,8 @@ async function main (): Promise<void> {
     const log = new LogRecorder()
     host.stdout!.on('data', (chunk: Buffer) => log.write(chunk))
     const frontUrl = String((await log.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'tqserver listening')).url)
+    // The host listens before its workers serve.
+    await log.waitFor((line) => line.msg === 'workers started', 60_000, 'the worker to serve')
     // With hand-off the host's Fastify server listens on a loopback port of its own; the front
     // passes it what it does not hand off. Its line is the one without a worker field.
     const listening = await log.waitFor((line) => line.worker === undefined && String(line.msg).startsWith('Server listening at '), 1000, "the host's own HTTP server")

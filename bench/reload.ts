@@ -48,6 +48,8 @@ async function main (): Promise<void> {
   const standbyReady = () => standbys > 0 ? nextLine((line) => line.msg === 'standby ready') : undefined
   const firstStandby = standbyReady()
   const url = String((await nextLine((line) => line.msg === 'tqserver listening')).url)
+  // The host listens before its workers serve.
+  await log.waitFor((line) => line.msg === 'workers started', LINE_TIMEOUT_MS, 'the worker to serve')
   await firstStandby
   const agent = new Agent({ connections: LOAD_CLIENTS + 1, keepAliveTimeout: 60_000 })
   const getVersion = async () => {

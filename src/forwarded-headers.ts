@@ -31,6 +31,13 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
  * Proxy-Authorization holds credentials for a proxy (RFC 9110 11.7.4), never for a worker. The
  * client's Host is replaced by the worker's (X-Forwarded-Host keeps it).
  */
+/**
+ * Headers other proxies and CDNs use to name the client (nginx's realip, Cloudflare, Fastly,
+ * Akamai): a worker's library may read them first, so a client's own are dropped unless its peer
+ * is trusted.
+ */
+export const CLIENT_CLAIMS: ReadonlySet<string> = new Set(['x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-cluster-client-ip'])
+
 export const REQUEST_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'expect', 'http2-settings', 'proxy-authorization', 'x-forwarded-prefix'])
 /** Proxy-Authenticate challenges the next client on the way back (RFC 9110 11.7.1): the host, not the client. */
 export const RESPONSE_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'proxy-authenticate'])

@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { forwardingHeaders, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, type TrustFunction } from '../forwarded-headers.js'
+import { CLIENT_CLAIMS, forwardingHeaders, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, type TrustFunction } from '../forwarded-headers.js'
 
 export interface ForwardTarget {
   origin: string
@@ -39,9 +39,10 @@ export interface ForwardHooks {
 /** Client request headers as the worker should see them; `trust` decides whose forwarding headers count. */
 export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
   const named = namedByConnection(req.headers.connection)
+  const trusted = trust(req.socket.remoteAddress ?? '', 0)
   const headers: IncomingHttpHeaders = {}
   for (const name in req.headers) {
-    if (REQUEST_ONLY.has(name) || named.includes(name)) continue
+    if (REQUEST_ONLY.has(name) || named.includes(name) || (!trusted && CLIENT_CLAIMS.has(name))) continue
     headers[name] = req.headers[name]
   }
   return Object.assign(headers, forwardingHeaders(req, target.route, protocol, trust))

@@ -17,7 +17,7 @@ import { request, Server, ServerResponse, type IncomingMessage, type OutgoingHtt
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
-import { compileTrust, declineUpgrade, forwardingHeaders, isWebSocketOffer, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY } from '../forwarded-headers.js'
+import { CLIENT_CLAIMS, compileTrust, declineUpgrade, forwardingHeaders, isWebSocketOffer, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY } from '../forwarded-headers.js'
 import { WORKER_ENV } from '../env-names.js'
 import { isHostPath, isSafePath, pathOf } from '../url-paths.js'
 
@@ -123,7 +123,8 @@ export class HandoffReceiver {
     }
     // The same headers the proxy sets, over the client's, and none the proxy does not pass on.
     const forwarding = forwardingHeaders(req, this.#route, 'http', trust)
-    for (const name of [...REQUEST_ONLY, ...namedByConnection(req.headers.connection)]) {
+    const claims = trust(req.socket.remoteAddress ?? '', 0) ? [] : CLIENT_CLAIMS
+    for (const name of [...REQUEST_ONLY, ...namedByConnection(req.headers.connection), ...claims]) {
       if (!KEPT_REQUEST_HEADERS.has(name)) delete req.headers[name]
     }
     Object.assign(req.headers, forwarding)

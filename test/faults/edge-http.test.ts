@@ -233,16 +233,18 @@ for (const handoff of [false, true]) {
       assert.equal(typeof (JSON.parse(health.body) as { status?: string }).status, 'string', "the host's own /health answers")
     })
 
-    await t.test("a client's X-Forwarded-*, X-Real-IP and Forwarded are replaced, and an SDK worker's req.ip is the client", async () => {
+    await t.test("a client's X-Forwarded-*, X-Real-IP and Forwarded are replaced, other client-IP headers dropped, and an SDK worker's req.ip is the client", async () => {
+      const claims = ['X-Client-IP', 'True-Client-IP', 'CF-Connecting-IP', 'Fastly-Client-IP', 'X-Cluster-Client-IP']
       const answer = await request(t, server, 'GET', '/api/who', [
         'X-Forwarded-For: 6.6.6.6', 'X-Real-IP: 6.6.6.6', 'Forwarded: for=6.6.6.6;proto=https', 'X-Forwarded-Proto: https',
-        'X-Forwarded-Host: evil.example', 'X-Forwarded-Prefix: /evil'
+        'X-Forwarded-Host: evil.example', 'X-Forwarded-Prefix: /evil', ...claims.map((name) => `${name}: 6.6.6.6`)
       ])
       const seen = JSON.parse(answer.body) as Echo
       assert.deepEqual(
         [seen.headers['x-forwarded-for'], seen.headers['x-real-ip'], seen.headers.forwarded, seen.headers['x-forwarded-proto'], seen.headers['x-forwarded-host'], seen.headers['x-forwarded-prefix']],
         ['127.0.0.1', '127.0.0.1', 'for=127.0.0.1;host="tq.test";proto=http', 'http', 'tq.test', '/api'])
       assert.deepEqual([seen.ip, seen.protocol, seen.host], ['127.0.0.1', 'http', 'tq.test'])
+      assert.deepEqual(claims.filter((name) => seen.headers[name.toLowerCase()] !== undefined), [], 'client-IP headers reached the worker')
     })
 
     await t.test('the health token: any case of Bearer; /metrics from the header only, /health (the dashboard) also as ?token=', async () => {
