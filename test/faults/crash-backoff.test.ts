@@ -24,16 +24,21 @@ async function project (t: Parameters<typeof useProject>[0], settings: string, e
   return useProject(t, 'crash-on-demand', { 'config/server.yaml': settings, 'workers/crashy/worker.yaml': `env:\n${yaml}` })
 }
 
+/** Crashes the serving instance; from then on every start crashes at boot (the marker). */
+async function crashLoop (host: Host, root: string): Promise<void> {
+  await (await host.fetch('/crashy/')).body.dump()
+  await writeFile(join(root, MARKER), '')
+  await (await host.fetch('/crashy/crash')).body.dump()
+}
+
 const changes = (host: Host) => host.logs.lines.filter((line) => line.msg === 'worker state changed' && line.worker === 'crashy')
 const toState = (to: string) => (line: LogLine) => line.msg === 'worker state changed' && line.worker === 'crashy' && line.to === to
 
 test('the restart delay doubles from restartDelay up to restartDelayMax, and each delay is waited', async (t) => {
   const root = await project(t, 'restartDelay: 100\nrestartDelayMax: 400\ncrashLimit: 6\ncrashWindow: 60000\n')
   const host = await startHost(t, { root, workerPorts: PORTS.crashBackoff })
-  await (await host.fetch('/crashy/')).body.dump()
-  // From now on every start crashes at boot: one crash at run time, then five at boot.
-  await writeFile(join(root, MARKER), '')
-  await (await host.fetch('/crashy/crash')).body.dump()
+  // One crash at run time, then five at boot.
+  await crashLoop(host, root)
   const failed = await host.logs.waitFor(toState('FAILED'), 20_000, 'the crash loop to end in FAILED')
   assert.match(String(failed.reason), /^crashed 6 times within 60000 ms; the last: .+/)
 
@@ -107,9 +112,7 @@ test('dev: a FAILED worker is tried again on a save', async (t) => {
 test('a FAILED worker is tried again after failedRetryDelay, doubling up to failedRetryDelayMax, and serves once the cause is gone', async (t) => {
   const root = await project(t, 'restartDelay: 50\ncrashLimit: 2\ncrashWindow: 60000\nfailedRetryDelay: 200\nfailedRetryDelayMax: 400\n')
   const host = await startHost(t, { root, workerPorts: PORTS.crashBackoff })
-  await (await host.fetch('/crashy/')).body.dump()
-  await writeFile(join(root, MARKER), '')
-  await (await host.fetch('/crashy/crash')).body.dump()
+  await crashLoop(host, root)
   // Each retry crashes at boot: already past crashLimit in the window, so FAILED again at once.
   await host.logs.waitForCount(toState('FAILED'), 3, 20_000, 'three crash loops')
   const cooldowns = changes(host).filter((line) => line.to === 'FAILED').map((line) => /retry in (\d+) ms$/.exec(String(line.reason))?.[1])

@@ -3,7 +3,7 @@
 // and so do command: workers and what they started, in dev a worker in an adopted standby, and the
 // groups listed before the reaper itself was killed. Stopping a command that ignores SIGTERM, or
 // killing its shim, leaves nothing behind either; nor does a Node worker whose helper ignores SIGTERM.
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -38,6 +38,22 @@ function reaperBelow (host: number): number | undefined {
   return descendantPids(host).find((pid) => commandLine(pid).includes("trap '' INT TERM HUP QUIT"))
 }
 
+/** `tqserver <command>` on the project, its workers' groups killed after the test whatever happens. */
+async function startWatched (t: TestContext, command: 'start' | 'dev', root: string) {
+  const server = await startCliServer(t, command, root, PORTS.hostKilled)
+  const groups = new Set<number>()
+  killLeftoverGroups(t, server, groups)
+  return { server, groups, fetch: clientFor(t, server.url) }
+}
+
+/** The health report once every worker is healthy. */
+function allHealthy (fetch: ReturnType<typeof clientFor>): Promise<Health> {
+  return until(15_000, 'every worker to be healthy', async () => {
+    const report = await healthOf(fetch)
+    return Object.values(report.workers).every((worker) => worker.status === 'healthy') && report
+  })
+}
+
 async function expectGone (groups: Set<number>, ports: number[]): Promise<void> {
   await until(GONE_WITHIN_MS, 'every process of the workers\' groups to be gone', () => liveMembers(groups).length === 0)
     .catch((err: Error) => { throw new Error(`${err.message}; still running: ${liveMembers(groups).join(', ')}`) })
@@ -47,14 +63,8 @@ async function expectGone (groups: Set<number>, ports: number[]): Promise<void> 
 
 test('kill -9 of the host takes every worker group with it: a spinning Node worker, a shell string, a list', async (t) => {
   const root = await useProject(t, 'host-killed')
-  const server = await startCliServer(t, 'start', root, PORTS.hostKilled)
-  const groups = new Set<number>()
-  killLeftoverGroups(t, server, groups)
-  const fetch = clientFor(t, server.url)
-  const health = await until(15_000, 'every worker to be healthy', async () => {
-    const report = await healthOf(fetch)
-    return Object.values(report.workers).every((worker) => worker.status === 'healthy') && report
-  })
+  const { server, groups, fetch } = await startWatched(t, 'start', root)
+  const health = await allHealthy(fetch)
   assert.deepEqual(Object.keys(health.workers).sort(), ['list', 'shell', 'spinner'])
   const ports = Object.values(health.workers).flatMap((worker) => worker.instances.map((instance) => instance.port))
 
@@ -73,10 +83,7 @@ test('kill -9 of the host takes every worker group with it: a spinning Node work
 
 test('a command worker that ignores SIGTERM is killed with everything it started after killTimeout', async (t) => {
   const root = await useProject(t, 'command-ignores-sigterm', { 'config/server.yaml': 'killTimeout: 500\n' })
-  const server = await startCliServer(t, 'start', root, PORTS.hostKilled)
-  const groups = new Set<number>()
-  killLeftoverGroups(t, server, groups)
-  const fetch = clientFor(t, server.url)
+  const { server, groups, fetch } = await startWatched(t, 'start', root)
   const health = await until(15_000, 'the worker to be healthy', async () => {
     const report = await healthOf(fetch)
     return report.workers.stubborn?.status === 'healthy' && report
@@ -93,10 +100,7 @@ test('a command worker that ignores SIGTERM is killed with everything it started
 
 test('in dev, kill -9 of the host takes a spinning worker that runs in a warm standby, and the next standby', async (t) => {
   const root = await useProject(t, 'host-killed', { 'config/server.yaml': 'logLevel: debug\n' })
-  const server = await startCliServer(t, 'dev', root, PORTS.hostKilled)
-  const groups = new Set<number>()
-  killLeftoverGroups(t, server, groups)
-  const fetch = clientFor(t, server.url)
+  const { server, groups, fetch } = await startWatched(t, 'dev', root)
   await server.logs.waitFor((line) => line.msg === 'standby ready', 30_000, 'a standby to be ready')
 
   const switched = server.logs.next((line) => line.worker === 'spinner' && line.msg === 'worker switched', 30_000, 'the spinner to switch')
@@ -120,14 +124,8 @@ test('in dev, kill -9 of the host takes a spinning worker that runs in a warm st
 
 test('a killed reaper is started again at the next registration and told every live group; a killed shim takes its program along', async (t) => {
   const root = await useProject(t, 'host-killed')
-  const server = await startCliServer(t, 'start', root, PORTS.hostKilled)
-  const groups = new Set<number>()
-  killLeftoverGroups(t, server, groups)
-  const fetch = clientFor(t, server.url)
-  const health = await until(15_000, 'every worker to be healthy', async () => {
-    const report = await healthOf(fetch)
-    return Object.values(report.workers).every((worker) => worker.status === 'healthy') && report
-  })
+  const { server, groups, fetch } = await startWatched(t, 'start', root)
+  const health = await allHealthy(fetch)
   const host = server.child.pid!
   for (const group of groupsLedBelow(host)) groups.add(group)
   const firstReaper = reaperBelow(host)
@@ -171,10 +169,8 @@ spawn('sh', ['-c', 'trap "" TERM; while :; do sleep 1; done'], { stdio: 'ignore'
 createServer((req, res) => res.end(String(process.pid))).listen(Number(process.env.PORT), process.env.HOST)
 `
   })
-  const server = await startCliServer(t, 'start', root, PORTS.hostKilled)
-  const groups = new Set<number>()
-  killLeftoverGroups(t, server, groups)
-  const pid = Number(await (await clientFor(t, server.url)('/parent/')).body.text())
+  const { server, groups, fetch } = await startWatched(t, 'start', root)
+  const pid = Number(await (await fetch('/parent/')).body.text())
   groups.add(pid)
   await until(5000, 'the helper to run in the worker\'s group', () => liveMembers(groups).length >= 2)
   server.child.kill('SIGTERM')

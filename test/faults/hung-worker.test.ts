@@ -40,6 +40,21 @@ function killAfter (t: TestContext, pid: number): void {
 const tookOut = (pid: number) => (line: LogLine) => line.msg === 'worker state changed' && line.pid === pid && line.to === 'DRAINING'
 const replaced = (line: LogLine) => line.msg === 'worker switched' && line.worker === 'app' && line.reason === 'replaces a hung instance'
 
+/**
+ * Load on /app, then SIGSTOP of `pid` (SIGKILLed after the test); `out` settles when the host
+ * takes the instance out as hung.
+ */
+async function stopUnderLoad (t: TestContext, host: Host, pid: number) {
+  const load = startLoad(host.url, '/app', CLIENTS)
+  defer(t, () => load.stop())
+  await load.reached(0, 5000)
+  const out = host.logs.next(tookOut(pid), 20_000, 'the stopped instance to be taken out as hung')
+  const stoppedAt = Date.now()
+  killAfter(t, pid)
+  process.kill(pid, 'SIGSTOP')
+  return { load, stoppedAt, out }
+}
+
 /** What the load saw, for the test's diagnostics. */
 function describe (result: LoadResult, stoppedAt: number): string {
   const window = result.failedAt.length > 0 ? `${Math.max(...result.failedAt) - Math.min(...result.failedAt)} ms, from ${Math.min(...result.failedAt) - stoppedAt} ms after SIGSTOP` : 'none'
@@ -48,14 +63,7 @@ function describe (result: LoadResult, stoppedAt: number): string {
 
 test('a SIGSTOPped single instance under load: no request waits 5 s, failures last under 5 s, a new process serves', async (t) => {
   const { host, pids: [stopped] } = await startApp(t)
-  const load = startLoad(host.url, '/app', CLIENTS)
-  defer(t, () => load.stop())
-  await load.reached(0, 5000)
-
-  const out = host.logs.next(tookOut(stopped!), 20_000, 'the stopped instance to be taken out as hung')
-  const stoppedAt = Date.now()
-  killAfter(t, stopped!)
-  process.kill(stopped!, 'SIGSTOP')
+  const { load, stoppedAt, out } = await stopUnderLoad(t, host, stopped!)
   const waiting = host.fetch('/app/version')
   const hung = await out
   assert.match(String(hung.reason), /^hung: no answer for \d+ ms to the requests waiting on it, nor to GET \/health: no answer within 1000 ms$/)
@@ -88,14 +96,7 @@ test('a SIGSTOPped single instance under load: no request waits 5 s, failures la
 test('two instances, one SIGSTOPped under load: traffic moves to the other, only requests waiting on it fail', async (t) => {
   const { host, pids } = await startApp(t, { 'workers/app/worker.yaml': 'instances: 2\n' })
   const [stopped, other] = pids
-  const load = startLoad(host.url, '/app', CLIENTS)
-  defer(t, () => load.stop())
-  await load.reached(0, 5000)
-
-  const out = host.logs.next(tookOut(stopped!), 20_000, 'the stopped instance to be taken out as hung')
-  const stoppedAt = Date.now()
-  killAfter(t, stopped!)
-  process.kill(stopped!, 'SIGSTOP')
+  const { load, stoppedAt, out } = await stopUnderLoad(t, host, stopped!)
   const hung = await out
   await host.logs.waitFor(replaced, 30_000, 'the stopped instance to be replaced')
   const result = await load.stop()
