@@ -35,6 +35,9 @@ const KEPT_REQUEST_HEADERS = new Set(['host', 'content-length', 'transfer-encodi
  * handed-off connection the worker's server frames the answer for the client itself.
  */
 const KEPT_RESPONSE_HEADERS = new Set(['connection', 'content-length', 'transfer-encoding'])
+/** What is dropped whatever the request or answer says, worked out once. */
+const DROPPED_REQUEST = new Set([...REQUEST_ONLY].filter((name) => !KEPT_REQUEST_HEADERS.has(name)))
+const DROPPED_RESPONSE = new Set([...RESPONSE_ONLY].filter((name) => !KEPT_RESPONSE_HEADERS.has(name)))
 
 interface ConnectionMessage {
   type: 'tq:connection'
@@ -123,9 +126,10 @@ export class HandoffReceiver {
     }
     // The same headers the proxy sets, over the client's, and none the proxy does not pass on.
     const forwarding = forwardingHeaders(req, this.#route, 'http', trust)
-    const claims = trust(req.socket.remoteAddress ?? '', 0) ? [] : CLIENT_CLAIMS
-    for (const name of [...REQUEST_ONLY, ...namedByConnection(req.headers.connection), ...claims]) {
-      if (!KEPT_REQUEST_HEADERS.has(name)) delete req.headers[name]
+    const named = namedByConnection(req.headers.connection)
+    const untrusted = !trust(req.socket.remoteAddress ?? '', 0)
+    for (const name in req.headers) {
+      if (DROPPED_REQUEST.has(name) || (untrusted && CLIENT_CLAIMS.has(name)) || (named.includes(name) && !KEPT_REQUEST_HEADERS.has(name))) delete req.headers[name]
     }
     Object.assign(req.headers, forwarding)
     res.writeHead = writeHeadWithoutProxyOnly as ServerResponse['writeHead']
@@ -252,8 +256,9 @@ function writeHeadWithoutProxyOnly (this: ServerResponse, statusCode: number, ..
     for (const [name, value] of Object.entries(rest[at] as OutgoingHttpHeaders)) if (value !== undefined) this.setHeader(name, value)
     rest.splice(at, 1)
   }
-  for (const name of [...RESPONSE_ONLY, ...namedByConnection(this.getHeader('connection'))]) {
-    if (!KEPT_RESPONSE_HEADERS.has(name)) this.removeHeader(name)
+  const named = namedByConnection(this.getHeader('connection'))
+  for (const name of this.getHeaderNames()) {
+    if (DROPPED_RESPONSE.has(name) || (named.includes(name) && !KEPT_RESPONSE_HEADERS.has(name))) this.removeHeader(name)
   }
   return ServerResponse.prototype.writeHead.call(this, statusCode, ...rest as [])
 }
