@@ -5,7 +5,7 @@
 //
 //   bin/current.json      {"id": "3f2a…", "file": "main.mjs", ...}
 //   bin/3f2a…/main.mjs    the bundle (+ main.mjs.map)
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, join, relative, resolve } from 'node:path'
@@ -42,6 +42,8 @@ export class Builder {
   readonly #log: Logger
   /** Per worker: its incremental context (dev), and the settings it was made with. */
   readonly #contexts = new Map<string, { settings: string, context: esbuild.BuildContext<{ write: false, metafile: true }> }>()
+  /** `build:` commands of command workers, running now. */
+  readonly #running = new Set<ChildProcess>()
 
   constructor (mode: BuildMode, log: Logger) {
     this.#mode = mode
@@ -112,6 +114,17 @@ export class Builder {
   }
 
   /** Frees every esbuild context; the esbuild service would otherwise keep the process alive. */
+  /** Stops every `build:` command still running (the server or the CLI is stopping): its build fails. */
+  abort (): void {
+    for (const child of this.#running) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        // Gone already.
+      }
+    }
+  }
+
   async dispose (): Promise<void> {
     await Promise.all([...this.#contexts.keys()].map((name) => this.forget(name)))
   }
@@ -123,7 +136,7 @@ export class Builder {
   async #buildCommand (spec: WorkerSpec): Promise<BuildResult> {
     const started = performance.now()
     if (spec.build) {
-      const result = await runShell(spec.build, spec.dir)
+      const result = await runShell(spec.build, spec.dir, this.#running)
       if (result.code !== 0) throw new TQ_ERR_BUILD_FAILED(spec.name, `${spec.build} exited with code ${result.code}\n${result.output}`.trimEnd())
     }
     const files = await listFiles(spec.dir)
@@ -224,9 +237,12 @@ async function listFiles (dir: string, prefix = ''): Promise<string[]> {
   return nested.flat().sort()
 }
 
-function runShell (command: string, cwd: string): Promise<{ code: number | null, output: string }> {
+function runShell (command: string, cwd: string, running: Set<ChildProcess>): Promise<{ code: number | null, output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(command, { cwd, shell: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    // A group of its own, so that abort() stops the shell and all it started.
+    const child = spawn(command, { cwd, shell: true, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    running.add(child)
+    child.once('exit', () => running.delete(child))
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
     child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })

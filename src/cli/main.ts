@@ -165,6 +165,9 @@ async function build (root: string, flags: ServerOverrides, names: string[]): Pr
   }
   const chosen = names.length > 0 ? specs.filter((spec) => names.includes(spec.name)) : specs.filter((spec) => spec.enabled)
   const builder = new Builder('prod', createLogger(config.logLevel))
+  // A signal stops the `build:` commands too: they run in groups of their own, which no
+  // terminal or supervisor signal reaches.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { builder.abort(); process.exit(128 + (signal === 'SIGINT' ? 2 : 15)) })
   let failed = 0
   for (const spec of chosen) {
     try {

@@ -95,7 +95,8 @@ export class ProdReload {
       }
       const outcome = await supervisor.switchWorker({ spec, build, rebuild: spec.enabled && !build, restart: true, reason: `reload: ${changes.join(' and ')} changed` })
       if (outcome === 'build-failed' || outcome === 'start-failed') throw new Error(outcome === 'build-failed' ? 'the build failed' : 'the new version failed to start')
-      summary.switched.push(name)
+      // 'unchanged': nothing was switched after all (the server began to stop meanwhile).
+      summary[outcome === 'switched' ? 'switched' : 'unchanged'].push(name)
     } catch (err) {
       summary.failed.push({ worker: name, reason: (err as Error).message })
     }

@@ -207,8 +207,9 @@ export class Supervisor implements SwitchHost {
   stop (): Promise<void> {
     this.#stopping ??= (async () => {
       this.#health.stop()
-      // A start in progress is given up (waiting for it could take startTimeout); a switch past
-      // its start step finishes its drain, bounded by drainTimeout.
+      // A start in progress is given up (waiting for it could take startTimeout), so is a build:
+      // command; a switch past its start step finishes its drain, bounded by drainTimeout.
+      this.builder.abort()
       for (const instance of this.routes.instances()) {
         if (instance.state.is('STARTING')) void instance.stop('server shutting down')
       }

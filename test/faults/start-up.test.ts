@@ -1,11 +1,13 @@
 // Start-up never depends on every worker, and a signal at any phase stops the server promptly:
 // during start-up, during a production reload or a dev switch whose new instance is still
-// starting, and a second signal exits at once. Nothing is left running afterwards.
+// starting, and a second signal exits at once; during a build: command too. Nothing is left
+// running afterwards.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startCliServer, workersStarted, type CliProcess } from '../helpers/cli.js'
+import { runCli, startCliServer, workersStarted, type CliProcess } from '../helpers/cli.js'
+import { defer } from '../helpers/cleanup.js'
 import { clientFor } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
@@ -106,3 +108,23 @@ test('a second SIGTERM exits at once, even with a request holding the drain, and
   await held
   await until(2000, 'every worker process to be gone', () => pids.every((pid) => !isAlive(pid)))
 })
+
+/** A command worker whose `build:` runs until killed, writing its shell's pid first. */
+const SLOW_BUILD = {
+  'workers/slowb/worker.yaml': 'command: node server.js\nbuild: echo $$ > build.pid && exec sleep 300\n',
+  'workers/slowb/server.js': "require('http').createServer((q, r) => r.end('ok')).listen(process.env.PORT, process.env.HOST)\n"
+}
+
+for (const command of ['build', 'dev'] as const) {
+  test(`SIGTERM to tqserver ${command} while a build: command runs: it stops at once and the command with it`, async (t) => {
+    const root = await useProject(t, undefined, SLOW_BUILD)
+    const cli = runCli(t, command === 'dev' ? ['dev', '--port', '0', '--worker-ports', PORTS.startUp] : ['build'], { cwd: root })
+    const pidFile = join(root, 'workers', 'slowb', 'build.pid')
+    const builder = await until(20_000, 'the build: command to run', async () => Number(await readFile(pidFile, 'utf8').catch(() => '')) || false)
+    defer(t, () => { if (isAlive(builder)) process.kill(builder, 'SIGKILL') })
+    cli.child.kill('SIGTERM')
+    const exit = await within(8000, `tqserver ${command} to exit`, cli.exited)
+    assert.deepEqual(exit, command === 'dev' ? { code: 0, signal: null } : { code: 143, signal: null })
+    await until(2000, 'the build: command to be gone', () => !isAlive(builder))
+  })
+}
