@@ -1,0 +1,20 @@
+// tqserver new: a worker folder made from a template.
+import { cp, stat } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import { loadServerConfig, type ServerOverrides } from '../config/server-config.js'
+import { TQ_ERR_CLI_INVALID_NAME, TQ_ERR_CLI_USAGE, TQ_ERR_CLI_WORKER_EXISTS } from '../errors.js'
+
+const TEMPLATES = ['api', 'html']
+const WORKER_NAME = /^[a-z][a-z0-9_-]*$/
+
+/** Copies a worker template (templates/<template>) into workers/NAME. */
+export async function scaffold (root: string, flags: ServerOverrides, name: string, template: string): Promise<void> {
+  if (!TEMPLATES.includes(template)) throw new TQ_ERR_CLI_USAGE(`--template must be one of ${TEMPLATES.join(', ')} (got "${template}")`)
+  if (!WORKER_NAME.test(name)) throw new TQ_ERR_CLI_INVALID_NAME(name)
+  const { config } = await loadServerConfig({ root, overrides: { config: flags.config } })
+  const target = join(root, config.workersDir, name)
+  if (await stat(target).then(() => true, () => false)) throw new TQ_ERR_CLI_WORKER_EXISTS(relative(root, target))
+  await cp(new URL(`../../../templates/${template}/`, import.meta.url), target, { recursive: true })
+  const route = name === 'index' ? '/' : `/${name}`
+  process.stdout.write(`created ${relative(root, target)}: edit src/main.ts; it is served at ${route}\n`)
+}
