@@ -48,10 +48,11 @@ export async function runCliToEnd (t: TestContext, args: string[], options: { cw
 
 /**
  * Starts `tqserver <command>` on a free port and resolves with its URL once it listens and (unless
- * `wait` is false) its workers have been started.
+ * `wait` is false) its workers have been started. `script`: another tqserver, such as a project's
+ * node_modules/.bin/tqserver.
  */
-export async function startCliServer (t: TestContext, command: 'dev' | 'start', root: string, workerPorts: string, extraArgs: string[] = [], { wait = true } = {}) {
-  const cli = runCli(t, [command, '--port', '0', '--worker-ports', workerPorts, ...extraArgs], { cwd: root })
+export async function startCliServer (t: TestContext, command: 'dev' | 'start', root: string, workerPorts: string, extraArgs: string[] = [], { wait = true, script = CLI } = {}) {
+  const cli = runCli(t, [command, '--port', '0', '--worker-ports', workerPorts, ...extraArgs], { cwd: root, script })
   const listening = await untilExit(cli, cli.logs.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'tqserver to listen'))
   if (wait) await untilExit(cli, workersStarted(cli.logs))
   return { ...cli, url: String(listening.url) }
