@@ -44,6 +44,7 @@ export const PORTS = {
   reloadFailures: '23600-23699',
   partialSwitch: '23700-23799',
   disableWorker: '23800-23899',
+  packageInstall: '23900-23949',
   forwarderEdges: '24000-24099',
   staticRange: '24100-24199',
   traversalFastPath: '24200-24299',
