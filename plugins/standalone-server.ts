@@ -17,6 +17,31 @@ import { isHostPath } from '../src/url-paths.js'
 import { TQ_ERR_PORT_IN_USE } from '../src/errors.js'
 import { tqserver } from './index.js'
 
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
+/** How soon npm passes on a signal that the terminal has also sent us (see stopSignalHandler). */
+const NPM_ECHO_MS = 250
+
+/**
+ * The first SIGINT or SIGTERM drains and exits 0; a second one exits at once with 1. Under npm
+ * (`npm run dev` with `exec`), Ctrl-C reaches us twice: from the terminal, and from npm, which
+ * passes signals on to its script. That copy, the same signal within NPM_ECHO_MS, is not a second
+ * Ctrl-C.
+ */
+function stopSignalHandler (log: FastifyBaseLogger, close: () => unknown) {
+  const underNpm = process.env.npm_lifecycle_event !== undefined
+  let first: { signal: NodeJS.Signals, at: number } | undefined
+  return (signal: NodeJS.Signals) => {
+    if (first === undefined) {
+      first = { signal, at: Date.now() }
+      log.info({ signal }, 'shutting down: draining workers')
+      close()
+    } else if (!(underNpm && signal === first.signal && Date.now() - first.at < NPM_ECHO_MS)) {
+      log.error({ signal }, `second ${signal}: exiting now`)
+      process.exit(1)
+    }
+  }
+}
+
 /** How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s). */
 const SLOW_CLIENT_CHECK_MS = 1_000
 /** Idle keep-alive connections from clients are kept this long (Fastify's default). */
@@ -77,13 +102,15 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath })
 
   const shutdownBound = Math.max(config.drainTimeout, 0) + config.killTimeout + SHUTDOWN_MARGIN_MS
-  const closer = closeWithGrace({ delay: shutdownBound, skip: ['SIGHUP'], logger: false }, async ({ signal, err }) => {
+  const closer = closeWithGrace({ delay: shutdownBound, skip: ['SIGHUP', ...STOP_SIGNALS], logger: false }, async ({ err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error')
-    else app.log.info({ signal }, 'shutting down: draining workers')
     await app.close()
   })
+  const stopOnSignal = stopSignalHandler(app.log, () => closer.close())
+  for (const signal of STOP_SIGNALS) process.on(signal, stopOnSignal)
   app.addHook('onClose', async () => {
     closer.uninstall()
+    for (const signal of STOP_SIGNALS) process.removeListener(signal, stopOnSignal)
     await removeServerFile(root, process.pid)
   })
 

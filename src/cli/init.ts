@@ -5,7 +5,9 @@ import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
-const SCRIPTS = { dev: 'tqserver dev', start: 'tqserver start', build: 'tqserver build' }
+// `exec`: npm's shell would otherwise die of the Ctrl-C that npm passes on, and npm exit 130
+// after the server drained and exited 0.
+const SCRIPTS = { dev: 'exec tqserver dev', start: 'exec tqserver start', build: 'tqserver build' }
 const IGNORED = ['node_modules/', 'workers/*/bin/', '.tqserver/', 'logs/']
 
 const exists = (path: string) => stat(path).then(() => true, () => false)

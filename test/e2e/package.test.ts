@@ -27,7 +27,7 @@ test('the packed package installs into an empty project, init makes it a project
   const init = await run('npx', ['tqserver', 'init'], { cwd: root })
   assert.match(init.stdout, /created config\/server\.yaml\ncreated workers\/index\nupdated package\.json: added scripts dev, start, build\ncreated \.gitignore\n/)
   const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
-  assert.equal(pkg.scripts.start, 'tqserver start')
+  assert.equal(pkg.scripts.start, 'exec tqserver start')
   assert.match(await readFile(join(root, '.gitignore'), 'utf8'), /^workers\/\*\/bin\/$/m)
 
   const build = await npm(root, ['run', 'build'])
