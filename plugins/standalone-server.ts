@@ -20,6 +20,7 @@ import { tqserver } from './index.js'
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
 /** How soon npm passes on a signal that the terminal has also sent us (see stopSignalHandler). */
 const NPM_ECHO_MS = 250
+const NPM_PARENT_CHECK_MS = 500
 
 /**
  * The first SIGINT or SIGTERM drains and exits 0; a second one exits at once with 1. Under npm
@@ -40,6 +41,23 @@ function stopSignalHandler (log: FastifyBaseLogger, close: () => unknown) {
       process.exit(1)
     }
   }
+}
+
+/**
+ * Under npm (`npx tqserver start`, a script without `exec`), a SIGTERM sent to npm is passed on to
+ * npm's shell, which dies of it and leaves the server running with no one to stop it. The shell's
+ * end (a new parent) is taken for that SIGTERM. Elsewhere a parent's end means nothing: `nohup`.
+ */
+function stopWhenNpmIsGone (log: FastifyBaseLogger, stop: (signal: NodeJS.Signals) => void): NodeJS.Timeout | undefined {
+  if (process.env.npm_lifecycle_event === undefined) return undefined
+  const parent = process.ppid
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return
+    clearInterval(timer)
+    log.warn({ parent }, 'npm, which started this server, has gone: stopping as on SIGTERM')
+    stop('SIGTERM')
+  }, NPM_PARENT_CHECK_MS).unref()
+  return timer
 }
 
 /** How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s). */
@@ -108,9 +126,11 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   })
   const stopOnSignal = stopSignalHandler(app.log, () => closer.close())
   for (const signal of STOP_SIGNALS) process.on(signal, stopOnSignal)
+  const npmWatch = stopWhenNpmIsGone(app.log, stopOnSignal)
   app.addHook('onClose', async () => {
     closer.uninstall()
     for (const signal of STOP_SIGNALS) process.removeListener(signal, stopOnSignal)
+    clearInterval(npmWatch)
     await removeServerFile(root, process.pid)
   })
 
@@ -143,7 +163,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     throw err
   }
   await writeServerFile(root, { pid: process.pid, url, mode: options.mode, startedAt: Date.now() })
-  app.log.info({ url, mode: options.mode, handoff: config.handoff, workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
+  app.log.info({ pid: process.pid, url, mode: options.mode, handoff: config.handoff, workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
   return app
 }
 

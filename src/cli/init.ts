@@ -32,7 +32,7 @@ async function copyIfMissing (from: string, root: string, to: string): Promise<s
 /** workers/index from the html template, unless workers/ already holds a worker. */
 async function exampleWorker (root: string): Promise<string> {
   const workers = await readdir(join(root, 'workers')).catch(() => [])
-  if (workers.length > 0) return `kept    workers/ (${workers.length} entries)`
+  if (workers.length > 0) return `kept    workers/ (${workers.join(', ')})`
   return await copyIfMissing(join(PACKAGE_ROOT, 'templates', 'html'), root, 'workers/index')
 }
 

@@ -7,7 +7,11 @@ import { execFile } from 'node:child_process'
 import { access, copyFile, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { runCliToEnd, startCliServer } from '../helpers/cli.js'
+import { spawn } from 'node:child_process'
+import { defer } from '../helpers/cleanup.js'
+import { runCliToEnd, startCliServer, workersStarted } from '../helpers/cli.js'
+import { LogRecorder } from '../helpers/logs.js'
+import { isAlive, waitForExit } from '../helpers/wait.js'
 import { clientFor } from '../helpers/host.js'
 import { npm, usePackedFolder, useInstalledProject } from '../helpers/package.js'
 import { PORTS } from '../helpers/ports.js'
@@ -39,6 +43,18 @@ test('the packed package installs into an empty project, init makes it a project
   assert.match(await page.body.text(), /<h1>Hello, shop<\/h1>/)
   assert.equal((await fetch('/style.css')).statusCode, 200, 'public/ is served by the host')
 
+  // A SIGTERM sent to npx reaches its shell only, which dies of it: the server stops all the same.
+  const npx = spawn('npx', ['tqserver', 'start'], { cwd: root, env: { ...process.env, TQ_PORT: '0', TQ_WORKER_PORTS: PORTS.packageInstall }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const npxLogs = new LogRecorder()
+  npx.stdout.on('data', (chunk: Buffer) => npxLogs.write(chunk))
+  const serverPid = Number((await npxLogs.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'npx tqserver start to listen')).pid)
+  defer(t, () => { if (isAlive(serverPid)) process.kill(serverPid, 'SIGKILL') })
+  await workersStarted(npxLogs)
+  npx.kill('SIGTERM')
+  await waitForExit(serverPid, 20_000)
+  assert.ok(npxLogs.lines.some((line) => String(line.msg).startsWith('npm, which started this server, has gone')))
+  assert.ok(npxLogs.lines.some((line) => line.msg === 'worker state changed' && line.to === 'STOPPED' && line.reason === 'process code 0'), 'the worker was drained')
+
   // A server installs from the lockfile with runtime dependencies only, and runs nothing at install.
   const prod = join(dir, 'prod')
   await mkdir(prod)
@@ -64,7 +80,7 @@ test('init in an existing project keeps its files, scripts and workers, and adds
   }
 
   const first = await init()
-  assert.match(first.stdout, /kept {4}config\/server\.yaml\nkept {4}workers\/ \(1 entries\)\nupdated package\.json: added scripts start, build; kept your scripts dev \(tqserver's: "tqserver dev"\)\nupdated \.gitignore\n/)
+  assert.match(first.stdout, /kept {4}config\/server\.yaml\nkept {4}workers\/ \(api\)\nupdated package\.json: added scripts start, build; kept your scripts dev \(tqserver's: "exec tqserver dev"\)\nupdated \.gitignore\n/)
   assert.equal(await readFile(join(root, 'config', 'server.yaml'), 'utf8'), 'port: 3000\n')
   assert.equal(await exists(join(root, 'workers', 'index')), false)
   const after = await readFile(pkgPath, 'utf8')
