@@ -24,7 +24,7 @@ async function version (fetch: ReturnType<typeof clientFor>): Promise<number> {
   return (await (await fetch('/app/version')).body.json() as { version: number }).version
 }
 
-test('start after dev in the same root builds and serves production builds, not the dev ones', async (t) => {
+test('start after dev in the same root builds and serves production builds, not the dev ones, whatever names them', async (t) => {
   const root = await useProject(t, 'versioned')
   const binDir = join(root, 'workers', 'app', 'bin')
   const dev = await startCliServer(t, 'dev', root, PORTS.buildModesDev)
@@ -36,10 +36,12 @@ test('start after dev in the same root builds and serves production builds, not 
   await assert.rejects(access(join(binDir, 'current.json')), 'dev writes no production pointer')
   dev.child.kill('SIGTERM')
   assert.equal((await within(30_000, 'the dev server to exit', dev.exited)).code, 0)
+  // As an older tqserver left it: the dev build named by current.json.
+  await writeFile(join(binDir, 'current.json'), await readFile(join(binDir, 'dev.json')))
 
   const prod = await startCliServer(t, 'start', root, PORTS.buildModesProd)
   const building = prod.logs.lines.find((line) => line.msg === 'no production build: building')
-  assert.deepEqual([building?.worker, building?.reason], ['app', 'no usable bin/current.json'])
+  assert.deepEqual([building?.worker, building?.reason], ['app', 'bin/current.json names a dev build'])
   const prodBuild = await appBuild(clientFor(t, prod.url))
   assert.equal(prodBuild.mode, 'prod')
   assert.notEqual(prodBuild.id, devBuild.id)
