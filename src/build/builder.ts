@@ -1,10 +1,14 @@
-// Builds workers with esbuild into workers/<name>/bin/<build id>/ and records the current build in
-// bin/current.json. Every build gets its own folder, named by the hash of its output, and
-// current.json is replaced by rename: a running worker (or its restart after a crash) never loses
-// its code to a later build, failed or not, and a reader never sees half a build.
+// Builds workers with esbuild into workers/<name>/bin/<build id>/ and records the current build of
+// each mode in its own pointer file. Every build gets its own folder, named by the hash of its
+// output, and a pointer is replaced by rename: a running worker (or its restart after a crash) never
+// loses its code to a later build, failed or not, and a reader never sees half a build. Production
+// and dev builds differ (minified, dependencies bundled), and a dev server may run beside a
+// production one in the same root: neither may serve, or delete, the other's current build.
 //
-//   bin/current.json      {"id": "3f2a…", "file": "main.mjs", ...}
-//   bin/3f2a…/main.mjs    the bundle (+ main.mjs.map)
+//   bin/current.json      production: {"id": "3f2a…", "file": "main.mjs", "mode": "prod", ...}
+//   bin/dev.json          dev:        {"id": "9c1b…", "file": "main.mjs", "mode": "dev", ...}
+//   bin/3f2a…/main.mjs    a bundle (+ main.mjs.map)
+//   bin/3f2a…/build.json  {"id": "3f2a…", "mode": "prod"}: pruning keeps to builds of its own mode
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
@@ -18,6 +22,7 @@ export type BuildMode = 'dev' | 'prod'
 
 export interface BuildResult {
   id: string
+  mode: BuildMode
   /** Absolute path of the file to run. */
   file: string
   builtAt: number
@@ -30,7 +35,9 @@ export interface BuildResult {
 export interface BuildErrorLocation { file: string, line: number, column: number, text: string }
 
 const OUT_FILE = 'main.mjs'
-const MANIFEST = 'current.json'
+const FOLDER_MANIFEST = 'build.json'
+/** The file in bin/ naming each mode's current build; deploy tooling knows current.json. */
+export const BUILD_POINTERS: Readonly<Record<BuildMode, string>> = { prod: 'current.json', dev: 'dev.json' }
 const KEEP_BUILDS = 3
 /** Bundled CommonJS code calls require(); ESM output has none unless we make one. */
 const REQUIRE_SHIM = "import { createRequire as __tqCreateRequire } from 'node:module'; const require = __tqCreateRequire(import.meta.url);"
@@ -52,7 +59,8 @@ export class Builder {
 
   /**
    * Builds a worker and makes it current. Throws TQ_ERR_BUILD_FAILED (with `locations`) on error.
-   * Older builds are removed, except the last few and those named in `inUse` (running instances).
+   * Older builds of this mode are removed, except the last few, those named in `inUse` (running
+   * instances) and those a pointer names.
    */
   async build (spec: WorkerSpec, inUse: Iterable<string> = []): Promise<BuildResult> {
     if (spec.command !== undefined) return this.#buildCommand(spec)
@@ -71,7 +79,10 @@ export class Builder {
       const tmp = join(binDir, `.tmp-${process.pid}-${++tmpCounter}`)
       try {
         await mkdir(tmp, { recursive: true })
-        await Promise.all(outputs.map((file) => writeFile(join(tmp, basename(file.path)), file.contents)))
+        await Promise.all([
+          ...outputs.map((file) => writeFile(join(tmp, basename(file.path)), file.contents)),
+          writeFile(join(tmp, FOLDER_MANIFEST), JSON.stringify({ id, mode: this.#mode }))
+        ])
         await rename(tmp, dir)
       } catch (err) {
         // A full disk: what was written would only fill it further.
@@ -81,29 +92,32 @@ export class Builder {
     }
     const build: BuildResult = {
       id,
+      mode: this.#mode,
       file: join(dir, OUT_FILE),
       builtAt: Date.now(),
       durationMs: Math.round((performance.now() - started) * 10) / 10,
       inputs: Object.keys(result.metafile.inputs).map((input) => resolve(spec.dir, input))
     }
-    await writeAtomically(join(binDir, MANIFEST), JSON.stringify({ ...build, file: relative(binDir, build.file), mode: this.#mode }, null, 2))
-    this.#log.debug({ worker: spec.name, id, durationMs: build.durationMs }, 'worker built')
-    await prune(binDir, new Set([id, ...inUse]))
+    await writeAtomically(join(binDir, BUILD_POINTERS[this.#mode]), JSON.stringify({ ...build, file: relative(binDir, build.file) }, null, 2))
+    this.#log.debug({ worker: spec.name, id, mode: this.#mode, durationMs: build.durationMs }, 'worker built')
+    await prune(binDir, this.#mode, new Set([id, ...inUse, ...await pointedIds(binDir)]))
     return build
   }
 
-  /** The build bin/current.json names, if it and its file exist. */
+  /**
+   * The build this mode's pointer names, if it and its file exist. In production every caller
+   * builds a worker that has none, so the reason is logged here, once per worker and look-up.
+   */
   async current (spec: WorkerSpec): Promise<BuildResult | undefined> {
-    const binDir = join(spec.dir, 'bin')
-    try {
-      const manifest = JSON.parse(await readFile(join(binDir, MANIFEST), 'utf8')) as BuildResult
-      if (spec.command !== undefined) return manifest.file === '' ? manifest : undefined
-      const file = join(binDir, manifest.file)
-      await stat(file)
-      return { ...manifest, file }
-    } catch {
-      return undefined
+    const pointer = join('bin', BUILD_POINTERS[this.#mode])
+    const found = await readPointer(spec, pointer)
+    // Before separate pointers, current.json could name a dev build: never serve one in production.
+    const build = found?.mode === this.#mode ? found : undefined
+    if (!build && this.#mode === 'prod') {
+      const reason = found ? `${pointer} names a ${String(found.mode)} build` : `no usable ${pointer}`
+      this.#log.info({ worker: spec.name, reason }, 'no production build: building')
     }
+    return build
   }
 
   /** Frees the esbuild context kept for a worker (it was removed or its settings changed). */
@@ -113,7 +127,6 @@ export class Builder {
     await kept?.context.dispose()
   }
 
-  /** Frees every esbuild context; the esbuild service would otherwise keep the process alive. */
   /** Stops every `build:` command still running (the server or the CLI is stopping): its build fails. */
   abort (): void {
     for (const child of this.#running) {
@@ -125,6 +138,7 @@ export class Builder {
     }
   }
 
+  /** Frees every esbuild context; the esbuild service would otherwise keep the process alive. */
   async dispose (): Promise<void> {
     await Promise.all([...this.#contexts.keys()].map((name) => this.forget(name)))
   }
@@ -144,6 +158,7 @@ export class Builder {
     for (const file of files) hash.update(file).update(await readFile(join(spec.dir, file)))
     const build: BuildResult = {
       id: hash.digest('hex').slice(0, 12),
+      mode: this.#mode,
       file: '',
       builtAt: Date.now(),
       durationMs: Math.round((performance.now() - started) * 10) / 10,
@@ -151,7 +166,7 @@ export class Builder {
     }
     const binDir = join(spec.dir, 'bin')
     await mkdir(binDir, { recursive: true })
-    await writeAtomically(join(binDir, MANIFEST), JSON.stringify({ ...build, mode: this.#mode }, null, 2))
+    await writeAtomically(join(binDir, BUILD_POINTERS[this.#mode]), JSON.stringify(build, null, 2))
     return build
   }
 
@@ -214,14 +229,47 @@ async function buildError (spec: WorkerSpec, err: unknown): Promise<Error> {
   return Object.assign(error, { locations })
 }
 
-/** Removes all but the newest builds and those kept. */
-async function prune (binDir: string, keep: Set<string>): Promise<void> {
-  const entries = await readdir(binDir, { withFileTypes: true })
-  const builds = await Promise.all(entries
-    .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.') && !keep.has(entry.name))
-    .map(async (entry) => ({ name: entry.name, mtime: (await stat(join(binDir, entry.name))).mtimeMs })))
-  builds.sort((a, b) => b.mtime - a.mtime)
-  await Promise.all(builds.slice(Math.max(0, KEEP_BUILDS - keep.size)).map((build) => rm(join(binDir, build.name), { recursive: true, force: true })))
+/** A pointer's build (`pointer` relative to the worker folder), if it and its file exist. */
+async function readPointer (spec: WorkerSpec, pointer: string): Promise<BuildResult | undefined> {
+  const manifest = await readJson<BuildResult>(join(spec.dir, pointer))
+  if (!manifest) return undefined
+  if (spec.command !== undefined) return manifest.file === '' ? manifest : undefined
+  const file = join(spec.dir, 'bin', manifest.file)
+  return await exists(file) ? { ...manifest, file } : undefined
+}
+
+/** The builds every mode's pointer names: a server of the other mode may be running them. */
+async function pointedIds (binDir: string): Promise<string[]> {
+  const manifests = await Promise.all(Object.values(BUILD_POINTERS).map((pointer) => readJson<BuildResult>(join(binDir, pointer))))
+  return manifests.flatMap((manifest) => manifest ? [manifest.id] : [])
+}
+
+/**
+ * Removes builds of `mode` but those kept and the newest others, up to KEEP_BUILDS in all. The
+ * other mode's builds belong to the other mode's server (one may run in the same root); a folder
+ * without build.json, from an older tqserver, counts as either mode's.
+ */
+async function prune (binDir: string, mode: BuildMode, keep: Set<string>): Promise<void> {
+  const entries = (await readdir(binDir, { withFileTypes: true })).filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'))
+  const builds = await Promise.all(entries.map(async (entry) => {
+    const dir = join(binDir, entry.name)
+    const [manifest, info] = await Promise.all([readJson<{ mode: string }>(join(dir, FOLDER_MANIFEST)), stat(dir).catch(() => undefined)])
+    return { name: entry.name, mode: manifest?.mode, mtime: info?.mtimeMs ?? 0 }
+  }))
+  // A folder gone meanwhile (no mtime) was pruned by the other mode's server.
+  const ours = builds.filter((build) => build.mtime > 0 && (build.mode === mode || build.mode === undefined))
+  const kept = ours.filter((build) => keep.has(build.name)).length
+  const others = ours.filter((build) => !keep.has(build.name)).sort((a, b) => b.mtime - a.mtime)
+  await Promise.all(others.slice(Math.max(0, KEEP_BUILDS - kept)).map((build) => rm(join(binDir, build.name), { recursive: true, force: true })))
+}
+
+/** A JSON file's content; undefined when it is missing or not JSON. */
+async function readJson<T> (path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T
+  } catch {
+    return undefined
+  }
 }
 
 /** Files of a worker folder that make up a `command:` worker, sorted, relative to the folder. */

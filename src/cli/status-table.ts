@@ -2,7 +2,7 @@
 // terminal or a shell script (`tqserver status --json` prints the report itself).
 import type { HealthReport, InstanceReport } from '../report/health-report.js'
 
-const COLUMNS = ['WORKER', 'ROUTE', 'STATUS', 'STATE', 'PID', 'PORT', 'UPTIME', 'RSS', 'CPU', 'REQS', 'ERRS', 'P99', 'RESTARTS'] as const
+const COLUMNS = ['WORKER', 'ROUTE', 'STATUS', 'STATE', 'PID', 'PORT', 'UPTIME', 'RSS', 'CPU', 'REQS', 'ERRS', 'P99', 'RESTARTS', 'BUILD'] as const
 
 export function formatStatus (report: HealthReport, url: string): string {
   const rows: string[][] = []
@@ -14,7 +14,9 @@ export function formatStatus (report: HealthReport, url: string): string {
         text(instance?.pid), text(instance?.port), duration(instance?.uptimeMs), megabytes(instance?.rssBytes),
         instance?.cpuPercent == null ? '-' : `${instance.cpuPercent.toFixed(0)}%`,
         text(instance?.requests), text(instance?.errors),
-        instance?.latencyMs == null ? '-' : `${instance.latencyMs.p99.toFixed(1)}ms`, text(instance?.restarts)
+        instance?.latencyMs == null ? '-' : `${instance.latencyMs.p99.toFixed(1)}ms`, text(instance?.restarts),
+        // A server serves builds of its own mode only: the worker's mode is each instance's.
+        instance ? `${instance.build} ${worker.lastBuild.mode ?? ''}`.trimEnd() : '-'
       ])
     }
   }

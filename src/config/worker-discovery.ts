@@ -1,6 +1,6 @@
 // Finds the workers: every folder of workers/ with src/main.ts, or with the entry its worker.yaml
-// names, or with a build (bin/current.json, as deployed without sources). Reads and checks each
-// worker.yaml and turns folder names into routes.
+// names, or with a production build (bin/current.json, as deployed without sources). Reads and
+// checks each worker.yaml and turns folder names into routes.
 import { access, readdir } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import { timeoutNames, workerConfigSchema, type ServerConfig, type Timeouts, type WorkerConfig } from './schema.js'

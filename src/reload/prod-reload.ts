@@ -1,7 +1,8 @@
 // Production reload (SIGHUP or `tqserver reload`): rescans workers/ and the configuration, then
-// switches exactly the workers whose build (bin/current.json), worker.yaml or worker-relevant
-// server settings changed, starts new workers and drains removed ones. Every other worker keeps
-// its processes. A source change without a new build changes nothing: production runs builds.
+// switches exactly the workers whose production build (bin/current.json, never a dev build),
+// worker.yaml or worker-relevant server settings changed, starts new workers and drains removed
+// ones. Every other worker keeps its processes. A source change without a new build changes
+// nothing: production runs builds.
 // An invalid configuration keeps the running one. Each reload ends with one summary log line.
 import { availableParallelism } from 'node:os'
 import { CoalescingQueue } from '../coalescing-queue.js'

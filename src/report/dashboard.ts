@@ -56,7 +56,7 @@ export function renderBody (report: HealthReport, now: number): string {
   ${w.instances.length > 0
     ? `<div class="scroll"><table><thead><tr><th>#</th><th>pid</th><th>port</th><th>state</th><th>uptime</th><th>restarts</th><th>memory</th><th>CPU</th><th>requests</th><th>errors</th><th>in flight</th><th>p50 / p99 ms</th><th>checked</th></tr></thead><tbody>${rows}</tbody></table></div>`
     : '<p class="muted">No instance.</p>'}
-  <p class="meta">build <code>${esc(build.id ?? 'none')}</code> ${build.builtAt ? `${ago(build.builtAt)}, ${build.durationMs} ms` : ''}
+  <p class="meta">build <code>${esc(build.id ?? 'none')}</code>${build.mode ? ` (${esc(build.mode)})` : ''} ${build.builtAt ? `${ago(build.builtAt)}, ${build.durationMs} ms` : ''}
   ${w.lastSwitch ? ` · switched ${ago(w.lastSwitch.at)}: ${esc(w.lastSwitch.reason)}` : ''}</p>
   ${build.error ? `<div class="problem"><strong>Build failed ${ago(build.error.at)}</strong><pre>${esc(build.error.message)}</pre></div>` : ''}
   ${w.lastError ? `<div class="problem"><strong>Last error ${ago(w.lastError.at)}</strong><pre>${esc(w.lastError.message)}</pre></div>` : ''}

@@ -1,6 +1,6 @@
 // GET /health: its shape, the rule that turns worker states into one status, and the assembly
 // of the report from what the supervisor, the proxy's counters and the health checker know.
-import type { BuildErrorLocation, BuildResult } from '../build/builder.js'
+import type { BuildErrorLocation, BuildMode, BuildResult } from '../build/builder.js'
 import type { EventLog, ServerEvent } from './event-log.js'
 import type { OutputLine } from '../process/log-capture.js'
 import type { UpstreamTraffic } from '../routing/upstream-traffic.js'
@@ -37,6 +37,8 @@ export interface InstanceReport {
 
 export interface BuildReport {
   id: string | null
+  /** prod (bin/current.json: minified, dependencies bundled) or dev (bin/dev.json). */
+  mode: BuildMode | null
   builtAt: number | null
   durationMs: number | null
   error: { message: string, locations: BuildErrorLocation[], at: number } | null
@@ -151,6 +153,7 @@ export function buildHealthReport (sources: ReportSources): HealthReport {
       }),
       lastBuild: {
         id: view.build?.id ?? null,
+        mode: view.build?.mode ?? null,
         builtAt: view.build?.builtAt ?? null,
         durationMs: view.build?.durationMs ?? null,
         error: view.buildError ?? null

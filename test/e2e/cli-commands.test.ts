@@ -89,6 +89,8 @@ test('start runs the existing build, building only what is missing', async (t) =
   await writeFiles(root, { 'workers/second/src/main.ts': await readFile(source, 'utf8') })
   const server = await startCliServer(t, 'start', root, PORTS.cliCommands)
   const fetch = clientFor(t, server.url)
+  assert.deepEqual(server.logs.lines.filter((line) => line.msg === 'no production build: building').map((line) => [line.worker, line.reason]),
+    [['second', 'no usable bin/current.json']], 'only the worker without a build is built, and the log says why')
   assert.equal((await (await fetch('/hello/')).body.json() as { plain: unknown }).plain, true, 'hello runs its earlier build')
   assert.equal((await (await fetch('/second/')).body.json() as { plain: unknown }).plain, 'edited but not built', 'second had no build, so it was built')
 })
@@ -126,11 +128,11 @@ test('new scaffolds a worker that start then serves; an existing or invalid name
   assert.equal(status.code, 0)
   const lines = status.stdout.split('\n')
   assert.equal(lines[0], `tqserver at ${server.url}: healthy, 2 of 100 worker ports leased`)
-  assert.match(lines[2]!, /^WORKER +ROUTE +STATUS +STATE +PID +PORT +UPTIME +RSS +CPU +REQS +ERRS +P99 +RESTARTS$/)
+  assert.match(lines[2]!, /^WORKER +ROUTE +STATUS +STATE +PID +PORT +UPTIME +RSS +CPU +REQS +ERRS +P99 +RESTARTS +BUILD$/)
   const health = await (await fetch('/health')).body.json() as { workers: Record<string, { instances: Array<{ pid: number, port: number }> }> }
   for (const [name, route] of [['hello', '/hello'], ['page', '/page']] as const) {
     const { pid, port } = health.workers[name]!.instances[0]!
-    assert.ok(lines.some((line) => new RegExp(`^${name} +${route} +healthy +HEALTHY +${pid} +${port} +\\d+s +(\\d+MB|-) `).test(line)), `a row for ${name}`)
+    assert.ok(lines.some((line) => new RegExp(`^${name} +${route} +healthy +HEALTHY +${pid} +${port} +\\d+s +(\\d+MB|-) .* [0-9a-f]{12} prod$`).test(line)), `a row for ${name}, with its production build`)
   }
   const json = await runCliToEnd(t, ['status', '--json'], { cwd: root })
   assert.equal((JSON.parse(json.stdout) as { status: string }).status, 'healthy')

@@ -57,6 +57,9 @@ export const PORTS = {
   hungWorker: '24800-24849',
   /** One port for two workers. */
   poolExhausted: '24600-24600',
+  /** A production server and a dev server in one root: one range each. */
+  buildModesProd: '24610-24629',
+  buildModesDev: '24630-24649',
   publicFiles: '24650-24669',
   startUp: '24850-24899',
   diskFull: '24900-24919',

@@ -1,5 +1,6 @@
 // Old builds in workers/<name>/bin/ are pruned after each build: the current build and every build
-// a running instance uses are kept, then the newest others up to three builds in all; the rest go.
+// a running instance uses are kept, then the newest others of the same mode up to three builds in
+// all; the rest go. Builds of the other mode (a dev server beside a production one) are left alone.
 // Through a dev host: a running version outlives newer builds that failed to start, so it can
 // still restart after a crash.
 import { test } from 'node:test'
@@ -51,6 +52,35 @@ test('a build keeps the current build and those in use, then the newest others u
   assert.deepEqual(await build(6, [ids[2]!, ids[4]!]), of(2, 4, 6), 'two in use and the current: three')
   assert.deepEqual(await build(7, [ids[2]!, ids[4]!, ids[6]!]), of(2, 4, 6, 7), 'all in use are kept, even past three')
   assert.deepEqual(await build(8), of(6, 7, 8), 'once none is in use, the newest three')
+})
+
+test('each mode prunes only its own builds: a dev server beside a production one in the root keeps its build', async (t) => {
+  const root = await useProject(t, 'plain')
+  const dir = join(root, 'workers', 'hello')
+  const binDir = join(dir, 'bin')
+  const spec = testSpec('hello', '/hello', { dir, entry: 'src/main.ts' })
+  const builders = { prod: new Builder('prod', pino({ level: 'silent' })), dev: new Builder('dev', pino({ level: 'silent' })) }
+  defer(t, () => Promise.all([builders.prod.dispose(), builders.dev.dispose()]))
+  const ids: string[] = []
+  const build = async (mode: 'prod' | 'dev', n: number) => {
+    await writeFile(join(dir, 'src', 'main.ts'), `import { createServer } from 'node:http'\ncreateServer((req, res) => res.end('version ${n}')).listen(Number(process.env.PORT), process.env.HOST)\n`)
+    const result = await builders[mode].build(spec)
+    const at = new Date(Date.UTC(2026, 0, 1, 0, n))
+    await utimes(join(binDir, result.id), at, at)
+    ids[n] = result.id
+    const pointer = JSON.parse(await readFile(join(binDir, mode === 'prod' ? 'current.json' : 'dev.json'), 'utf8')) as { id: string, mode: string }
+    assert.deepEqual([pointer.id, pointer.mode], [result.id, mode], `version ${n} is the current ${mode} build`)
+    return builds(binDir)
+  }
+  const of = (...versions: number[]) => versions.map((n) => ids[n]!).sort()
+
+  await build('prod', 1)
+  for (let n = 2; n <= 4; n++) await build('dev', n)
+  assert.deepEqual(await build('dev', 5), of(1, 3, 4, 5), 'four dev builds: the newest three, and the production one')
+  await build('prod', 6)
+  await build('prod', 7)
+  assert.deepEqual(await build('prod', 8), of(3, 4, 5, 6, 7, 8), 'production keeps its newest three and leaves the dev builds alone')
+  assert.deepEqual(await build('dev', 9), of(4, 5, 6, 7, 8, 9))
 })
 
 test('dev: a running version outlives newer builds that failed to start, and restarts from its build', async (t) => {

@@ -21,6 +21,9 @@ test('a Python worker under the same contract', async (t) => {
   assert.deepEqual({ ...first, pid: 0 }, { hello: 'from Python', path: '/hello?x=1', prefix: '/py', pid: 0 })
   const report = host.app.tqserver.status()
   assert.equal(report.workers.py!.status, 'healthy')
+  assert.equal(report.workers.py!.lastBuild.mode, 'dev')
+  const devPointer = JSON.parse(await readFile(join(root, 'workers', 'py', 'bin', 'dev.json'), 'utf8')) as { id: string, file: string }
+  assert.deepEqual([devPointer.id, devPointer.file], [report.workers.py!.lastBuild.id, ''], 'a dev version id, in the dev pointer')
   assert.ok(report.workers.py!.output.some((line) => line.text === 'GET /hello?x=1 200'), "the program's output is captured")
   assert.match(report.workers.broken!.lastBuild.error!.message, /^worker broken failed to build:\necho compiling; .* exited with code 3\ncompiling\nerror: missing semicolon$/)
 
@@ -46,6 +49,8 @@ test('a command given as a shell string: the shell and its program stop on a swi
   const program = async () => (await (await host.fetch('/py/')).body.json() as { pid: number }).pid
   const first = await program()
   const shim = host.app.tqserver.status().workers.py!.instances[0]!.pid!
+  assert.equal(host.app.tqserver.status().workers.py!.lastBuild.mode, 'prod')
+  assert.equal((JSON.parse(await readFile(join(root, 'workers', 'py', 'bin', 'current.json'), 'utf8')) as { mode: string }).mode, 'prod')
   assert.notEqual(first, shim)
 
   await host.app.tqserver.restart('py')

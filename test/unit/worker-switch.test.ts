@@ -23,7 +23,7 @@ function fakeHost () {
     stopping: false,
     current: () => undefined,
     build: (s) => new Promise<BuildResult>((resolve) => {
-      builds.push({ entry: s.entry, finish: () => resolve({ id: s.entry, file: '', builtAt: 0, durationMs: 0, inputs: [] }) })
+      builds.push({ entry: s.entry, finish: () => resolve({ id: s.entry, mode: 'dev' as const, file: '', builtAt: 0, durationMs: 0, inputs: [] }) })
     }),
     createInstance: () => { throw new Error('no instances in this test') },
     retire: async () => {},
@@ -87,9 +87,9 @@ test('a merged request keeps the work each asked for: a rebuild and a restart', 
   const serving = { state: { is: () => true }, origin: 'http://127.0.0.1:1', beginDrain () {} } as unknown as WorkerInstance
   host.routes.setWorker(spec('api', 'v0'), new StaticFiles('/nonexistent'))
   host.routes.addInstance('api', serving)
-  host.current = () => ({ spec: spec('api', 'v0'), build: { id: 'same', file: '', builtAt: 0, durationMs: 0, inputs: [] } })
+  host.current = () => ({ spec: spec('api', 'v0'), build: { id: 'same', mode: 'dev' as const, file: '', builtAt: 0, durationMs: 0, inputs: [] } })
   host.build = (s) => new Promise<BuildResult>((resolve) => {
-    builds.push({ entry: s.entry, finish: () => resolve({ id: 'same', file: '', builtAt: 0, durationMs: 0, inputs: [] }) })
+    builds.push({ entry: s.entry, finish: () => resolve({ id: 'same', mode: 'dev' as const, file: '', builtAt: 0, durationMs: 0, inputs: [] }) })
   })
   host.createInstance = (s) => {
     started.push(s.entry)
@@ -118,7 +118,7 @@ test('merged replacements of single instances leave none behind', () => {
   const a = { id: 'a' } as unknown as WorkerInstance
   const b = { id: 'b' } as unknown as WorkerInstance
   const replace = (instance: WorkerInstance) => plan('old spec', { rebuild: false, restart: true, replace: instance })
-  const built = { id: 'sighup', file: '', builtAt: 0, durationMs: 0, inputs: [] }
+  const built = { id: 'sighup', mode: 'prod' as const, file: '', builtAt: 0, durationMs: 0, inputs: [] }
 
   assert.equal(mergePlans(replace(a), replace(a)).replace, a, 'the same one: still only that one')
   const both = mergePlans(replace(a), replace(b))
