@@ -1,7 +1,7 @@
 // The tqserver plugin: serves the workers of a project through this Fastify instance.
 //   fastify.register(tqserver, { root: '/srv/app' })
 // builds the core parts, then registers, in order: registry -> supervisor -> router (proxy +
-// static files) -> health -> metrics -> prod-reload (SIGHUP, when asked for) -> hot-reload (dev).
+// static files) -> health -> metrics -> prod-reload (SIGHUP and POST, when asked for) -> hot-reload (dev).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { BuildMode } from '../src/build/builder.js'
@@ -27,7 +27,7 @@ export interface TqServerOptions extends ServerOverrides {
   mode?: BuildMode
   /** Environment read for TQ_PORT, TQ_HOST, TQ_WORKER_PORTS and TQ_CONFIG. @default process.env */
   env?: Record<string, string | undefined>
-  /** Reload on SIGHUP (as `tqserver start` does). @default false */
+  /** Reload on SIGHUP and on POST /__tqserver/reload from loopback or with health.token (as `tqserver start` does). @default false */
   reloadOnSignal?: boolean
   /** Configuration already resolved by the caller (the tqserver CLI); the options above are then ignored. */
   resolved?: ResolvedServerConfig
@@ -61,7 +61,7 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   })
   await fastify.register(tqserverHealth, { token: config.config.health.token })
   if (serveMetrics !== false) await fastify.register(tqserverMetrics, { token: config.config.health.token })
-  if (reloadOnSignal === true) await fastify.register(tqserverProdReload)
+  if (reloadOnSignal === true) await fastify.register(tqserverProdReload, { token: config.config.health.token })
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
 }
 

@@ -1,6 +1,6 @@
 // The standalone server behind `tqserver dev` and `tqserver start`: a Fastify host with the
 // tqserver plugin, listening on the configured port, shut down gracefully by SIGTERM or SIGINT.
-// SIGHUP is not a shutdown here: it reloads what changed. .tqserver/server.json names the
+// SIGHUP is not a shutdown here: it reloads what changed. .tqserver/servers/<port>.json names the
 // running server for `tqserver reload`.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { resolve } from 'node:path'
@@ -11,7 +11,7 @@ import { loadServerConfig, type ServerOverrides } from '../src/config/server-con
 import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
 import { toOriginForm } from '../src/proxy/request-router.js'
-import { removeServerFile, writeServerFile } from '../src/server-file.js'
+import { portOf, removeServerFile, writeServerFile } from '../src/server-file.js'
 import { isPortFree } from '../src/process/port-pool.js'
 import { isHostPath } from '../src/url-paths.js'
 import { TQ_ERR_PORT_IN_USE } from '../src/errors.js'
@@ -127,11 +127,12 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   const stopOnSignal = stopSignalHandler(app.log, () => closer.close())
   for (const signal of STOP_SIGNALS) process.on(signal, stopOnSignal)
   const npmWatch = stopWhenNpmIsGone(app.log, stopOnSignal)
+  let port: number | undefined
   app.addHook('onClose', async () => {
     closer.uninstall()
     for (const signal of STOP_SIGNALS) process.removeListener(signal, stopOnSignal)
     clearInterval(npmWatch)
-    await removeServerFile(root, process.pid)
+    if (port !== undefined) await removeServerFile(root, port, process.pid)
   })
 
   // With hand-off, a front server takes the public port and Fastify listens on loopback only,
@@ -162,7 +163,8 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
     throw err
   }
-  await writeServerFile(root, { pid: process.pid, url, mode: options.mode, startedAt: Date.now() })
+  port = portOf(url)
+  await writeServerFile(root, port, { pid: process.pid, url, mode: options.mode, startedAt: Date.now() })
   app.log.info({ pid: process.pid, url, mode: options.mode, handoff: config.handoff, workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
   return app
 }

@@ -6,6 +6,8 @@
 export const HOST_ROUTES = new Set(['/health', '/livez', '/readyz', '/metrics'])
 /** The host's own tools (live reload, the dashboard's stream) live under this prefix. */
 export const HOST_PREFIX = '/__tqserver'
+/** POST here reloads the server (`tqserver reload --url`), as SIGHUP does. */
+export const RELOAD_PATH = `${HOST_PREFIX}/reload`
 
 /** The path of a request target: everything before the query string. */
 export function pathOf (url: string): string {

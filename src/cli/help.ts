@@ -37,15 +37,21 @@ ${SERVER_OPTIONS}`,
   build: `tqserver build [worker...] [--root DIR] [--config FILE]
 Build production bundles (minified, source maps, dependencies bundled) of the named workers, or of
 every enabled worker, into workers/<name>/bin/. A running server picks them up on reload.`,
-  reload: `tqserver reload [--no-wait] [--timeout MS] [--root DIR]
-Make the server running in this root (found through .tqserver/server.json) reload what changed,
-wait until it has, and print what was switched. Exits non-zero if a worker failed to switch.
-  --no-wait           send the signal and return
+  reload: `tqserver reload [--url URL | --port N] [--token TOKEN] [--no-wait] [--timeout MS] [--root DIR]
+Make the server running in this root (found through .tqserver/servers/<port>.json) reload what
+changed, wait until it has, and print what was switched. Exits non-zero if a worker failed to
+switch. With several servers in the root, name one with --url or --port.
+  --url URL           this server: signalled if it runs in this root, else asked over HTTP
+                      (POST /__tqserver/reload: from its machine, or with its health.token)
+  --port N            the server of this root that listens on port N
+  --token TOKEN       health.token, for a server that is not on this machine (or TQ_HEALTH_TOKEN)
+  --no-wait           ask for the reload and return
   --timeout MS        how long to wait for the reload (default ${DEFAULT_RELOAD_TIMEOUT_MS})`,
-  status: `tqserver status [--url URL] [--token TOKEN] [--json] [--root DIR]
+  status: `tqserver status [--url URL | --port N] [--token TOKEN] [--json] [--root DIR]
 Print the running server's /health as a table: each worker's instances with state, pid, port,
 uptime, memory, CPU, requests, errors and p99 latency. Exits 1 when the server is unhealthy.
   --url URL           ask this server (default: the one running in this root)
+  --port N            the server of this root that listens on port N (when several run there)
   --token TOKEN       health.token, for a server that is not on this machine (or TQ_HEALTH_TOKEN)
   --json              print the report as JSON`,
   new: `tqserver new NAME [--template api|html] [--root DIR]

@@ -57,7 +57,7 @@ async function main (argv: string[]): Promise<void> {
     case 'status':
       return status(root, values)
     case 'reload':
-      return reload(root, !values['no-wait'], Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS))
+      return reload(root, { ...values, wait: !values['no-wait'], timeoutMs: Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS) })
     default:
       throw new TQ_ERR_CLI_USAGE(`unknown command "${command}"`)
   }
@@ -93,5 +93,6 @@ function parseCommandLine (argv: string[]) {
 main(process.argv.slice(2)).catch((err: Error & { code?: string }) => {
   const coded = typeof err.code === 'string' && err.code.startsWith('TQ_ERR_')
   process.stderr.write(`tqserver: ${coded ? `${err.message} [${err.code}]` : err.stack ?? err.message}\n`)
-  process.exit(err.code === 'TQ_ERR_CLI_USAGE' ? 2 : 1)
+  // 2: the command line needs changing (a wrong flag, or --url to pick one of several servers).
+  process.exit(err.code === 'TQ_ERR_CLI_USAGE' || err.code === 'TQ_ERR_CLI_SEVERAL_SERVERS' ? 2 : 1)
 })

@@ -1,6 +1,8 @@
-// tqserver status and reload: find the server running in a root, read its /health, signal it.
+// tqserver status and reload: find the server (src/cli/server-choice.ts), read its /health, make it
+// reload: SIGHUP for a server of this root, POST /__tqserver/reload for one elsewhere.
 import type { HealthReport } from '../report/health-report.js'
-import { readServerFile } from '../server-file.js'
+import { RELOAD_PATH } from '../url-paths.js'
+import { chooseServer, type ChosenServer, type ServerChoice } from './server-choice.js'
 import { formatStatus } from './status-table.js'
 import {
   TQ_ERR_CLI_NOT_RUNNING, TQ_ERR_CLI_RELOAD_FAILED, TQ_ERR_CLI_RELOAD_TIMEOUT, TQ_ERR_CLI_USAGE
@@ -8,16 +10,28 @@ import {
 
 const RELOAD_POLL_MS = 100
 
+export interface ControlOptions extends ServerChoice {
+  token?: string | undefined
+}
+
+const authorization = (token: string | undefined): Record<string, string> => token ? { authorization: `Bearer ${token}` } : {}
+
 /** The /health report as JSON (details: from this machine, or with the token). */
-async function healthReport (url: string, token?: string): Promise<HealthReport> {
-  const res = await fetch(`${url}/health`, { headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } })
+async function healthReport (url: string, token: string | undefined): Promise<HealthReport> {
+  const res = await fetch(`${url}/health`, { headers: { accept: 'application/json', ...authorization(token) } })
   return await res.json() as HealthReport
 }
 
+/** The report with its details, or a usage error asking for the token. */
+async function detailedReport (url: string, token: string | undefined): Promise<HealthReport> {
+  const report = await healthReport(url, token)
+  if (report.workers === undefined) throw new TQ_ERR_CLI_USAGE(`${url}/health shows only its status (${report.status}): pass --token`)
+  return report
+}
+
 /** Prints the running server's /health as a table (or JSON); exits 1 when it is unhealthy. */
-export async function status (root: string, options: { url?: string, token?: string, json?: boolean }): Promise<void> {
-  const url = options.url ?? (await readServerFile(root))?.url
-  if (url === undefined) throw new TQ_ERR_CLI_NOT_RUNNING(root, 'no .tqserver/server.json (or pass --url)')
+export async function status (root: string, options: ControlOptions & { json?: boolean | undefined }): Promise<void> {
+  const { url } = await chooseServer(root, options)
   const token = options.token ?? process.env.TQ_HEALTH_TOKEN
   let report: HealthReport
   try {
@@ -30,30 +44,28 @@ export async function status (root: string, options: { url?: string, token?: str
   if (report.status === 'unhealthy') process.exitCode = 1
 }
 
-/** Signals the server in `root` to reload; with `wait`, follows /health until the reload is done. */
-export async function reload (root: string, wait: boolean, timeoutMs: number): Promise<void> {
-  const server = await readServerFile(root)
-  if (!server) throw new TQ_ERR_CLI_NOT_RUNNING(root, 'no .tqserver/server.json')
-  let signalledAt: number
+/** Makes the server reload; with `wait`, follows /health until the reload is done. */
+export async function reload (root: string, options: ControlOptions & { wait: boolean, timeoutMs: number }): Promise<void> {
+  const server = await chooseServer(root, options)
+  const token = options.token ?? process.env.TQ_HEALTH_TOKEN
+  let since: number
   try {
-    await healthReport(server.url)
-    // Only a reload begun after the signal serves this command: one already running when it
-    // arrives read the files before this command was run, and the server runs one more after it.
-    signalledAt = Date.now()
-    process.kill(server.pid, 'SIGHUP')
+    await healthReport(server.url, token)
+    since = await askToReload(server, token)
   } catch (err) {
-    throw new TQ_ERR_CLI_NOT_RUNNING(root, `pid ${server.pid} at ${server.url} does not answer: ${(err as Error).message}`)
+    if ((err as { code?: string }).code?.startsWith('TQ_ERR_')) throw err
+    throw new TQ_ERR_CLI_NOT_RUNNING(root, `${server.pid === undefined ? '' : `pid ${server.pid} at `}${server.url} does not answer: ${(err as Error).message}`)
   }
-  if (!wait) {
-    process.stdout.write(`signalled tqserver (pid ${server.pid}) to reload\n`)
+  if (!options.wait) {
+    process.stdout.write(server.pid === undefined ? `asked tqserver at ${server.url} to reload\n` : `signalled tqserver (pid ${server.pid}) to reload\n`)
     return
   }
-  const deadline = Date.now() + timeoutMs
+  const deadline = Date.now() + options.timeoutMs
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, RELOAD_POLL_MS))
-    const report = await healthReport(server.url)
+    const report = await detailedReport(server.url, token)
     const summary = report.lastReload
-    if (!summary || summary.at < signalledAt) continue
+    if (!summary || summary.at < since) continue
     const list = (label: string, names: string[]) => names.length > 0 ? [`${label} ${names.join(', ')}`] : []
     process.stdout.write(`reloaded in ${summary.durationMs} ms: ${[
       ...list('switched', summary.switched), ...list('started', summary.started), ...list('stopped', summary.stopped),
@@ -68,5 +80,25 @@ export async function reload (root: string, wait: boolean, timeoutMs: number): P
     if (problems.length > 0) throw new TQ_ERR_CLI_RELOAD_FAILED(problems.join('; '))
     return
   }
-  throw new TQ_ERR_CLI_RELOAD_TIMEOUT(timeoutMs)
+  throw new TQ_ERR_CLI_RELOAD_TIMEOUT(options.timeoutMs)
+}
+
+/**
+ * Starts the reload; resolves with the time from which a reload serves this command. Only a
+ * reload begun after the request does: one already running read the files before this command
+ * was run, and the server runs one more after it. A server elsewhere says the time on its own clock.
+ */
+async function askToReload (server: ChosenServer, token: string | undefined): Promise<number> {
+  if (server.pid !== undefined) {
+    // SIGHUP, as systemd's ExecReload sends: no token needed, and it works with any tqserver version.
+    const since = Date.now()
+    process.kill(server.pid, 'SIGHUP')
+    return since
+  }
+  const res = await fetch(`${server.url}${RELOAD_PATH}`, { method: 'POST', headers: authorization(token) })
+  const body = await res.json().catch(() => ({})) as { at?: number, message?: string }
+  if (res.status === 202 && typeof body.at === 'number') return body.at
+  if (res.status === 403) throw new TQ_ERR_CLI_USAGE(`${server.url} takes a reload only from its own machine or with its health.token: pass --token`)
+  if (res.status === 404) throw new TQ_ERR_CLI_RELOAD_FAILED(`${server.url} has no ${RELOAD_PATH} (an older tqserver, or an app that embeds it without reloadOnSignal)`)
+  throw new TQ_ERR_CLI_RELOAD_FAILED(`${server.url}${RELOAD_PATH} answered ${res.status}${body.message ? `: ${body.message}` : ''}`)
 }

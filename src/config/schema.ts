@@ -79,7 +79,7 @@ export const serverConfigSchema = Type.Object({
     rise: Type.Integer({ minimum: 1, maximum: 100, default: 2, description: 'Passed probes in a row that make an UNHEALTHY instance HEALTHY again' }),
     grace: Milliseconds(30_000, 'An instance UNHEALTHY for this long is replaced by a new one'),
     hangAfter: Milliseconds(1_000, 'Requests waiting this long on an instance that answers nothing make it suspect: GET /health at once, and no answer within this time either means it hangs (taken out, what waits on it answered 503, replaced at once)'),
-    token: Type.String({ default: '', description: 'Requests carrying it (Authorization: Bearer <token>; /health also takes ?token=, /metrics does not) see /health details and /metrics from anywhere; without it only requests from this machine do' })
+    token: Type.String({ default: '', description: 'Requests carrying it (Authorization: Bearer <token>; /health also takes ?token=, /metrics does not) see /health details and /metrics, and may POST /__tqserver/reload, from anywhere; without it only requests from this machine do' })
   }, { additionalProperties: false, default: {}, description: 'Active health checks of worker instances, and who may see /health details' }),
   outputLines: Type.Integer({ minimum: 0, maximum: 10_000, default: 200, description: 'Last output lines kept per worker, shown when it fails to start' }),
   ...timeoutKeys

@@ -143,6 +143,6 @@ test('status and reload say so when no server runs in the root', async (t) => {
   for (const command of ['status', 'reload']) {
     const result = await runCliToEnd(t, [command], { cwd: root })
     assert.equal(result.code, 1)
-    assert.match(result.stderr, /^tqserver: no tqserver runs in .* \(no \.tqserver\/server\.json.*\) \[TQ_ERR_CLI_NOT_RUNNING\]\n$/)
+    assert.match(result.stderr, /^tqserver: no tqserver runs in .* \(no \.tqserver\/servers\/<port>\.json names a running process; or pass --url\) \[TQ_ERR_CLI_NOT_RUNNING\]\n$/)
   }
 })

@@ -125,5 +125,5 @@ test('reload without a running server says so', async (t) => {
   const root = await useProject(t, 'multi')
   const result = await runCliToEnd(t, ['reload'], { cwd: root })
   assert.equal(result.code, 1)
-  assert.match(result.stderr, /^tqserver: no tqserver runs in .* \(no \.tqserver\/server\.json\) \[TQ_ERR_CLI_NOT_RUNNING\]\n$/)
+  assert.match(result.stderr, /^tqserver: no tqserver runs in .* \(no \.tqserver\/servers\/<port>\.json names a running process; or pass --url\) \[TQ_ERR_CLI_NOT_RUNNING\]\n$/)
 })

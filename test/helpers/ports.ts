@@ -5,6 +5,9 @@
 import { createServer, type AddressInfo } from 'node:net'
 
 export const PORTS = {
+  /** Two servers in one root: the first's workers, the second's. */
+  severalServers: '19900-19949',
+  severalServersSecond: '19950-19999',
   proxyRouting: '20000-20099',
   proxyStreaming: '20100-20199',
   workerDown: '20200-20299',
