@@ -1,13 +1,24 @@
 // Worker port ranges, one per test file: files run two at a time, and two pools probing the same
-// range could both hand out a port before either worker has bound it. Benchmarks use 25000-31999.
-// All stay below the kernel's ephemeral ports (32768 and up here): a client socket could take such
-// a port between the pool's check and the worker's bind (EADDRINUSE).
+// range could both hand out a port before either worker has bound it. They lie in 20000-24999
+// (TEST_PORTS); benchmarks use 25000-31999. Hosts listen on port 0 and freePort() serves a server
+// that must know its port up front, so only these ranges can collide with another run.
+// TQ_TEST_PORTS=<port> moves the whole block to start there, for two runs on one machine (two CI
+// jobs, two checkouts): 10000 gives 10000-14999, 15000 gives 15000-19999 (below 10000 lie common
+// ports: 8080 and tqserver's own 9000-9999). The block must stay out of the kernel's ephemeral
+// ports (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 here): a client socket could take
+// such a port between the pool's check and the worker's bind (EADDRINUSE). A TQ_TEST_PORTS whose
+// block overlaps them is refused.
+import { readFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 
-export const PORTS = {
+/** The block every range below lies in (test/unit/test-ports.test.ts checks it), before a move. */
+export const TEST_PORTS = { from: 20000, to: 24999 } as const
+
+/** The ranges where TQ_TEST_PORTS is unset; PORTS holds them moved. */
+export const RANGES = {
   /** Two servers in one root: the first's workers, the second's. */
-  severalServers: '19900-19949',
-  severalServersSecond: '19950-19999',
+  severalServers: '23950-23974',
+  severalServersSecond: '23975-23989',
   proxyRouting: '20000-20099',
   proxyStreaming: '20100-20199',
   workerDown: '20200-20299',
@@ -76,6 +87,44 @@ export const PORTS = {
   /** Two hosts: the first half, the second half. */
   slowClients: '24960-24979'
 } as const
+
+/** Each test file's worker port range, 'from-to', moved by TQ_TEST_PORTS. */
+export const PORTS = movePorts(RANGES, process.env.TQ_TEST_PORTS, ephemeralPorts())
+
+/**
+ * `ranges` shifted so that TEST_PORTS starts at `base` (TQ_TEST_PORTS's value; unset or empty:
+ * unchanged). Throws if `base` is not a port number or the moved block leaves 1024-65535 or
+ * overlaps `ephemeral`, the kernel's range for client sockets.
+ */
+export function movePorts<T extends Record<string, string>> (ranges: T, base: string | undefined, ephemeral?: readonly [number, number]): { readonly [K in keyof T]: string } {
+  if (base === undefined || base === '') return { ...ranges }
+  const size = TEST_PORTS.to - TEST_PORTS.from + 1
+  const from = /^\d+$/.test(base) ? Number(base) : NaN
+  const to = from + size - 1
+  if (!(from >= 1024 && to <= 65535)) {
+    throw new Error(`TQ_TEST_PORTS must be the first of ${size} ports within 1024-65535, such as 10000 (got "${base}")`)
+  }
+  if (ephemeral !== undefined && from <= ephemeral[1] && to >= ephemeral[0]) {
+    throw new Error(`TQ_TEST_PORTS=${base} puts the tests' ports ${from}-${to} among the kernel's ephemeral ports ` +
+      `${ephemeral[0]}-${ephemeral[1]}, which client sockets take; choose one from 1024 to ${ephemeral[0] - size}, such as 10000`)
+  }
+  const shift = from - TEST_PORTS.from
+  const moved = Object.entries(ranges).map(([name, range]) => {
+    const [first, last] = range.split('-').map(Number) as [number, number]
+    return [name, `${first + shift}-${last + shift}`]
+  })
+  return Object.fromEntries(moved) as { readonly [K in keyof T]: string }
+}
+
+/** The kernel's ephemeral port range, where it can tell (Linux). */
+function ephemeralPorts (): [number, number] | undefined {
+  try {
+    const [first, last] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    return first !== undefined && last !== undefined ? [first, last] : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * A port no one listens on now, for a server that must be told its port up front (its health
