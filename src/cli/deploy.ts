@@ -4,7 +4,7 @@
 //
 //   build ─ probe the target ─ rsync ─ [npm ci] ─ reload | restart ─ remove unused builds there
 import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -33,7 +33,8 @@ interface Installed {
 
 const say = (line: string) => process.stdout.write(`deploy: ${line}\n`)
 
-export async function deploy (root: string, flags: ServerOverrides, targetName: string, reloadTimeoutMs: number): Promise<void> {
+/** `reload`: passed to the target's tqserver reload (its timeout, and which server when several run there). */
+export async function deploy (root: string, flags: ServerOverrides, targetName: string, reload: { timeoutMs: number, port?: string | undefined }): Promise<void> {
   const target = await readTarget(root, targetName)
   say(`building the workers in ${root}`)
   const { config, specs, builder, failed } = await buildWorkers(root, flags, [])
@@ -44,7 +45,9 @@ export async function deploy (root: string, flags: ServerOverrides, targetName: 
     .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.') && entry.name !== 'node_modules')
     .map(async ({ name }) => {
       const spec = specs.find((candidate) => candidate.name === name)
-      const build = spec && spec.command === undefined ? await builder.current(spec) : undefined
+      // A disabled worker is not built: it ships the build it has, if any.
+      const hasBuild = spec && spec.command === undefined && (spec.enabled || await exists(join(spec.dir, 'bin', 'current.json')))
+      const build = hasBuild ? await builder.current(spec) : undefined
       return { name, spec, buildDir: build && relative(join(spec!.dir, 'bin'), dirname(build.file)) }
     }))
   const source = await readPackages(root)
@@ -77,8 +80,8 @@ export async function deploy (root: string, flags: ServerOverrides, targetName: 
     if (restart.code !== 0) throw new TQ_ERR_DEPLOY_RESTART_FAILED(target.restart, target.dest, `exit code ${restart.code}`)
   } else {
     say(`reloading the server in ${target.dest}`)
-    const reload = await runOnTarget(target, reloadCommand(target, reloadTimeoutMs))
-    if (reload.code !== 0) throw new TQ_ERR_DEPLOY_RELOAD_FAILED(target.dest)
+    const reloaded = await runOnTarget(target, reloadCommand(target, reload))
+    if (reloaded.code !== 0) throw new TQ_ERR_DEPLOY_RELOAD_FAILED(target.dest)
   }
   // Only now: until the switch, instances of the previous builds may still need their files.
   await rsyncWithRules(target, root, pruneRules(workersDir, folders))
@@ -115,8 +118,8 @@ async function probe (target: DeployTarget): Promise<{ installed: Installed | un
 }
 
 /** The target's own tqserver reload; locally this tqserver when the target has none installed. */
-function reloadCommand (target: DeployTarget, timeoutMs: number): string {
-  const args = `reload --timeout ${timeoutMs}`
+function reloadCommand (target: DeployTarget, { timeoutMs, port }: { timeoutMs: number, port?: string | undefined }): string {
+  const args = `reload --timeout ${timeoutMs}${port === undefined ? '' : ` --port ${quote(port)}`}`
   const fallback = target.host === undefined
     ? `exec ${quote(process.execPath)} ${quote(THIS_CLI)} ${args}`
     : `echo "tqserver is not installed in ${target.path} (node_modules/.bin/tqserver)" >&2; exit 1`
@@ -143,5 +146,5 @@ function versionOf (identity: string): string {
 }
 
 async function exists (path: string): Promise<boolean> {
-  return readdir(path).then(() => true, () => false)
+  return access(path).then(() => true, () => false)
 }

@@ -61,7 +61,7 @@ async function main (argv: string[]): Promise<void> {
       return reload(root, { ...values, wait: !values['no-wait'], timeoutMs: Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS) })
     case 'deploy':
       if (rest.length !== 1) throw new TQ_ERR_CLI_USAGE('deploy takes one target name (targets are listed in config/deployment.yaml)')
-      return deploy(root, flags, rest[0]!, Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS))
+      return deploy(root, flags, rest[0]!, { timeoutMs: Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS), port: values.port })
     default:
       throw new TQ_ERR_CLI_USAGE(`unknown command "${command}"`)
   }

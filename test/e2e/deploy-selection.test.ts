@@ -42,7 +42,9 @@ test('deploy copies what each worker runs, deletes what the project dropped, and
     'workers/py/.env': 'SECRET=from the developer machine\n',
     'workers/py/node_modules/dep/index.js': '',
     'workers/py/debug.log': '',
-    'workers/notes/readme.txt': 'a folder with no worker\n'
+    'workers/notes/readme.txt': 'a folder with no worker\n',
+    'workers/off/worker.yaml': 'enabled: false\n',
+    'workers/off/src/main.ts': 'export {}\n'
   })
 
   const result = await deploy(t, source, 'here')
@@ -57,7 +59,8 @@ test('deploy copies what each worker runs, deletes what the project dropped, and
   const web = await files('workers/web')
   const build = web.find((path) => /^workers\/web\/bin\/[0-9a-f]{12}\/main\.mjs$/.test(path))
   assert.ok(build, `the current build (${web.join(', ')})`)
-  assert.deepEqual(web.filter((path) => path !== build && !path.endsWith('.map')), [
+  const buildDir = build.slice(0, -'main.mjs'.length)
+  assert.deepEqual(web.filter((path) => !path.startsWith(buildDir)), [
     'workers/web/bin/current.json', 'workers/web/bin/previous/main.mjs', 'workers/web/private/data.txt', 'workers/web/public/site.css'
   ])
   assert.deepEqual(await files('workers/go'), ['workers/go/bin/current.json', 'workers/go/server', 'workers/go/templates/page.html', 'workers/go/worker.yaml'])
@@ -65,6 +68,8 @@ test('deploy copies what each worker runs, deletes what the project dropped, and
     'workers/py/.venv/bin/python', 'workers/py/app.py', 'workers/py/bin/current.json', 'workers/py/lib/util.py', 'workers/py/src/kept.py', 'workers/py/worker.yaml'
   ])
   assert.deepEqual(await files('workers/notes'), ['workers/notes/keep.txt'])
+  assert.deepEqual(await files('workers/off'), ['workers/off/worker.yaml'], 'a disabled worker is not built, and ships its settings')
+  assert.doesNotMatch(result.output, /no production build/)
   assert.equal(await exists(join(target, 'workers', 'gone')), false, 'a worker the project dropped')
   assert.ok(await exists(join(target, 'logs', 'server.log')))
   assert.ok(await exists(join(target, 'node_modules', 'some-package', 'index.js')))

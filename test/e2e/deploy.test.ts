@@ -87,5 +87,5 @@ test('deploys a TypeScript worker and a command worker to a running server under
   t.diagnostic(`${ok} requests answered during two deploys; deploy took ${first.ms} ms (copy, npm ci), ${second.ms} ms (no npm ci), ${third.ms} ms (ssh)`)
   assert.deepEqual(failures, [])
   assert.ok(ok > 100, `the load kept running (${ok} answers)`)
-  assert.ok(await exists(join(target, '.tqserver', 'server.json')), "the target's own files stay")
+  assert.equal((await readdir(join(target, '.tqserver', 'servers'))).length, 1, "the target's own files stay")
 })
