@@ -77,3 +77,19 @@ export const TQ_ERR_CLI_RELOAD_FAILED = createError<[string]>(
   'TQ_ERR_CLI_RELOAD_FAILED', 'reload failed: %s')
 export const TQ_ERR_CLI_RELOAD_TIMEOUT = createError<[number]>(
   'TQ_ERR_CLI_RELOAD_TIMEOUT', 'the server did not finish the reload within %d ms')
+
+// tqserver deploy.
+export const TQ_ERR_DEPLOY_UNKNOWN_TARGET = createError<[string, string, string]>(
+  'TQ_ERR_DEPLOY_UNKNOWN_TARGET', 'no target "%s" in %s (targets: %s)')
+export const TQ_ERR_DEPLOY_BUILD_FAILED = createError<[string, string]>(
+  'TQ_ERR_DEPLOY_BUILD_FAILED', 'the build of %s failed: nothing was copied to %s')
+export const TQ_ERR_DEPLOY_UNREACHABLE = createError<[string, string]>(
+  'TQ_ERR_DEPLOY_UNREACHABLE', 'cannot reach %s: %s')
+export const TQ_ERR_DEPLOY_COPY_FAILED = createError<[string, string]>(
+  'TQ_ERR_DEPLOY_COPY_FAILED', 'copying to %s failed: %s')
+export const TQ_ERR_DEPLOY_INSTALL_FAILED = createError<[string, string]>(
+  'TQ_ERR_DEPLOY_INSTALL_FAILED', 'npm ci --omit=dev failed in %s (%s; its output is above): the server there was not reloaded')
+export const TQ_ERR_DEPLOY_RESTART_FAILED = createError<[string, string, string]>(
+  'TQ_ERR_DEPLOY_RESTART_FAILED', 'the restart command "%s" failed in %s (%s)')
+export const TQ_ERR_DEPLOY_RELOAD_FAILED = createError<[string]>(
+  'TQ_ERR_DEPLOY_RELOAD_FAILED', 'the new files are in %s, but the reload there failed (see above)')

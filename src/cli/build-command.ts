@@ -6,8 +6,14 @@ import { discoverWorkers } from '../config/worker-discovery.js'
 import { TQ_ERR_WORKER_NOT_FOUND } from '../errors.js'
 import { createLogger } from '../logger.js'
 
-/** Production builds of the named workers (all enabled ones when none is named). */
+/** Production builds of the named workers (all enabled ones when none is named); exits 1 when one fails. */
 export async function build (root: string, flags: ServerOverrides, names: string[]): Promise<void> {
+  const { failed } = await buildWorkers(root, flags, names)
+  if (failed.length > 0) process.exitCode = 1
+}
+
+/** Builds, printing one line per worker; resolves with the workers found and those whose build failed. */
+export async function buildWorkers (root: string, flags: ServerOverrides, names: string[]) {
   const { config } = await loadServerConfig({ root, overrides: { config: flags.config } })
   const specs = await discoverWorkers(root, config)
   for (const name of names) {
@@ -18,7 +24,7 @@ export async function build (root: string, flags: ServerOverrides, names: string
   // A signal stops the `build:` commands too: they run in groups of their own, which no
   // terminal or supervisor signal reaches.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { builder.abort(); process.exit(128 + (signal === 'SIGINT' ? 2 : 15)) })
-  let failed = 0
+  const failed: string[] = []
   for (const spec of chosen) {
     try {
       const result = await builder.build(spec)
@@ -26,10 +32,10 @@ export async function build (root: string, flags: ServerOverrides, names: string
       const output = result.file === '' ? `version ${result.id} (command: ${JSON.stringify(spec.command)})` : relative(root, result.file)
       process.stdout.write(`built ${spec.name} -> ${output} in ${result.durationMs} ms\n`)
     } catch (err) {
-      failed++
+      failed.push(spec.name)
       process.stderr.write(`${(err as Error).message}\n`)
     }
   }
   await builder.dispose()
-  if (failed > 0) process.exitCode = 1
+  return { config, specs, builder, failed }
 }

@@ -54,6 +54,14 @@ uptime, memory, CPU, requests, errors and p99 latency. Exits 1 when the server i
   --port N            the server of this root that listens on port N (when several run there)
   --token TOKEN       health.token, for a server that is not on this machine (or TQ_HEALTH_TOKEN)
   --json              print the report as JSON`,
+  deploy: `tqserver deploy TARGET [--port N] [--timeout MS] [--root DIR] [--config FILE]
+Build every worker, copy what runs to TARGET (from config/deployment.yaml: a folder, or
+user@host:/path over ssh) with rsync, run npm ci --omit=dev there when package.json or the lockfile
+changed, and make the server there reload (or run the target's restart: command when the tqserver
+package itself changed). Copies package.json, package-lock.json, config/ and per worker
+worker.yaml, the current build, public/, private/ and its files: (command: workers: all but src/).
+  --port N            the server there that listens on port N (when several run there)
+  --timeout MS        how long to wait for the reload there (default ${DEFAULT_RELOAD_TIMEOUT_MS})`,
   new: `tqserver new NAME [--template api|html] [--root DIR]
 Create workers/NAME from a template; it is served at /NAME (index: at /).
   --template api      a JSON API with a schema-validated route (default)

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The tqserver command: init, dev, start, build, new, reload, status. Parses arguments, runs one command, and turns a
+// The tqserver command: init, dev, start, build, new, reload, status, deploy. Parses arguments, runs one command, and turns a
 // coded error into one line on stderr and a non-zero exit.
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import type { ServerOverrides } from '../config/server-config.js'
 import { TQ_ERR_CLI_USAGE } from '../errors.js'
 import { build } from './build-command.js'
+import { deploy } from './deploy.js'
 import { COMMAND_HELP, DEFAULT_RELOAD_TIMEOUT_MS, HELP } from './help.js'
 import { init } from './init.js'
 import { scaffold } from './scaffold.js'
@@ -58,6 +59,9 @@ async function main (argv: string[]): Promise<void> {
       return status(root, values)
     case 'reload':
       return reload(root, { ...values, wait: !values['no-wait'], timeoutMs: Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS) })
+    case 'deploy':
+      if (rest.length !== 1) throw new TQ_ERR_CLI_USAGE('deploy takes one target name (targets are listed in config/deployment.yaml)')
+      return deploy(root, flags, rest[0]!, { timeoutMs: Number(values.timeout ?? DEFAULT_RELOAD_TIMEOUT_MS), port: values.port })
     default:
       throw new TQ_ERR_CLI_USAGE(`unknown command "${command}"`)
   }

@@ -98,6 +98,13 @@ export const workerConfigSchema = Type.Object({
     description: 'Runs a worker that is not TypeScript (a binary, Python, Go...): a shell command line, or a list (program and arguments); no esbuild build'
   })),
   build: Type.Optional(Type.String({ minLength: 1, description: 'Shell command that builds a `command` worker (tqserver build, and dev on change)' })),
+  files: Type.Optional(Type.Array(Type.String({
+    minLength: 1,
+    pattern: '^(?!/)(?!(.*/)?\\.\\.(/|$))[^\\n]+$',
+    'x-rule': 'must list paths or globs inside the worker folder (no leading /, no ..)'
+  }), {
+    description: 'What `tqserver deploy` copies of the worker folder besides worker.yaml, the current build in bin/, public/ and private/: paths or rsync patterns (* within a name, ** across folders) relative to it; dot-files, node_modules/ and logs are never copied. Default: nothing more for a TypeScript worker (its bundle holds its code); everything but src/ for a `command` worker'
+  })),
   maxRequests: Type.Integer({ minimum: 0, default: 0, description: 'Replace an instance after it has served this many requests (0: never)' }),
   maxMemoryMb: Type.Integer({ minimum: 0, default: 0, description: 'Replace an instance whose memory (RSS) exceeds this, checked with each health check (0: never)' }),
   bodyLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "Largest request body for this worker, in bytes; default: the server's value" })),
@@ -116,8 +123,15 @@ export const workerConfigSchema = Type.Object({
   })) as { [Key in keyof typeof timeoutKeys]: TOptional<TInteger> }
 }, { additionalProperties: false })
 
+/** One target of config/deployment.yaml in its long form (the short form is the path alone). */
+export const deployTargetSchema = Type.Object({
+  path: Type.String({ minLength: 1, description: 'The project folder there: a local path (absolute, or relative to the project root) or user@host:/path over ssh' }),
+  restart: Type.Optional(Type.String({ minLength: 1, description: 'Shell command run in that folder when the tqserver package itself changed (a reload does not load new server code), e.g. sudo systemctl restart tqserver' }))
+}, { additionalProperties: false })
+
 export type ServerConfig = Readonly<Static<typeof serverConfigSchema>>
 export type WorkerConfig = Static<typeof workerConfigSchema>
+export type DeployTargetConfig = Static<typeof deployTargetSchema>
 export type Timeouts = Pick<ServerConfig, keyof typeof timeoutKeys>
 export const timeoutNames = Object.keys(timeoutKeys) as Array<keyof Timeouts>
 

@@ -27,6 +27,8 @@ export interface WorkerSpec {
   command: string | string[] | undefined
   /** Shell command that builds a `command` worker. */
   build: string | undefined
+  /** What `tqserver deploy` copies besides the build, public/ and private/ (undefined: the default). */
+  files?: string[]
   /** Replace an instance after this many requests (0: never). */
   maxRequests: number
   /** Replace an instance above this RSS, in MB (0: never). */
@@ -89,6 +91,7 @@ export async function readWorker (root: string, dir: string, name: string, confi
     entry,
     command: settings.command,
     build: settings.build,
+    files: settings.files,
     maxRequests: settings.maxRequests,
     maxMemoryMb: settings.maxMemoryMb,
     bodyLimit: settings.bodyLimit ?? config.bodyLimit,

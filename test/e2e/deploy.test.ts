@@ -1,51 +1,91 @@
-// scripts/deploy.sh to a local target with a running server: the new version ends up served, only
-// built artifacts are copied, and a target without a running server is a clear failure.
+// tqserver deploy as a user runs it: the packed package installed in a project beside the target
+// folder. A TypeScript worker and a command: worker reach a running server with no failed request,
+// locally and over ssh (a stand-in that runs the command here); npm ci runs only when the packages
+// changed. The failures are in deploy-failures.test.ts (each file has two minutes).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { access, writeFile } from 'node:fs/promises'
+import { access, chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { TestContext } from 'node:test'
 import { startCliServer } from '../helpers/cli.js'
+import { deploy, workers } from '../helpers/deploy.js'
 import { clientFor } from '../helpers/host.js'
+import { startLoad } from '../helpers/load.js'
+import { usePackedFolder, useInstalledProject } from '../helpers/package.js'
 import { PORTS } from '../helpers/ports.js'
-import { REPO_ROOT, useProject, writeFiles } from '../helpers/project.js'
-import { within } from '../helpers/wait.js'
+import { writeFiles } from '../helpers/project.js'
 import { defer } from '../helpers/cleanup.js'
 
-function deploy (t: TestContext, root: string, target: string): Promise<{ code: number | null, output: string }> {
-  const child = spawn(join(REPO_ROOT, 'scripts', 'deploy.sh'), [target], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  defer(t, () => { if (child.exitCode === null) child.kill('SIGKILL') })
-  return within(60_000, 'deploy.sh to finish', new Promise((resolve) => child.once('exit', (code) => resolve({ code, output }))))
+const exists = (path: string) => access(path).then(() => true, () => false)
+
+/** An `ssh` that runs the remote command here, and notes the host it was given. */
+async function sshStandIn (dir: string): Promise<{ bin: string, log: string }> {
+  const bin = join(dir, 'ssh-bin')
+  const log = join(dir, 'ssh.log')
+  await mkdir(bin)
+  await writeFile(join(bin, 'ssh'), `#!/bin/sh
+while [ "$#" -gt 0 ]; do case "$1" in -l|-p|-o|-i) shift 2 ;; -*) shift ;; *) break ;; esac; done
+echo "$1" >> '${log}'
+shift
+exec sh -c "$*"
+`)
+  await chmod(join(bin, 'ssh'), 0o755)
+  return { bin, log }
 }
 
-test('deploy.sh builds, copies the built workers, reloads the target and ends with the new version served', async (t) => {
-  const target = await useProject(t, undefined)
-  const source = await useProject(t, 'multi', { 'config/deployment.yaml': `targets:\n  local: ${target}\n  elsewhere: /nonexistent/path\n` })
+test('deploys a TypeScript worker and a command worker to a running server under load: both serve their new version, no request fails', async (t) => {
+  const { dir, tarball } = await usePackedFolder(t)
+  const target = join(dir, 'target')
+  const source = await useInstalledProject(dir, tarball, 'source', {
+    ...workers(1),
+    'workers/cmd/worker.yaml': 'command: node server.mjs\n',
+    'workers/cmd/src/notes.md': 'sources of the command worker: not deployed\n',
+    'workers/app/public/old.txt': 'removed before the second deploy\n',
+    'config/deployment.yaml': `targets:\n  live: ../target\n  remote: deploy-host:${target}\n`
+  })
 
-  const unknown = await deploy(t, source, 'nope')
-  assert.equal(unknown.code, 1)
-  assert.match(unknown.output, /no target "nope" in .*deployment\.yaml \(targets: local, elsewhere\)/)
+  // A fresh target: everything is copied and installed, then the reload finds no server.
+  const first = await deploy(t, source, 'live')
+  assert.equal(first.code, 1, first.output)
+  assert.match(first.output, /installing packages there: npm ci --omit=dev/)
+  assert.match(first.output, /no tqserver runs in .*target .*\[TQ_ERR_CLI_NOT_RUNNING\]/)
+  assert.match(first.output, /the new files are in .*target, but the reload there failed \(see above\) \[TQ_ERR_DEPLOY_RELOAD_FAILED\]/)
+  assert.ok(await exists(join(target, 'workers', 'app', 'bin', 'current.json')))
+  assert.ok(await exists(join(target, 'workers', 'cmd', 'server.mjs')), "the command worker's program")
+  assert.equal(await exists(join(target, 'workers', 'app', 'src')), false, 'TypeScript sources stay behind')
+  assert.equal(await exists(join(target, 'workers', 'cmd', 'src')), false, "the command worker's src/ stays behind")
 
-  const noServer = await deploy(t, source, 'local')
-  assert.notEqual(noServer.code, 0, 'without a running server the deploy fails')
-  assert.match(noServer.output, /no tqserver runs in .* \[TQ_ERR_CLI_NOT_RUNNING\]/)
-  await access(join(target, 'workers', 'a', 'bin', 'current.json'))
-  await assert.rejects(access(join(target, 'workers', 'a', 'src')), 'sources are not copied')
-
-  const server = await startCliServer(t, 'start', target, PORTS.deploy)
+  const server = await startCliServer(t, 'start', target, PORTS.deploy, [], { script: join(target, 'node_modules', '.bin', 'tqserver') })
   const fetch = clientFor(t, server.url)
-  assert.equal((await (await fetch('/a/')).body.json() as { version: number }).version, 1)
+  const version = async (prefix: string) => (await (await fetch(`${prefix}/version`)).body.json() as { version: number }).version
+  assert.deepEqual([await version('/app'), await version('/cmd')], [1, 1])
+  const load = startLoad(server.url, ['/app', '/cmd'], 6)
+  defer(t, () => load.stop())
+  await load.reached(1, 10_000)
 
-  await writeFiles(source, { 'workers/a/src/version.ts': 'export const VERSION = 2\n' })
-  await writeFile(join(source, 'workers', 'b', 'worker.yaml'), 'env:\n  GREETING: deployed\n')
-  const result = await deploy(t, source, 'local')
-  assert.equal(result.code, 0, result.output)
-  assert.match(result.output, /reloaded in \d+ ms: switched a, b; unchanged c/)
-  assert.match(result.output, /deploy: local is serving the new versions/)
-  assert.equal((await (await fetch('/a/')).body.json() as { version: number }).version, 2)
-  assert.equal((await (await fetch('/b/')).body.json() as { greeting: string }).greeting, 'deployed')
+  await writeFiles(source, workers(2))
+  await rm(join(source, 'workers', 'app', 'public', 'old.txt'))
+  const second = await deploy(t, source, 'live')
+  assert.equal(second.code, 0, second.output)
+  assert.match(second.output, /packages unchanged: no npm ci/)
+  assert.match(second.output, /reloaded in \d+ ms: switched app, cmd\n/)
+  assert.match(second.output, /deploy: live is serving the new versions/)
+  assert.deepEqual([await version('/app'), await version('/cmd')], [2, 2])
+  assert.equal(await exists(join(target, 'workers', 'app', 'public', 'old.txt')), false, 'a removed file is removed there')
+  const builds = (await readdir(join(target, 'workers', 'app', 'bin'))).filter((name) => name !== 'current.json')
+  assert.equal(builds.length, 1, `only the current build is left after the reload (${builds.join(', ')})`)
+
+  // Over ssh: the same steps through a remote shell.
+  const ssh = await sshStandIn(dir)
+  await writeFiles(source, workers(3))
+  const third = await deploy(t, source, 'remote', ssh.bin)
+  assert.equal(third.code, 0, third.output)
+  assert.match(third.output, /reloaded in \d+ ms: switched app, cmd\n/)
+  assert.deepEqual([await version('/app'), await version('/cmd')], [3, 3])
+  assert.ok((await readFile(ssh.log, 'utf8')).split('\n').filter((host) => host === 'deploy-host').length >= 4, 'probe, copy, reload and clean-up went through ssh')
+
+  const { ok, failures } = await load.stop()
+  t.diagnostic(`${ok} requests answered during two deploys; deploy took ${first.ms} ms (copy, npm ci), ${second.ms} ms (no npm ci), ${third.ms} ms (ssh)`)
+  assert.deepEqual(failures, [])
+  assert.ok(ok > 100, `the load kept running (${ok} answers)`)
+  assert.equal((await readdir(join(target, '.tqserver', 'servers'))).length, 1, "the target's own files stay")
 })
