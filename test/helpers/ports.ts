@@ -35,7 +35,7 @@ export const RANGES = {
   hotReload: '21300-21399',
   liveReload: '21400-21499',
   prodReload: '21500-21599',
-  deploy: '23950-23999',
+  deploy: '23990-23999',
   healthChecks: '21700-21799',
   dashboard: '21800-21899',
   crashUnderLoad: '21900-21999',
