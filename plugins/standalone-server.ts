@@ -128,9 +128,10 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   for (const signal of STOP_SIGNALS) process.on(signal, stopOnSignal)
   const npmWatch = stopWhenNpmIsGone(app.log, stopOnSignal)
   let port: number | undefined
+  // The signal listeners stay until the process exits: without one, a second Ctrl-C (or npm's
+  // copy of the first) during the drain would kill the server with no drain and no exit code 1.
   app.addHook('onClose', async () => {
     closer.uninstall()
-    for (const signal of STOP_SIGNALS) process.removeListener(signal, stopOnSignal)
     clearInterval(npmWatch)
     if (port !== undefined) await removeServerFile(root, port, process.pid)
   })

@@ -94,3 +94,14 @@ test('a request that outlives drainTimeout does not hold the shutdown: it is cut
   assert.deepEqual(await within(15_000, 'the server to exit', server.exited), { code: 0, signal: null })
   await waitForExit(worker, 5000)
 })
+
+test('a second SIGINT while a worker is being stopped (no request in flight) exits with 1, not killed by it', async (t) => {
+  // The worker ignores SIGTERM, so the shutdown waits out the long killTimeout: only the second signal can end it.
+  const root = await useProject(t, 'ignores-sigterm', { 'config/server.yaml': 'killTimeout: 60000\n' })
+  const server = await startCliServer(t, 'start', root, PORTS.shutdownSignals)
+  server.child.kill('SIGINT')
+  const draining = await server.logs.waitFor((line) => line.msg === 'worker state changed' && line.to === 'DRAINING', 5000, 'the worker to be stopped')
+  server.child.kill('SIGINT')
+  assert.deepEqual(await within(10_000, 'the server to exit on the second signal', server.exited), { code: 1, signal: null })
+  await waitForExit(Number(draining.pid), 5000)
+})
