@@ -27,12 +27,15 @@ export interface ProdReloadOptions {
 export class ProdReload {
   readonly #options: ProdReloadOptions
   #config: ServerConfig
+  /** What the server started with: settings that need a restart keep these values until then. */
+  readonly #started: ServerConfig
   /** A reload asked for while one runs is served by exactly one more after it. */
   readonly #queue = new CoalescingQueue<string, ReloadSummary>((trigger) => this.#reload(trigger), (waiting) => waiting)
 
   constructor (options: ProdReloadOptions) {
     this.#options = options
     this.#config = options.config
+    this.#started = options.config
   }
 
   /** Rescans and switches what changed; `trigger` says who asked (SIGHUP, the API). */
@@ -103,14 +106,14 @@ export class ProdReload {
     }
   }
 
-  /** Applies what can change while running; returns the keys that need a restart. */
+  /** Applies what can change while running; returns the keys that differ from what runs until a restart. */
   #applyServerSettings (config: ServerConfig): string[] {
     const previous = this.#config
     this.#config = config
     if (config.logLevel !== previous.logLevel) this.#options.log.level = config.logLevel
     this.#options.supervisor.updateHealthSettings(config.health)
     return (Object.keys(config) as Array<keyof ServerConfig>)
-      .filter((key) => !LIVE_KEYS.has(key) && JSON.stringify(config[key]) !== JSON.stringify(previous[key]))
+      .filter((key) => !LIVE_KEYS.has(key) && JSON.stringify(config[key]) !== JSON.stringify(this.#started[key]))
   }
 }
 

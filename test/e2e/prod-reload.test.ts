@@ -109,7 +109,9 @@ test('production reload', async (t) => {
 
     const stubborn = (await pids()).stubborn!
     await rm(join(root, 'workers', 'stubborn'), { recursive: true })
-    assert.match((await cli('reload')).stdout, /stopped stubborn/)
+    const again = (await cli('reload')).stdout
+    assert.match(again, /stopped stubborn/)
+    assert.match(again, /need a restart: restartDelay\n$/, 'still not applied: still reported')
     const state = (to: string) => (line: LogLine) => line.msg === 'worker state changed' && line.pid === Number(stubborn) && line.to === to
     const draining = await server.logs.waitFor(state('DRAINING'), 5000, 'stubborn to drain')
     const stopped = await server.logs.waitFor(state('STOPPED'), 5000, 'stubborn to stop')
