@@ -67,6 +67,8 @@ export const TQ_ERR_CLI_USAGE = createError<[string]>(
   'TQ_ERR_CLI_USAGE', '%s (see tqserver --help)')
 export const TQ_ERR_CLI_INVALID_NAME = createError<[string]>(
   'TQ_ERR_CLI_INVALID_NAME', 'invalid worker name "%s": use lower-case letters, digits, "-" and "_", starting with a letter')
+export const TQ_ERR_CLI_RESERVED_NAME = createError<[string, string]>(
+  'TQ_ERR_CLI_RESERVED_NAME', 'no worker can be called "%s": %s')
 export const TQ_ERR_CLI_WORKER_EXISTS = createError<[string]>(
   'TQ_ERR_CLI_WORKER_EXISTS', '%s already exists')
 export const TQ_ERR_CLI_NOT_RUNNING = createError<[string, string]>(

@@ -66,6 +66,8 @@ export async function reload (root: string, options: ControlOptions & { wait: bo
     const report = await detailedReport(server.url, token)
     const summary = report.lastReload
     if (!summary || summary.at < since) continue
+    // A refused configuration switched nothing: only the reason is worth a line.
+    if (summary.error) throw new TQ_ERR_CLI_RELOAD_FAILED(summary.error)
     const list = (label: string, names: string[]) => names.length > 0 ? [`${label} ${names.join(', ')}`] : []
     process.stdout.write(`reloaded in ${summary.durationMs} ms: ${[
       ...list('switched', summary.switched), ...list('started', summary.started), ...list('stopped', summary.stopped),
@@ -73,7 +75,6 @@ export async function reload (root: string, options: ControlOptions & { wait: bo
     ].join('; ') || 'nothing to do'}\n`)
     if (summary.needsRestart.length > 0) process.stdout.write(`changed settings that need a restart: ${summary.needsRestart.join(', ')}\n`)
     const problems = [
-      ...(summary.error ? [summary.error] : []),
       ...summary.failed.map((failure) => `${failure.worker}: ${failure.reason}`),
       ...Object.entries(report.workers).filter(([, worker]) => worker.status === 'unhealthy').map(([name]) => `${name} has no healthy instance`)
     ]

@@ -23,12 +23,20 @@ export function formatStatus (report: HealthReport, url: string): string {
   const lines = [`tqserver at ${url}: ${report.status}, ${report.ports.leased} of ${report.ports.size} worker ports leased`, '', ...table([[...COLUMNS], ...rows])]
   for (const [name, worker] of Object.entries(report.workers)) {
     const error = worker.lastBuild.error?.message ?? worker.lastError?.message
-    if (error) lines.push('', `${name}: ${error.split('\n')[0]}`)
+    if (!error) continue
+    // An error older than every running instance was fixed by the version that now runs.
+    const since = Math.min(...worker.instances.map((instance) => instance.since))
+    const fixed = worker.lastBuild.error === null && worker.lastError !== null && worker.status === 'healthy' && worker.lastError.at < since
+    const [first = '', ...more] = error.split('\n')
+    lines.push('', `${name}: ${fixed ? '(fixed since) ' : ''}${first}`, ...more.slice(-ERROR_LINES).map((line) => `  ${line}`))
   }
   const reload = report.lastReload
   if (reload) lines.push('', `last reload ${new Date(reload.at).toISOString()}: ${reload.durationMs} ms, switched ${reload.switched.join(', ') || 'nothing'}`)
   return `${lines.join('\n')}\n`
 }
+
+/** Lines of an error's output shown under the table (the rest: tqserver status --json, or the log). */
+const ERROR_LINES = 8
 
 /** Left-aligned columns, two spaces apart. */
 function table (rows: string[][]): string[] {

@@ -1,6 +1,7 @@
 // The tqserver command line: help and usage errors, configuration errors as one line, build, new,
 // and `start` building only what is missing.
 import { test } from 'node:test'
+import { existsSync } from 'node:fs'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -104,6 +105,9 @@ test('new scaffolds a worker that start then serves; an existing or invalid name
   const invalid = await runCliToEnd(t, ['new', 'Hello World'], { cwd: root })
   assert.equal(invalid.code, 1)
   assert.match(invalid.stderr, /\[TQ_ERR_CLI_INVALID_NAME\]/)
+  const reserved = await runCliToEnd(t, ['new', 'health'], { cwd: root })
+  assert.deepEqual([reserved.code, reserved.stderr], [1, 'tqserver: no worker can be called "health": the server answers /health itself [TQ_ERR_CLI_RESERVED_NAME]\n'])
+  assert.equal(existsSync(join(root, 'workers', 'health')), false, 'nothing is written')
 
   const page = await runCliToEnd(t, ['new', 'page', '--template', 'html'], { cwd: root })
   assert.deepEqual([page.code, page.stdout], [0, 'created workers/page: edit src/main.ts; it is served at /page\n'])

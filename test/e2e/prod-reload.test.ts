@@ -92,6 +92,7 @@ test('production reload', async (t) => {
     const result = await cli('reload')
     assert.equal(result.code, 1)
     assert.match(result.stderr, /^tqserver: reload failed: workers\/a\/worker\.yaml: unknown key "instancez" \(did you mean "instances"\?\) \[TQ_ERR_CLI_RELOAD_FAILED\]\n$/)
+    assert.equal(result.stdout, '', 'no "reloaded" line for a reload that was refused')
     assert.deepEqual(await pids(), before)
     assert.equal((await answer('/a/')).version, 2)
     await rm(join(root, 'workers', 'a', 'worker.yaml'))

@@ -63,6 +63,7 @@ test('a new version that fails to start: `tqserver reload` exits 1 and says so, 
   assert.deepEqual(await answer('/a/'), before, 'the same process still serves version 1')
   const lastError = server.logs.lines.find((line) => line.worker === 'a' && line.msg === 'new instance failed to start; the running version keeps serving')
   assert.match(String((lastError?.err as { message?: string } | undefined)?.message), /exited during start-up with code 3; its last output:\ncannot reach the database/)
+  assert.match((await cli('status')).stdout, /\na: worker a \(pid \d+\) exited during start-up with code 3; its last output:\n  cannot reach the database\n/, 'status shows the output')
 })
 
 test('a reload tries a FAILED worker again: exit 1 while it still crashes, switched once it starts', async (t) => {
