@@ -3,6 +3,7 @@
 import { cp, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { loadServerConfig } from '../config/server-config.js'
 
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 // `exec`: npm's shell would otherwise die of the Ctrl-C that npm passes on, and npm exit 130
@@ -20,7 +21,11 @@ export async function init (root: string): Promise<void> {
     await packageJson(root),
     await gitignore(root)
   ]
-  process.stdout.write(`${lines.join('\n')}\nnext: npm run dev, then open http://127.0.0.1:8080/\n`)
+  // The next step as this project has it: its own dev script may be another tool's, its port another.
+  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }
+  const command = pkg.scripts?.dev === SCRIPTS.dev ? 'npm run dev' : 'npx tqserver dev'
+  const url = await loadServerConfig({ root }).then(({ config }) => ` and open http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}/`, () => '')
+  process.stdout.write(`${lines.join('\n')}\nnext: ${command}${url}\n`)
 }
 
 async function copyIfMissing (from: string, root: string, to: string): Promise<string> {

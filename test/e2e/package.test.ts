@@ -29,7 +29,7 @@ test('the packed package installs into an empty project, init makes it a project
 
   const root = await useInstalledProject(dir, tarball, 'shop')
   const init = await run('npx', ['tqserver', 'init'], { cwd: root })
-  assert.match(init.stdout, /created config\/server\.yaml\ncreated workers\/index\nupdated package\.json: added scripts dev, start, build\ncreated \.gitignore\n/)
+  assert.match(init.stdout, /created config\/server\.yaml\ncreated workers\/index\nupdated package\.json: added scripts dev, start, build\ncreated \.gitignore\nnext: npm run dev and open http:\/\/127\.0\.0\.1:8080\/\n$/)
   const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
   assert.equal(pkg.scripts.start, 'exec tqserver start')
   assert.match(await readFile(join(root, '.gitignore'), 'utf8'), /^workers\/\*\/bin\/$/m)
@@ -80,7 +80,7 @@ test('init in an existing project keeps its files, scripts and workers, and adds
   }
 
   const first = await init()
-  assert.match(first.stdout, /kept {4}config\/server\.yaml\nkept {4}workers\/ \(api\)\nupdated package\.json: added scripts start, build; kept your scripts dev \(tqserver's: "exec tqserver dev"\)\nupdated \.gitignore\n/)
+  assert.match(first.stdout, /kept {4}config\/server\.yaml\nkept {4}workers\/ \(api\)\nupdated package\.json: added scripts start, build; kept your scripts dev \(tqserver's: "exec tqserver dev"\)\nupdated \.gitignore\nnext: npx tqserver dev and open http:\/\/127\.0\.0\.1:3000\/\n$/)
   assert.equal(await readFile(join(root, 'config', 'server.yaml'), 'utf8'), 'port: 3000\n')
   assert.equal(await exists(join(root, 'workers', 'index')), false)
   const after = await readFile(pkgPath, 'utf8')
