@@ -44,6 +44,8 @@ export const PORTS = {
   reloadFailures: '23600-23699',
   partialSwitch: '23700-23799',
   disableWorker: '23800-23899',
+  /** On the host's network: the container of test/docker/image.test.ts. */
+  dockerImage: '23900-23919',
   forwarderEdges: '24000-24099',
   staticRange: '24100-24199',
   traversalFastPath: '24200-24299',
