@@ -1,4 +1,5 @@
-// The image's commands as plain processes (no Docker engine here): the build stage's worker build,
+// The image's commands as plain processes, with no Docker engine (test/docker/ runs the image
+// itself, npm run test:docker): the build stage's worker build,
 // then the final stage's CMD with its ENV in a copy of what the image holds, its HEALTHCHECK
 // command, and SIGTERM (what tini forwards on `docker stop`) ending in exit 0.
 import { test } from 'node:test'

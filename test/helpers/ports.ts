@@ -60,6 +60,8 @@ export const RANGES = {
   disableWorker: '23800-23899',
   packageInstall: '23900-23929',
   docsCommands: '23930-23949',
+  /** On the host's network: the container of test/docker/image.test.ts. */
+  dockerImage: '24601-24609',
   forwarderEdges: '24000-24099',
   staticRange: '24100-24199',
   traversalFastPath: '24200-24299',
