@@ -24,7 +24,7 @@ for (const [name, variant] of Object.entries(variants)) {
   const started = performance.now()
   await esbuild.build({
     entryPoints: [join(root, 'src/main.ts')], outfile: join(out, `${name}.mjs`), bundle: true, platform: 'node', format: 'esm',
-    target: 'node20', sourcemap: 'linked', packages: variant.packages, banner: { js: variant.banner }, logLevel: 'error'
+    target: 'node22', sourcemap: 'linked', packages: variant.packages, banner: { js: variant.banner }, logLevel: 'error'
   })
   console.log(`${name}: ${(statSync(join(out, `${name}.mjs`)).size / 1024).toFixed(0)} KiB, built in ${(performance.now() - started).toFixed(0)} ms (one full build)`)
 }

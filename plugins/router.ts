@@ -14,7 +14,7 @@ import { upstreamHeaders } from '../src/proxy/forwarder.js'
 import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from '../src/proxy/proxy-errors.js'
 import { RequestRouter, writeError, type SlowClientLimits } from '../src/proxy/request-router.js'
 import { createUpstreamAgent } from '../src/proxy/upstream-pools.js'
-import { declineUpgrade, isWebSocketOffer, type TrustFunction } from '../src/forwarded-headers.js'
+import { declineUpgrade, declineUpgradesWhere, isWebSocketOffer, type TrustFunction } from '../src/forwarded-headers.js'
 import { WebSocketTunnel } from '../src/proxy/websocket-tunnel.js'
 import { TQ_ERR_PROXY_HUNG } from '../src/errors.js'
 
@@ -117,9 +117,11 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
   // WebSocket offers are routed like any request, on a response bound to the socket (an error
   // answer ends it); other offers are declined, unless another plugin listens for upgrades too.
   const { server } = fastify
+  const declines = (req: IncomingMessage) => !isWebSocketOffer(req) && server.listenerCount('upgrade') === 1
+  declineUpgradesWhere(server, declines)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!isWebSocketOffer(req)) {
-      if (server.listenerCount('upgrade') === 1) declineUpgrade(server, req, socket, head)
+      if (declines(req)) declineUpgrade(server, req, socket, head)
       return
     }
     upgrades.set(req, { socket, head })

@@ -150,12 +150,25 @@ export function namedAddresses (req: { socket: { remoteAddress?: string | undefi
 // an h2c offer (`curl --http2`) or any other protocol would be refused there, and a POST's body
 // lost. A server may ignore an Upgrade it does not take (RFC 9110 7.8), so such a request is put
 // back on its connection without the offer and parsed again as a plain request, body and
-// keep-alive included. Node 24.9's shouldUpgradeCallback does this inside Node; Node 20 has no
-// such option.
+// keep-alive included. Where Node has shouldUpgradeCallback (22.21, 24.9 and later), Node itself
+// serves the offers a server declines as plain requests, and must: since Node 26 an offer's body
+// is read into the request, not left on the socket, so it could not be put back.
 
 /** A WebSocket opening handshake (RFC 6455 4.1): GET with `websocket` among the offered protocols. */
 export function isWebSocketOffer (req: IncomingMessage): boolean {
   return req.method === 'GET' && String(req.headers.upgrade ?? '').split(',').some((token) => token.trim().toLowerCase() === 'websocket')
+}
+
+/**
+ * Has `server` serve the upgrade offers `declines` picks as plain requests, in Node's parser,
+ * where Node can (shouldUpgradeCallback). Elsewhere (Node 22.0-22.20) they still reach the
+ * 'upgrade' listeners, which decline them with declineUpgrade.
+ */
+export function declineUpgradesWhere (server: Server, declines: (req: IncomingMessage) => boolean): void {
+  const judged = server as Server & { shouldUpgradeCallback?: (req: IncomingMessage) => boolean }
+  const upgrades = judged.shouldUpgradeCallback
+  if (typeof upgrades !== 'function') return
+  judged.shouldUpgradeCallback = (req) => !declines(req) && upgrades.call(server, req)
 }
 
 /**

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs the compiled test files (dist/test/**/*.test.js) with node:test. Node 20's runner takes
-// no globs, so the files are listed here. Arguments narrow the run: `npm test -- unit proxy`.
+// Runs the compiled test files (dist/test/**/*.test.js) with node:test, listed here rather than
+// globbed by node so that arguments narrow the run by path: `npm test -- unit proxy`.
 import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'

@@ -206,7 +206,7 @@ function buildOptions (spec: WorkerSpec, mode: BuildMode) {
     external: spec.external,
     platform: 'node' as const,
     format: 'esm' as const,
-    target: 'node20',
+    target: 'node22',
     sourcemap: 'linked' as const,
     minify: mode === 'prod',
     banner: { js: REQUIRE_SHIM },

@@ -17,7 +17,7 @@ import { request, Server, ServerResponse, type IncomingMessage, type OutgoingHtt
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
-import { CLIENT_CLAIMS, compileTrust, declineUpgrade, forwardingHeaders, isWebSocketOffer, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY } from '../forwarded-headers.js'
+import { CLIENT_CLAIMS, compileTrust, declineUpgrade, declineUpgradesWhere, forwardingHeaders, isWebSocketOffer, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY } from '../forwarded-headers.js'
 import { WORKER_ENV } from '../env-names.js'
 import { isHostPath, isSafePath, pathOf } from '../url-paths.js'
 
@@ -65,8 +65,8 @@ interface HandedOff {
 /**
  * The SDK's HTTP server, the receiver wired in: each request goes through prepare() before the app
  * (`handler`) sees it, and an upgrade offer on a handed-off connection is judged before the app's
- * 'upgrade' listeners (a WebSocket server) get it. An event cannot stop its other listeners, so
- * this server's own emit asks first.
+ * 'upgrade' listeners (a WebSocket server) get it: by Node's parser where it can, else by this
+ * server's own emit, which asks first (an event cannot stop its other listeners).
  */
 export class HandoffServer extends Server {
   readonly #receiver: HandoffReceiver
@@ -77,6 +77,7 @@ export class HandoffServer extends Server {
     this.#receiver = receiver
     this.on('request', (req, res) => { if (receiver.prepare(req, res)) handler(req, res) })
     this.on('checkContinue', (req, res) => { if (receiver.prepare(req, res, true)) handler(req, res) })
+    declineUpgradesWhere(this, (req) => receiver.declines(req))
   }
 
   override emit (event: string, ...args: any[]): boolean {
@@ -147,9 +148,14 @@ export class HandoffReceiver {
    * WebSocket), as the host does: the request is served as a plain one. True when it was.
    */
   declinesUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    if (!this.#connections.has(socket as Socket) || isWebSocketOffer(req)) return false
+    if (!this.declines(req)) return false
     declineUpgrade(this.#server, req, socket, head)
     return true
+  }
+
+  /** Whether the host would decline this upgrade offer: on a handed-off connection, any but a WebSocket. */
+  declines (req: IncomingMessage): boolean {
+    return this.#connections.has(req.socket) && !isWebSocketOffer(req)
   }
 
   /**
