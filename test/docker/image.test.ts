@@ -56,7 +56,8 @@ function lastLines (text: string, count = 40): string {
 const seconds = (ms: number) => (ms / 1000).toFixed(1)
 
 test('the image builds small, serves every worker, turns healthy and stops cleanly on docker stop', async (t) => {
-  await dockerOk(['info', '--format', '{{.ServerVersion}}'])
+  const engine = await docker(['info', '--format', '{{.ServerVersion}}'])
+  assert.equal(engine.code, 0, `no Docker engine answers; start one (docker/README.md): ${lastLines(engine.stderr)}`)
   // The final stage's base (no registry: pulled if absent, or the build fails on it).
   const stages = parseDockerfile(await readFile(join(REPO_ROOT, 'docker', 'Dockerfile'), 'utf8'))
   const base = stages.at(-1)![0]!.args.split(/\s+/)[0]!
