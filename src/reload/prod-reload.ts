@@ -112,8 +112,10 @@ export class ProdReload {
     this.#config = config
     if (config.logLevel !== previous.logLevel) this.#options.log.level = config.logLevel
     this.#options.supervisor.updateHealthSettings(config.health)
-    return (Object.keys(config) as Array<keyof ServerConfig>)
+    const changed = (Object.keys(config) as Array<keyof ServerConfig>)
       .filter((key) => !LIVE_KEYS.has(key) && JSON.stringify(config[key]) !== JSON.stringify(this.#started[key]))
+    // The health settings apply live, but for the token, which the routes were given at start.
+    return config.health.token === this.#started.health.token ? changed : [...changed, 'health.token']
   }
 }
 

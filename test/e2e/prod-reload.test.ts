@@ -103,16 +103,16 @@ test('production reload', async (t) => {
     await cp(join(FIXTURES, 'ignores-sigterm', 'workers', 'stubborn'), join(root, 'workers', 'stubborn'), { recursive: true })
     assert.equal((await cli('build', 'stubborn')).code, 0)
     assert.match((await cli('reload')).stdout, /started stubborn/)
-    await writeFiles(root, { 'config/server.yaml': `restartDelay: 200\nkillTimeout: ${NEW_KILL_TIMEOUT_MS}\n` })
+    await writeFiles(root, { 'config/server.yaml': `restartDelay: 200\nkillTimeout: ${NEW_KILL_TIMEOUT_MS}\nhealth:\n  token: rotated\n` })
     const result = await cli('reload')
     assert.match(result.stdout, /switched a, b, d, stubborn/, 'a new killTimeout reaches every worker')
-    assert.match(result.stdout, /changed settings that need a restart: restartDelay\n$/)
+    assert.match(result.stdout, /changed settings that need a restart: restartDelay, health\.token\n$/)
 
     const stubborn = (await pids()).stubborn!
     await rm(join(root, 'workers', 'stubborn'), { recursive: true })
     const again = (await cli('reload')).stdout
     assert.match(again, /stopped stubborn/)
-    assert.match(again, /need a restart: restartDelay\n$/, 'still not applied: still reported')
+    assert.match(again, /need a restart: restartDelay, health\.token\n$/, 'still not applied: still reported')
     const state = (to: string) => (line: LogLine) => line.msg === 'worker state changed' && line.pid === Number(stubborn) && line.to === to
     const draining = await server.logs.waitFor(state('DRAINING'), 5000, 'stubborn to drain')
     const stopped = await server.logs.waitFor(state('STOPPED'), 5000, 'stubborn to stop')
