@@ -1,17 +1,23 @@
 // One worker process on one port: spawn it, wait until it serves, stop it (gracefully, or not).
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { groupReaper } from './group-reaper.js'
 import { probeHealth } from './health-probe.js'
 import { captureOutput, type OutputBuffer, type OutputSink } from './log-capture.js'
 import type { Logger } from '../logger.js'
 import { TQ_ERR_WORKER_EXITED, TQ_ERR_WORKER_SPAWN, TQ_ERR_WORKER_START_TIMEOUT } from '../errors.js'
 
+/**
+ * The worker-side code every worker starts with, read once, when the server starts: a deploy's
+ * `npm ci` removes node_modules/tqserver for seconds, and a worker restarted meanwhile must start.
+ */
+const workerCode = (name: string) => readFileSync(new URL(`../worker/${name}`, import.meta.url), 'utf8')
+  .replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n')
 /** Runs a `command:` worker (not Node) under the contract's process rules. */
-const COMMAND_SHIM = fileURLToPath(new URL('../worker/command-shim.js', import.meta.url))
+const COMMAND_SHIM = { code: workerCode('command-shim.js') }
 /** Loaded into every Node worker before its own code: exit when the server is gone. */
-const PRELOAD = new URL('../worker/preload.js', import.meta.url).href
+const PRELOAD = `data:text/javascript;base64,${Buffer.from(workerCode('preload.js')).toString('base64')}`
 /** Not the server's own flags (an --inspect port would clash). Source maps for stack traces. */
 export const WORKER_EXEC_ARGV = ['--enable-source-maps', '--import', PRELOAD]
 /** Output lines quoted in a start-up error. */
@@ -228,16 +234,19 @@ export class WorkerProcess {
 }
 
 /** A Node child as every worker (and standby) runs: our flags, pipes for output, an IPC channel. */
-export function forkNode (file: string, cwd: string, env: Record<string, string>): ChildProcess {
-  const child = fork(file, [], {
+export function forkNode (entry: string | { code: string }, cwd: string, env: Record<string, string>): ChildProcess {
+  const options = {
     cwd,
     env,
-    execArgv: WORKER_EXEC_ARGV,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>,
     // Its own process group: Ctrl-C in a terminal reaches the server, which drains the workers,
     // instead of killing them under in-flight requests.
     detached: true
-  })
+  }
+  // A file, or code held in memory (run as fork would run a file: same flags, same IPC channel).
+  const child = typeof entry === 'string'
+    ? fork(entry, [], { ...options, execArgv: WORKER_EXEC_ARGV })
+    : spawn(process.execPath, [...WORKER_EXEC_ARGV, '--input-type=module', '--eval', entry.code], options)
   // Spawn failures arrive as 'error' with no pid; the caller reports them.
   if (child.pid === undefined) child.on('error', () => {})
   // What the worker started in its group does not outlive it (a helper that ignores SIGTERM

@@ -4,18 +4,18 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { access, copyFile, mkdir, readFile } from 'node:fs/promises'
+import { access, copyFile, mkdir, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { spawn } from 'node:child_process'
 import { defer } from '../helpers/cleanup.js'
 import { runCliToEnd, startCliServer, workersStarted } from '../helpers/cli.js'
 import { LogRecorder } from '../helpers/logs.js'
-import { isAlive, waitForExit } from '../helpers/wait.js'
+import { isAlive, until, waitForExit } from '../helpers/wait.js'
 import { clientFor } from '../helpers/host.js'
 import { npm, usePackedFolder, useInstalledProject } from '../helpers/package.js'
 import { PORTS } from '../helpers/ports.js'
-import { useProject } from '../helpers/project.js'
+import { useProject, writeFiles } from '../helpers/project.js'
 
 const run = promisify(execFile)
 const exists = (path: string) => access(path).then(() => true, () => false)
@@ -34,6 +34,10 @@ test('the packed package installs into an empty project, init makes it a project
   assert.equal(pkg.scripts.start, 'exec tqserver start')
   assert.match(await readFile(join(root, '.gitignore'), 'utf8'), /^workers\/\*\/bin\/$/m)
 
+  await writeFiles(root, {
+    'workers/cmd/worker.yaml': 'command: [node, server.mjs]\n',
+    'workers/cmd/server.mjs': "import { createServer } from 'node:http'\ncreateServer((req, res) => res.end('cmd')).listen(Number(process.env.PORT), process.env.HOST)\n"
+  })
   const build = await npm(root, ['run', 'build'])
   assert.match(build, /built index -> workers\/index\/bin\/[0-9a-f]+\/main\.mjs/)
   const server = await startCliServer(t, 'start', root, PORTS.packageInstall, [], { script: join(root, 'node_modules', '.bin', 'tqserver') })
@@ -42,6 +46,26 @@ test('the packed package installs into an empty project, init makes it a project
   assert.equal(page.statusCode, 200)
   assert.match(await page.body.text(), /<h1>Hello, shop<\/h1>/)
   assert.equal((await fetch('/style.css')).statusCode, 200, 'public/ is served by the host')
+
+  // A deploy's npm ci removes node_modules/tqserver for seconds: a worker that restarts meanwhile
+  // (after a crash: SIGKILL here) must start without it, a Node worker and a command: worker alike.
+  const serving = async () => {
+    const report = await (await fetch('/health')).body.json() as { workers: Record<string, { instances: Array<{ pid: number, state: string }> }> }
+    return Object.fromEntries(Object.entries(report.workers).map(([name, worker]) => [name, worker.instances.find((instance) => instance.state === 'HEALTHY')?.pid]))
+  }
+  const before = await serving()
+  assert.deepEqual(Object.keys(before).sort(), ['cmd', 'index'])
+  await rename(join(root, 'node_modules', 'tqserver'), join(dir, 'tqserver-away'))
+  try {
+    for (const pid of Object.values(before)) process.kill(pid!, 'SIGKILL')
+    await until(30_000, 'both workers to serve again', async () => {
+      const now = await serving()
+      return Object.keys(before).every((name) => now[name] !== undefined && now[name] !== before[name])
+    })
+    assert.equal(await (await fetch('/cmd/')).body.text(), 'cmd')
+  } finally {
+    await rename(join(dir, 'tqserver-away'), join(root, 'node_modules', 'tqserver'))
+  }
 
   // A SIGTERM sent to npx reaches its shell only, which dies of it: the server stops all the same.
   const npx = spawn('npx', ['tqserver', 'start'], { cwd: root, env: { ...process.env, TQ_PORT: '0', TQ_WORKER_PORTS: PORTS.packageInstall }, stdio: ['ignore', 'pipe', 'inherit'] })
