@@ -83,8 +83,10 @@ export async function deploy (root: string, flags: ServerOverrides, targetName: 
     const reloaded = await runOnTarget(target, reloadCommand(target, reload))
     if (reloaded.code !== 0) throw new TQ_ERR_DEPLOY_RELOAD_FAILED(target.dest)
   }
-  // Only now: until the switch, instances of the previous builds may still need their files.
-  await rsyncWithRules(target, root, pruneRules(workersDir, folders))
+  // Only now: until the switch, instances of the previous builds may still need their files. With
+  // --port, other servers run there, on builds this deploy knows nothing of: nothing is removed.
+  if (reload.port === undefined) await rsyncWithRules(target, root, pruneRules(workersDir, folders))
+  else say(`old builds are kept: other servers in ${target.dest} may run them`)
   if (tqserverChanged !== undefined && target.restart === undefined) {
     const command = 'sudo systemctl restart tqserver'
     process.stderr.write(`deploy: warning: the tqserver package changed (${tqserverChanged}): the reload is done, but the server in ${target.dest} still runs the old tqserver. Restart it:\n` +
