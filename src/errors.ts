@@ -94,4 +94,4 @@ export const TQ_ERR_DEPLOY_INSTALL_FAILED = createError<[string, string]>(
 export const TQ_ERR_DEPLOY_RESTART_FAILED = createError<[string, string, string]>(
   'TQ_ERR_DEPLOY_RESTART_FAILED', 'the restart command "%s" failed in %s (%s)')
 export const TQ_ERR_DEPLOY_RELOAD_FAILED = createError<[string]>(
-  'TQ_ERR_DEPLOY_RELOAD_FAILED', 'the new files are in %s, but the reload there failed (see above)')
+  'TQ_ERR_DEPLOY_RELOAD_FAILED', 'the new files are in %s, but the reload there failed (see above; if no server runs there, start it: tqserver start, or systemctl start tqserver)')

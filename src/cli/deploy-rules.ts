@@ -25,6 +25,8 @@ export function copyRules (top: string[], workersDir: string, folders: WorkerFol
   const workers = `/${workersDir}`
   return [
     ...KEPT,
+    // The list of every target stays with the project: a server has no use for it.
+    '- /config/deployment.yaml',
     ...top.map((name) => `+ /${literal(name)}${name.endsWith('/') ? '***' : ''}`),
     ...parents(workersDir),
     `+ ${workers}/`,

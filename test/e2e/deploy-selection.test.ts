@@ -73,7 +73,7 @@ test('deploy copies what each worker runs, deletes what the project dropped, and
   assert.equal(await exists(join(target, 'workers', 'gone')), false, 'a worker the project dropped')
   assert.ok(await exists(join(target, 'logs', 'server.log')))
   assert.ok(await exists(join(target, 'node_modules', 'some-package', 'index.js')))
-  assert.ok(await exists(join(target, 'config', 'deployment.yaml')))
+  assert.equal(await exists(join(target, 'config', 'deployment.yaml')), false, 'the list of targets stays with the project')
 
   // files: stays inside the worker folder.
   await writeFiles(source, { 'workers/go/worker.yaml': 'command: ./server\nfiles: [../../config]\n' })

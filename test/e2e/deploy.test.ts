@@ -48,7 +48,7 @@ test('deploys a TypeScript worker and a command worker to a running server under
   assert.equal(first.code, 1, first.output)
   assert.match(first.output, /installing packages there: npm ci --omit=dev/)
   assert.match(first.output, /no tqserver runs in .*target .*\[TQ_ERR_CLI_NOT_RUNNING\]/)
-  assert.match(first.output, /the new files are in .*target, but the reload there failed \(see above\) \[TQ_ERR_DEPLOY_RELOAD_FAILED\]/)
+  assert.match(first.output, /the new files are in .*target, but the reload there failed \(see above; if no server runs there, start it: tqserver start, or systemctl start tqserver\) \[TQ_ERR_DEPLOY_RELOAD_FAILED\]/)
   assert.ok(await exists(join(target, 'workers', 'app', 'bin', 'current.json')))
   assert.ok(await exists(join(target, 'workers', 'cmd', 'server.mjs')), "the command worker's program")
   assert.equal(await exists(join(target, 'workers', 'app', 'src')), false, 'TypeScript sources stay behind')
