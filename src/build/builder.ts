@@ -151,7 +151,7 @@ export class Builder {
     const started = performance.now()
     if (spec.build) {
       const result = await runShell(spec.build, spec.dir, this.#running)
-      if (result.code !== 0) throw new TQ_ERR_BUILD_FAILED(spec.name, `${spec.build} exited with code ${result.code}\n${result.output}`.trimEnd())
+      if (result.code !== 0) throw new TQ_ERR_BUILD_FAILED(spec.name, `build command ${JSON.stringify(spec.build)} exited with code ${result.code}\n${result.output}`.trimEnd())
     }
     const files = await listFiles(spec.dir)
     const hash = createHash('sha256')

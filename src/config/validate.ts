@@ -34,6 +34,10 @@ function toConfigError (error: ErrorObject | undefined, source: string, schema: 
     const known = Object.keys(propertiesAt(schema, key))
     return new TQ_ERR_CONFIG_UNKNOWN_KEY(source, key ? `${key}.${unknown}` : unknown, suggestion(unknown, known))
   }
+  if (error.keyword === 'required') {
+    const missing = String(error.params.missingProperty)
+    return new TQ_ERR_CONFIG_INVALID_VALUE(source, key ? `${key}.${missing}` : missing, 'is required')
+  }
   const rule = (error.parentSchema as Record<string, unknown> | undefined)?.['x-rule'] ?? ruleText(error)
   return new TQ_ERR_CONFIG_INVALID_VALUE(source, key || '(root)', `${rule} (got ${JSON.stringify(error.data)})`)
 }

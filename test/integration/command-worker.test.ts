@@ -25,7 +25,7 @@ test('a Python worker under the same contract', async (t) => {
   const devPointer = JSON.parse(await readFile(join(root, 'workers', 'py', 'bin', 'dev.json'), 'utf8')) as { id: string, file: string }
   assert.deepEqual([devPointer.id, devPointer.file], [report.workers.py!.lastBuild.id, ''], 'a dev version id, in the dev pointer')
   assert.ok(report.workers.py!.output.some((line) => line.text === 'GET /hello?x=1 200'), "the program's output is captured")
-  assert.match(report.workers.broken!.lastBuild.error!.message, /^worker broken failed to build:\necho compiling; .* exited with code 3\ncompiling\nerror: missing semicolon$/)
+  assert.match(report.workers.broken!.lastBuild.error!.message, /^worker broken failed to build:\nbuild command "echo compiling; .*" exited with code 3\ncompiling\nerror: missing semicolon$/)
 
   const switched = host.logs.next((line) => line.worker === 'py' && line.msg === 'worker switched', 15_000, 'py to switch')
   const source = join(root, 'workers', 'py', 'server.py')

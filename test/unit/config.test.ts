@@ -4,6 +4,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadServerConfig } from '../../src/config/server-config.js'
 import { discoverWorkers } from '../../src/config/worker-discovery.js'
+import { deployTargetSchema } from '../../src/config/schema.js'
+import { validate } from '../../src/config/validate.js'
 import { useProject } from '../helpers/project.js'
 
 const MAIN = { 'workers/api/src/main.ts': 'export {}\n' }
@@ -134,4 +136,9 @@ test('a missing workers folder is an error that names it', async (t) => {
   const root = await useProject(t, undefined, {})
   const { config } = await loadServerConfig({ root, env: {} })
   await assert.rejects(discoverWorkers(root, config), { code: 'TQ_ERR_CONFIG_WORKERS_DIR_MISSING' })
+})
+
+test('a missing required key is named by its path, not by the schema', () => {
+  assert.throws(() => validate(deployTargetSchema, { restart: 'echo hi' }, 'config/deployment.yaml: targets.local'),
+    { message: 'config/deployment.yaml: targets.local: key "path" is required' })
 })
