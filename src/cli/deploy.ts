@@ -4,7 +4,8 @@
 //
 //   build ─ probe the target ─ rsync ─ [npm ci] ─ reload | restart ─ remove unused builds there
 import { createHash } from 'node:crypto'
-import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -46,7 +47,7 @@ export async function deploy (root: string, flags: ServerOverrides, targetName: 
     .map(async ({ name }) => {
       const spec = specs.find((candidate) => candidate.name === name)
       // A disabled worker is not built: it ships the build it has, if any.
-      const hasBuild = spec && spec.command === undefined && (spec.enabled || await exists(join(spec.dir, 'bin', 'current.json')))
+      const hasBuild = spec && spec.command === undefined && (spec.enabled || existsSync(join(spec.dir, 'bin', 'current.json')))
       const build = hasBuild ? await builder.current(spec) : undefined
       return { name, spec, buildDir: build && relative(join(spec!.dir, 'bin'), dirname(build.file)) }
     }))
@@ -55,7 +56,7 @@ export async function deploy (root: string, flags: ServerOverrides, targetName: 
   const before = await probe(target)
   if (target.host === undefined) await mkdir(target.path, { recursive: true })
   say(`copying to ${target.dest}`)
-  const top = [...source.files, ...(await exists(join(root, 'config')) ? ['config/'] : [])]
+  const top = [...source.files, ...(existsSync(join(root, 'config')) ? ['config/'] : [])]
   const copied = await rsyncWithRules(target, root, copyRules(top, workersDir, folders))
   say(`${copied.sent} files copied, ${copied.deleted} deleted`)
 
@@ -145,8 +146,4 @@ async function rsyncWithRules (target: DeployTarget, root: string, rules: string
 
 function versionOf (identity: string): string {
   return identity.split(' ')[0]!
-}
-
-async function exists (path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false)
 }

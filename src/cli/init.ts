@@ -1,17 +1,15 @@
 // tqserver init: make a project (or add tqserver to one) without overwriting anything the user has:
 // config/server.yaml, an example worker, package.json scripts, and .gitignore lines for build output.
-import { cp, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { cp, readFile, readdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { loadServerConfig } from '../config/server-config.js'
+import { ownVersion, PACKAGE_ROOT } from './own-package.js'
 
-const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 // `exec`: npm's shell would otherwise die of the Ctrl-C that npm passes on, and npm exit 130
 // after the server drained and exited 0.
 const SCRIPTS = { dev: 'exec tqserver dev', start: 'exec tqserver start', build: 'tqserver build' }
 const IGNORED = ['node_modules/', 'workers/*/bin/', '.tqserver/', 'logs/']
-
-const exists = (path: string) => stat(path).then(() => true, () => false)
 
 /** Runs each step in `root` and prints one line per file: created, updated or kept. */
 export async function init (root: string): Promise<void> {
@@ -29,7 +27,7 @@ export async function init (root: string): Promise<void> {
 }
 
 async function copyIfMissing (from: string, root: string, to: string): Promise<string> {
-  if (await exists(join(root, to))) return `kept    ${to}`
+  if (existsSync(join(root, to))) return `kept    ${to}`
   await cp(from, join(root, to), { recursive: true, errorOnExist: true, force: false })
   return `created ${to}`
 }
@@ -46,9 +44,8 @@ async function packageJson (root: string): Promise<string> {
   const path = join(root, 'package.json')
   const text = await readFile(path, 'utf8').catch(() => undefined)
   if (text === undefined) {
-    const own = JSON.parse(await readFile(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
     const name = basename(root).toLowerCase().replace(/[^a-z0-9._-]+/g, '-')
-    const pkg = { name, version: '1.0.0', private: true, type: 'module', scripts: SCRIPTS, dependencies: { tqserver: `^${own.version}` } }
+    const pkg = { name, version: '1.0.0', private: true, type: 'module', scripts: SCRIPTS, dependencies: { tqserver: `^${await ownVersion()}` } }
     await writeFile(path, `${JSON.stringify(pkg, null, 2)}\n`)
     return 'created package.json (run npm install)'
   }

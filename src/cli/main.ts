@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The tqserver command: init, dev, start, build, new, reload, status, deploy. Parses arguments, runs one command, and turns a
 // coded error into one line on stderr and a non-zero exit.
-import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { ServerOverrides } from '../config/server-config.js'
@@ -10,14 +9,14 @@ import { build } from './build-command.js'
 import { deploy } from './deploy.js'
 import { COMMAND_HELP, DEFAULT_RELOAD_TIMEOUT_MS, HELP } from './help.js'
 import { init } from './init.js'
+import { ownVersion } from './own-package.js'
 import { scaffold } from './scaffold.js'
 import { reload, status } from './server-control.js'
 
 async function main (argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv)
   if (values.version) {
-    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-    process.stdout.write(`${pkg.version}\n`)
+    process.stdout.write(`${await ownVersion()}\n`)
     return
   }
   const [command, ...rest] = positionals

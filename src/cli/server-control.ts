@@ -29,17 +29,16 @@ async function detailedReport (url: string, token: string | undefined): Promise<
   return report
 }
 
+/** A coded error as it is; any other (a refused connection, a body that is not JSON) says the server does not answer. */
+function notAnswering (root: string, server: string, err: Error & { code?: string }): Error {
+  return err.code?.startsWith('TQ_ERR_') ? err : new TQ_ERR_CLI_NOT_RUNNING(root, `${server} does not answer: ${err.message}`)
+}
+
 /** Prints the running server's /health as a table (or JSON); exits 1 when it is unhealthy. */
 export async function status (root: string, options: ControlOptions & { json?: boolean | undefined }): Promise<void> {
   const { url } = await chooseServer(root, options)
   const token = options.token ?? process.env.TQ_HEALTH_TOKEN
-  let report: HealthReport
-  try {
-    report = await healthReport(url, token)
-  } catch (err) {
-    throw new TQ_ERR_CLI_NOT_RUNNING(root, `${url} does not answer: ${(err as Error).message}`)
-  }
-  if (report.workers === undefined) throw new TQ_ERR_CLI_USAGE(`${url}/health shows only its status (${report.status}): pass --token`)
+  const report = await detailedReport(url, token).catch((err: Error) => { throw notAnswering(root, url, err) })
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, url))
   if (report.status === 'unhealthy') process.exitCode = 1
 }
@@ -53,8 +52,7 @@ export async function reload (root: string, options: ControlOptions & { wait: bo
     await healthReport(server.url, token)
     since = await askToReload(server, token)
   } catch (err) {
-    if ((err as { code?: string }).code?.startsWith('TQ_ERR_')) throw err
-    throw new TQ_ERR_CLI_NOT_RUNNING(root, `${server.pid === undefined ? '' : `pid ${server.pid} at `}${server.url} does not answer: ${(err as Error).message}`)
+    throw notAnswering(root, `${server.pid === undefined ? '' : `pid ${server.pid} at `}${server.url}`, err as Error)
   }
   if (!options.wait) {
     process.stdout.write(server.pid === undefined ? `asked tqserver at ${server.url} to reload\n` : `signalled tqserver (pid ${server.pid}) to reload\n`)
