@@ -59,10 +59,7 @@ export async function runningServers (root: string): Promise<RunningServer[]> {
     }
     return { ...info, file, port: portOf(info.url) }
   }))
-  const servers = found.filter((server) => server !== undefined)
-  // An older server's file may name a process that also wrote a file of its own.
-  return servers.filter((server, index) => servers.findIndex((other) => other.pid === server.pid) === index)
-    .sort((a, b) => a.port - b.port)
+  return found.filter((server) => server !== undefined).sort((a, b) => a.port - b.port)
 }
 
 /** The port of a server's URL (http: only, as the server listens). */
