@@ -10,11 +10,12 @@ import fp from 'fastify-plugin'
 import { LogController, type FastifyInstance } from 'fastify'
 import { tqserver, type TqServerOptions } from './index.js'
 
-const PASSED_ON = ['root', 'mode', 'workerPorts', 'config', 'metrics'] as const
+const PASSED_ON = ['root', 'mode', 'workerPorts', 'proxies', 'config', 'metrics'] as const
 
 async function app (fastify: FastifyInstance, options: Record<string, unknown>): Promise<void> {
   const own = Object.fromEntries(PASSED_ON.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]))
-  await fastify.register(tqserver, own as TqServerOptions)
+  // This instance serves only tqserver: the port can be served by data planes too (`proxies`).
+  await fastify.register(tqserver, { ...own, dataPlanes: true } as TqServerOptions)
 }
 
 export default fp(app, { name: 'tqserver-app', fastify: '5.x' })

@@ -1,17 +1,21 @@
 // The tqserver plugin: serves the workers of a project through this Fastify instance.
 //   fastify.register(tqserver, { root: '/srv/app' })
 // builds the core parts, then registers, in order: registry -> supervisor -> router (proxy +
-// static files) -> health -> metrics -> prod-reload (SIGHUP and POST, when asked for) -> hot-reload (dev).
+// static files) -> health -> metrics -> prod-reload (SIGHUP and POST, when asked for) -> hot-reload (dev)
+// -> data planes (when asked for and `proxies` is above 1).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ResolvedServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { compileTrust } from '../src/forwarded-headers.js'
+import type { LogLevel } from '../src/logger.js'
+import { proxyCount } from '../src/proxy/proxy-count.js'
 import { ProdReload } from '../src/reload/prod-reload.js'
 import { ServerMetrics } from '../src/report/metrics.js'
 import { RouteTable } from '../src/routing/route-table.js'
 import { UpstreamEvents } from '../src/routing/upstream-events.js'
 import { Supervisor } from '../src/supervision/supervisor.js'
+import { tqserverDataPlanes } from './data-planes.js'
 import { tqserverHealth } from './health.js'
 import { tqserverHotReload } from './hot-reload.js'
 import { tqserverMetrics } from './metrics.js'
@@ -37,10 +41,18 @@ export interface TqServerOptions extends ServerOverrides {
   metrics?: boolean
   /** Filled with a raw request handler for requests that bypass Fastify (the tqserver CLI). */
   fastPath?: RouterOptions['fastPath']
+  /**
+   * Serve the port from as many processes as `proxies` says (the tqserver CLI, fastify-cli's app):
+   * only for a Fastify instance that serves nothing but tqserver. @default false
+   */
+  dataPlanes?: boolean
 }
 
+/** Time left for shutdown after the workers' own bounds (drain, then kill). */
+const SHUTDOWN_MARGIN_MS = 2_000
+
 async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOptions): Promise<void> {
-  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics: serveMetrics, ...overrides } = options
+  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics: serveMetrics, dataPlanes, ...overrides } = options
   const loadConfig = givenLoader ?? (() => loadServerConfig({ root: root ?? process.cwd(), overrides, env }))
   const config = resolved ?? await loadConfig()
   const routes = new RouteTable()
@@ -51,18 +63,25 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   const prodReload = new ProdReload({ loadConfig, config: config.config, supervisor, log: fastify.log })
   await fastify.register(tqserverRegistry, { routes, upstreams, metrics, supervisor, prodReload })
   await fastify.register(tqserverSupervisor, { supervisor })
-  const { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections } = config.config
-  await fastify.register(tqserverRouter, {
-    liveReload: mode === 'dev' && config.config.liveReload,
-    accessLog: config.config.accessLog,
-    trust: compileTrust(config.config.trustProxy),
-    slowClients: { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections },
-    fastPath
-  })
+  const { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections, headersTimeout, requestTimeout, trustProxy, accessLog } = config.config
+  const liveReload = mode === 'dev' && config.config.liveReload
+  const slowClients = { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections }
+  await fastify.register(tqserverRouter, { liveReload, accessLog, trust: compileTrust(trustProxy), slowClients, fastPath })
   await fastify.register(tqserverHealth, { token: config.config.health.token })
   if (serveMetrics !== false) await fastify.register(tqserverMetrics, { token: config.config.health.token })
   if (reloadOnSignal === true) await fastify.register(tqserverProdReload, { token: config.config.health.token })
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
+  if (dataPlanes === true) {
+    const { count, reason } = proxyCount(config.config.proxies, mode ?? 'prod', config.config.handoff)
+    fastify.log.info({ proxies: count, reason }, `serving the port from ${count} process${count === 1 ? '' : 'es'} (${reason})`)
+    if (count > 1) {
+      await fastify.register(tqserverDataPlanes, {
+        count,
+        settings: { server: { headersTimeout, requestTimeout }, slowClients, trustProxy, accessLog, liveReload, logLevel: fastify.log.level as LogLevel },
+        shutdownTimeout: config.config.drainTimeout + config.config.killTimeout + SHUTDOWN_MARGIN_MS
+      })
+    }
+  }
 }
 
 export const tqserver = fp(tqserverPlugin, { name: 'tqserver', fastify: '5.x' })

@@ -5,7 +5,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { ProdReload } from '../src/reload/prod-reload.js'
-import type { HealthReport, ReloadSummary } from '../src/report/health-report.js'
+import type { DataPlaneReport, HealthReport, ReloadSummary } from '../src/report/health-report.js'
 import type { ServerMetrics } from '../src/report/metrics.js'
 import type { RouteTable } from '../src/routing/route-table.js'
 import type { UpstreamEvents } from '../src/routing/upstream-events.js'
@@ -36,6 +36,8 @@ export class TqServer {
   readonly #supervisor: Supervisor
   readonly #prodReload: ProdReload
   #closing = false
+  /** Set while data planes serve beside this process (plugins/data-planes.ts). */
+  dataPlanes: (() => DataPlaneReport[]) | undefined
 
   constructor (parts: TqServerParts) {
     this.routes = parts.routes
@@ -47,7 +49,9 @@ export class TqServer {
 
   /** The health report behind GET /health. */
   status (): HealthReport {
-    return this.#supervisor.report()
+    const report = this.#supervisor.report()
+    if (this.dataPlanes) report.dataPlanes = this.dataPlanes()
+    return report
   }
 
   /** Drains and stops a worker and removes its route. */

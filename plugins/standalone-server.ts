@@ -2,7 +2,7 @@
 // tqserver plugin, listening on the configured port, shut down gracefully by SIGTERM or SIGINT.
 // SIGHUP is not a shutdown here: it reloads what changed. .tqserver/servers/<port>.json names the
 // running server for `tqserver reload`.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { resolve } from 'node:path'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
@@ -10,6 +10,7 @@ import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
+import { createPublicServer } from '../src/proxy/public-server.js'
 import { toOriginForm } from '../src/proxy/request-router.js'
 import { portOf, removeServerFile, writeServerFile } from '../src/server-file.js'
 import { isPortFree } from '../src/process/port-pool.js'
@@ -60,10 +61,6 @@ function stopWhenNpmIsGone (log: FastifyBaseLogger, stop: (signal: NodeJS.Signal
   return timer
 }
 
-/** How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s). */
-const SLOW_CLIENT_CHECK_MS = 1_000
-/** Idle keep-alive connections from clients are kept this long (Fastify's default). */
-const CLIENT_KEEP_ALIVE_MS = 72_000
 /** Time left for shutdown after the workers' own bounds (drain, then kill). */
 const SHUTDOWN_MARGIN_MS = 2_000
 
@@ -106,18 +103,10 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
         if (awaitingContinue) res.writeContinue()
         fastifyHandler(req, res)
       }
-      return createServer({
-        // Slow clients (slowloris headers, trickled bodies) are cut off; Node checks every second.
-        headersTimeout: config.headersTimeout,
-        requestTimeout: config.requestTimeout,
-        connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS,
-        keepAliveTimeout: CLIENT_KEEP_ALIVE_MS
-      }, (req, res) => serve(req, res, false))
-        // Expect: 100-continue is ours to answer: the router sends 100 once it forwards the body.
-        .on('checkContinue', (req: IncomingMessage, res: ServerResponse) => serve(req, res, true))
+      return createPublicServer(config, serve)
     }
   })
-  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath })
+  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath, dataPlanes: true })
 
   const shutdownBound = Math.max(config.drainTimeout, 0) + config.killTimeout + SHUTDOWN_MARGIN_MS
   const closer = closeWithGrace({ delay: shutdownBound, skip: ['SIGHUP', ...STOP_SIGNALS], logger: false }, async ({ err }) => {

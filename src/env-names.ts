@@ -2,7 +2,7 @@
 // what a worker process is told. One list, so the host never passes its settings on to a worker.
 
 /** Host settings from the environment, and the configuration key each sets. */
-export const HOST_ENV = { TQ_PORT: 'port', TQ_HOST: 'host', TQ_WORKER_PORTS: 'workerPorts', TQ_TRUST_PROXY: 'trustProxy' } as const
+export const HOST_ENV = { TQ_PORT: 'port', TQ_HOST: 'host', TQ_WORKER_PORTS: 'workerPorts', TQ_TRUST_PROXY: 'trustProxy', TQ_PROXIES: 'proxies' } as const
 /** Names another configuration file than config/server.yaml. */
 export const CONFIG_ENV = 'TQ_CONFIG'
 

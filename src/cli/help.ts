@@ -6,12 +6,13 @@ import { CONFIG_ENV, HOST_ENV } from '../env-names.js'
 export const DEFAULT_RELOAD_TIMEOUT_MS = 120_000
 
 /** A server key's default, as the schema gives it. */
-const fallback = (key: 'port' | 'host' | 'workerPorts' | 'trustProxy') => String((serverConfigSchema.properties[key] as { default: unknown }).default)
+const fallback = (key: 'port' | 'host' | 'workerPorts' | 'trustProxy' | 'proxies') => String((serverConfigSchema.properties[key] as { default: unknown }).default)
 
 const SERVER_OPTIONS = `Options (also ${[...Object.keys(HOST_ENV), CONFIG_ENV].join(', ')}, then ${DEFAULT_CONFIG_FILE}):
   --port N            port the server listens on (default ${fallback('port')})
   --host ADDR         address the server listens on (default ${fallback('host')})
   --worker-ports A-B  ports for worker processes (default ${fallback('workerPorts')})
+  --proxies N|auto    processes serving the port (default ${fallback('proxies')}: one per core; 1 in dev)
   --trust-proxy LIST  proxies whose X-Forwarded-* headers count: true, a hop count, or
                       addresses/CIDRs with commas (default ${fallback('trustProxy')}: none)
   --config FILE       configuration file (default ${DEFAULT_CONFIG_FILE})

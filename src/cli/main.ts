@@ -29,8 +29,11 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   const root = resolve(values.root ?? process.cwd())
+  // A number where the schema takes one; anything else is left for the schema to refuse, by name.
+  const numeric = (value: string | undefined) => value === undefined ? undefined : (/^[0-9]+$/.test(value) ? Number(value) : value) as number
   const flags: ServerOverrides = {
-    port: values.port === undefined ? undefined : (/^[0-9]+$/.test(values.port) ? Number(values.port) : values.port as unknown as number),
+    port: numeric(values.port),
+    proxies: numeric(values.proxies),
     host: values.host,
     workerPorts: values['worker-ports'],
     trustProxy: values['trust-proxy'],
@@ -75,6 +78,7 @@ function parseCommandLine (argv: string[]) {
         port: { type: 'string' },
         host: { type: 'string' },
         'worker-ports': { type: 'string' },
+        proxies: { type: 'string' },
         'trust-proxy': { type: 'string' },
         config: { type: 'string' },
         root: { type: 'string' },

@@ -42,6 +42,11 @@ export const serverConfigSchema = Type.Object({
     default: false,
     description: 'Hand client connections to SDK workers, so that the host does no work per request (plain HTTP only; see docs/performance.md for what it costs)'
   }),
+  proxies: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 64 })], {
+    'x-rule': "must be auto or a whole number from 1 to 64",
+    default: 'auto',
+    description: "Processes that serve the port and proxy requests to workers (data planes), the server's own process included: auto is one per core available (cgroup CPU quota included), and 1 in dev and with handoff; see docs/performance.md"
+  }),
   headersTimeout: Milliseconds(10_000, 'How long a client may take to send the request headers (slow clients are cut off)'),
   requestTimeout: Milliseconds(300_000, 'How long a client may take to send its whole request, body included'),
   // Slow clients (docs/security.md): what they may hold of the connections to workers, and for how long.

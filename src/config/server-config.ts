@@ -56,7 +56,7 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   for (const [name, key] of Object.entries(HOST_ENV)) {
     const raw = env[name]
     if (raw === undefined || raw === '') continue
-    const value = /^[0-9]+$/.test(raw) && key === 'port' ? Number(raw) : raw
+    const value = /^[0-9]+$/.test(raw) && (key === 'port' || key === 'proxies') ? Number(raw) : raw
     validate(layerSchema, { [key]: value }, `environment variable ${name}`)
     fromEnv[key] = value
     sources.set(key, { label: `environment variable ${name}`, rank: 2 })

@@ -13,13 +13,13 @@
 // with the client's address as its peer, so /health, /metrics and X-Forwarded-For judge the
 // client, not the worker. What hand-off costs is in docs/performance.md, what it keeps in
 // docs/security.md.
-import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { createServer, isIP, type Server, type Socket } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
 import type { Logger } from '../logger.js'
 import type { RouteTable } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import { isHostPath, isSafePath } from '../url-paths.js'
+import { RELAY_WORD, relayKey, relayLine, takeRelayLine } from './relay.js'
 
 /** A request line longer than this is not HTTP we serve. */
 const MAX_REQUEST_LINE_BYTES = 16 * 1024
@@ -28,8 +28,7 @@ const MAX_REQUEST_LINE_BYTES = 16 * 1024
  * separators, so every head it could accept fits, and it answers the rest as on the default path.
  */
 const MAX_HEAD_BYTES = 32 * 1024
-/** First word of the line that starts a request a worker passes back: `TQ-RELAY key address port`. */
-const RELAY_WORD = 'TQ-RELAY'
+/** A request a worker passes back starts with a relay line (relay.ts). */
 const RELAY_PREFIX = Buffer.from(`${RELAY_WORD} `)
 /** An Upgrade header: WebSocket and other upgrades take the default path (Fastify, the tunnel). */
 const UPGRADE_HEADER = /\r\nupgrade[ \t]*:/i
@@ -52,7 +51,7 @@ export class HandoffFront {
   readonly server: Server
   readonly #options: HandoffOptions
   /** Proves a relay line comes from one of our workers; they get it with each connection. */
-  readonly #relayKey = Buffer.from(randomBytes(24).toString('base64url'))
+  readonly #relayKey = relayKey()
   #address = ''
 
   constructor (options: HandoffOptions) {
@@ -94,7 +93,7 @@ export class HandoffFront {
       // A relay line that does not check out is just a bad request line: Node answers it with 400.
       if (!hasFirstLine) {
         hasFirstLine = true
-        if (head.subarray(0, RELAY_PREFIX.length).equals(RELAY_PREFIX) && this.#takeRelayLine(socket, head.toString('latin1', 0, lineEnd))) {
+        if (head.subarray(0, RELAY_PREFIX.length).equals(RELAY_PREFIX) && takeRelayLine(socket, head.toString('latin1', 0, lineEnd), this.#relayKey)) {
           isRelayed = true
           head = head.subarray(lineEnd + 2)
           return onData(Buffer.alloc(0))
@@ -113,24 +112,6 @@ export class HandoffFront {
       this.#route(socket, head, headText.slice(0, lineEnd))
     }
     socket.on('data', onData)
-  }
-
-  /**
-   * Checks a relay line (`TQ-RELAY key address port`, sent by a worker before a request it passes
-   * back) and gives the socket the client's address, as if the client had connected itself.
-   */
-  #takeRelayLine (socket: Socket, line: string): boolean {
-    const [, key = '', address = '', port = ''] = line.split(' ')
-    const given = Buffer.from(key)
-    if (given.length !== this.#relayKey.length || !timingSafeEqual(given, this.#relayKey)) return false
-    const family = isIP(address)
-    if (family === 0 || !/^\d{1,5}$/.test(port)) return false
-    Object.defineProperties(socket, {
-      remoteAddress: { value: address },
-      remoteFamily: { value: family === 4 ? 'IPv4' : 'IPv6' },
-      remotePort: { value: Number(port) }
-    })
-    return true
   }
 
   #route (socket: Socket, head: Buffer, requestLine: string): void {
@@ -165,7 +146,7 @@ export class HandoffFront {
       head: head.toString('latin1'),
       host: this.#address,
       routes: enabled,
-      relay: `${RELAY_WORD} ${this.#relayKey.toString()} ${socket.remoteAddress ?? ''} ${socket.remotePort ?? ''}\r\n`,
+      relay: relayLine(this.#relayKey, socket.remoteAddress, socket.remotePort),
       bodyLimit: entry.spec.bodyLimit,
       headersTimeout,
       requestTimeout

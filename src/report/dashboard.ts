@@ -64,10 +64,14 @@ export function renderBody (report: HealthReport, now: number): string {
 </section>`
   }).join('\n')
 
+  const planes = (report.dataPlanes ?? []).map((p) => `<tr><td>${p.pid}</td><td>${p.role === 'control' ? 'control plane' : 'data plane'}</td>
+      <td>${duration(now - p.startedAt)}</td><td>${p.restarts}</td><td>${p.memoryMb === null ? '—' : `${p.memoryMb} MB`}</td><td>${p.cpuPercent === null ? '—' : `${p.cpuPercent}%`}</td><td>${p.requests}</td></tr>`).join('')
+  const proxies = planes && `<section class="card" data-planes><h2>Processes serving the port</h2><div class="scroll"><table><thead><tr><th>pid</th><th>role</th><th>uptime</th><th>restarts</th><th>memory</th><th>CPU</th><th>requests</th></tr></thead><tbody>${planes}</tbody></table></div></section>`
+
   const events = [...report.events].reverse().map((e) => `<li><time>${ago(e.at)}</time> ${badge(e.type)} ${e.worker ? `<strong>${esc(e.worker)}</strong> ` : ''}${esc(e.message)}</li>`).join('')
   return `${header}
 <div class="layout">
-  <div class="workers">${cards || '<p class="muted">No workers.</p>'}</div>
+  <div class="workers">${cards || '<p class="muted">No workers.</p>'}${proxies}</div>
   <aside class="events"><h2>Recent events</h2>${events ? `<ol>${events}</ol>` : '<p class="muted">None yet.</p>'}</aside>
 </div>`
 }

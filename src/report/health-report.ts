@@ -65,6 +65,22 @@ export interface HealthReport {
   events: ServerEvent[]
   /** Worker ports: how many the range holds, how many are leased to instances. */
   ports: { size: number, leased: number }
+  /** The processes serving the port, when there are several (`proxies`): the control plane first. */
+  dataPlanes?: DataPlaneReport[]
+}
+
+/** One process that serves the public port: the control plane (the host) or a data plane. */
+export interface DataPlaneReport {
+  pid: number
+  role: 'control' | 'data'
+  /** Requests it proxied to workers since it started. */
+  requests: number
+  /** Over the last few seconds, as a percentage of one core; null before two samples, or off Linux. */
+  cpuPercent: number | null
+  memoryMb: number | null
+  startedAt: number
+  /** Data planes started in its place after one died. */
+  restarts: number
 }
 
 /** What a production reload did (SIGHUP, `tqserver reload`, fastify.tqserver.reload()). */

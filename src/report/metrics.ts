@@ -2,8 +2,9 @@
 // are updated where things happen (a request ends, a worker crashes, builds or switches, the
 // server reloads); gauges (instances by state, requests in flight) are read from the health
 // report when scraped. One prom-client registry per server, so two servers in a process (tests,
-// an app that registers tqserver twice) never share a series.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+// an app that registers tqserver twice) never share a series. Data planes count their requests
+// in registries of their own (RequestCounters); a scrape adds them up (prom-client's aggregator).
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { HealthReport, ReloadSummary } from './health-report.js'
 import { STATES } from '../process/worker-state.js'
 
@@ -13,24 +14,19 @@ const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 const SLOW_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx']
 
-export class ServerMetrics {
-  readonly #registry = new Registry()
+/** One data plane's metrics, as a scrape gathers them. */
+export type MetricsSnapshot = Array<MetricObjectWithValues<MetricValue<string>>>
+
+/** What every data plane counts: requests by worker and status class, and their durations. */
+export class RequestCounters {
+  readonly registry = new Registry()
   readonly #requests: Counter<'worker' | 'status_class'>
   readonly #requestDuration: Histogram<'worker'>
-  readonly #restarts: Counter<'worker'>
-  readonly #switches: Counter<'worker' | 'outcome'>
-  readonly #switchDuration: Histogram<'worker'>
-  readonly #builds: Counter<'worker' | 'result'>
-  readonly #buildDuration: Histogram<'worker'>
-  readonly #reloads: Counter<'trigger' | 'result'>
-  readonly #reloadDuration: Histogram
+  /** Requests ended in this process, for the dashboard's list of data planes. */
+  served = 0
 
-  /** The health report of the scrape in progress: three gauges read it, it is built once. */
-  #scraped: HealthReport | undefined
-
-  constructor (report: () => HealthReport) {
-    const workers = () => Object.entries((this.#scraped ??= report()).workers)
-    const registers = [this.#registry]
+  constructor () {
+    const registers = [this.registry]
     this.#requests = new Counter({
       name: `${PREFIX}requests_total`,
       help: 'Requests proxied to workers, by status class ("failed": no complete answer)',
@@ -44,6 +40,33 @@ export class ServerMetrics {
       buckets: REQUEST_BUCKETS,
       registers
     })
+    collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
+  }
+
+  /** A proxied request ended: `statusCode` 0 when it got no complete answer. */
+  request (worker: string, statusCode: number, durationMs: number): void {
+    this.served++
+    this.#requests.inc({ worker, status_class: STATUS_CLASSES[Math.floor(statusCode / 100) - 1] ?? 'failed' })
+    this.#requestDuration.observe({ worker }, durationMs / 1000)
+  }
+}
+
+export class ServerMetrics extends RequestCounters {
+  readonly #restarts: Counter<'worker'>
+  readonly #switches: Counter<'worker' | 'outcome'>
+  readonly #switchDuration: Histogram<'worker'>
+  readonly #builds: Counter<'worker' | 'result'>
+  readonly #buildDuration: Histogram<'worker'>
+  readonly #reloads: Counter<'trigger' | 'result'>
+  readonly #reloadDuration: Histogram
+
+  /** The health report of the scrape in progress: three gauges read it, it is built once. */
+  #scraped: HealthReport | undefined
+
+  constructor (report: () => HealthReport) {
+    super()
+    const workers = () => Object.entries((this.#scraped ??= report()).workers)
+    const registers = [this.registry]
     // Gauges register themselves on creation and are filled from the report when scraped.
     new Gauge({
       name: `${PREFIX}requests_in_flight`,
@@ -125,13 +148,6 @@ export class ServerMetrics {
       buckets: SLOW_BUCKETS,
       registers
     })
-    collectDefaultMetrics({ register: this.#registry, prefix: PREFIX })
-  }
-
-  /** A proxied request ended: `statusCode` 0 when it got no complete answer. */
-  request (worker: string, statusCode: number, durationMs: number): void {
-    this.#requests.inc({ worker, status_class: STATUS_CLASSES[Math.floor(statusCode / 100) - 1] ?? 'failed' })
-    this.#requestDuration.observe({ worker }, durationMs / 1000)
   }
 
   restarted (worker: string): void {
@@ -153,16 +169,21 @@ export class ServerMetrics {
     this.#reloadDuration.observe(summary.durationMs / 1000)
   }
 
-  /** The Prometheus text exposition. */
+  /** The Prometheus text exposition, with what `others` gives (the other data planes' counts). */
   async text (): Promise<string> {
     try {
-      return await this.#registry.metrics()
+      const others = await this.others?.() ?? []
+      if (others.length === 0) return await this.registry.metrics()
+      return await AggregatorRegistry.aggregate([await this.registry.getMetricsAsJSON(), ...others]).metrics()
     } finally {
       this.#scraped = undefined
     }
   }
 
+  /** Set while data planes run: their metrics, gathered at each scrape. */
+  others: (() => Promise<MetricsSnapshot[]>) | undefined
+
   get contentType (): string {
-    return this.#registry.contentType
+    return this.registry.contentType
   }
 }

@@ -5,7 +5,7 @@
 import type { WorkerSpec } from '../config/worker-discovery.js'
 import type { WorkerInstance } from '../process/worker-instance.js'
 import { pathOf } from '../url-paths.js'
-import type { StaticFiles } from './static-files.js'
+import { StaticFiles, type StaticFilesSnapshot } from './static-files.js'
 import { UpstreamTraffic } from './upstream-traffic.js'
 
 export interface WorkerEntry {
@@ -23,6 +23,13 @@ export interface RouteMatch {
   forwardPath: string
 }
 
+/** One worker's route as a data plane holds it (src/proxy/data-planes.ts): no instances, only upstreams. */
+export interface WorkerSnapshot {
+  spec: WorkerSpec
+  files: StaticFilesSnapshot
+  upstreams: string[]
+}
+
 interface MutableEntry extends WorkerEntry {
   spec: WorkerSpec
   instances: Set<WorkerInstance>
@@ -36,6 +43,16 @@ export class RouteTable {
   readonly #byRoute = new Map<string, MutableEntry>()
   /** Requests in flight, totals and latencies, per upstream origin. */
   readonly traffic = new UpstreamTraffic()
+  readonly #listeners = new Set<(name: string) => void>()
+
+  /** Calls `listener` with a worker's name after its route, spec, public/ files or upstreams change. */
+  onChange (listener: (name: string) => void): void {
+    this.#listeners.add(listener)
+  }
+
+  #changed (name: string): void {
+    for (const listener of this.#listeners) listener(name)
+  }
 
   /** Adds a worker (or replaces its spec) and routes its prefix to it. */
   setWorker (spec: WorkerSpec, staticFiles: StaticFiles): WorkerEntry {
@@ -47,6 +64,8 @@ export class RouteTable {
     this.#byName.set(spec.name, entry)
     if (spec.enabled) this.#byRoute.set(spec.route, entry)
     else this.#byRoute.delete(spec.route)
+    staticFiles.onRefresh = () => this.#changed(spec.name)
+    this.#changed(spec.name)
     return entry
   }
 
@@ -55,6 +74,18 @@ export class RouteTable {
     if (!entry) return
     this.#byName.delete(name)
     if (this.#byRoute.get(entry.spec.route) === entry) this.#byRoute.delete(entry.spec.route)
+    this.#changed(name)
+  }
+
+  /** A worker's route as a data plane needs it; undefined once it is removed. */
+  snapshot (name: string): WorkerSnapshot | undefined {
+    const entry = this.#byName.get(name)
+    return entry && { spec: entry.spec, files: entry.staticFiles.snapshot(), upstreams: entry.upstreams }
+  }
+
+  /** Sets a worker's route from a snapshot (in a data plane, which runs no instances). */
+  restore ({ spec, files, upstreams }: WorkerSnapshot): void {
+    (this.setWorker(spec, StaticFiles.restore(files)) as MutableEntry).upstreams = upstreams
   }
 
   worker (name: string): WorkerEntry | undefined {
@@ -99,6 +130,7 @@ export class RouteTable {
       .map((instance) => instance.origin!)
     const healthy = serving('HEALTHY')
     entry.upstreams = healthy.length > 0 ? healthy : serving('UNHEALTHY')
+    this.#changed(name)
   }
 
   /**

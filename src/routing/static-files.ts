@@ -5,14 +5,35 @@
 import { readdir, realpath, stat } from 'node:fs/promises'
 import { join, sep } from 'node:path'
 
+/** What a data plane needs to serve the same files: the scan's result, not the scan. */
+export interface StaticFilesSnapshot {
+  dir: string
+  inside: string
+  files: string[]
+}
+
 export class StaticFiles {
   readonly dir: string
   #files = new Set<string>()
   /** public/'s real path, with a trailing separator. */
   #inside = ''
+  /** Called after each rescan (the route table tells the data planes). */
+  onRefresh: (() => void) | undefined
 
   constructor (dir: string) {
     this.dir = dir
+  }
+
+  /** The files a scan found elsewhere (in the control plane). */
+  static restore (snapshot: StaticFilesSnapshot): StaticFiles {
+    const files = new StaticFiles(snapshot.dir)
+    files.#files = new Set(snapshot.files)
+    files.#inside = snapshot.inside
+    return files
+  }
+
+  snapshot (): StaticFilesSnapshot {
+    return { dir: this.dir, inside: this.#inside, files: [...this.#files] }
   }
 
   /** Rescans the folder (a missing folder holds no files). */
@@ -23,6 +44,7 @@ export class StaticFiles {
     await walk(this.dir, '', files, inside)
     this.#files = files
     this.#inside = inside
+    this.onRefresh?.()
   }
 
   /** public/'s real path: the root that `locate` paths are relative to. */

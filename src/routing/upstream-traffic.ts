@@ -1,6 +1,7 @@
 // Traffic per upstream origin: requests in flight (for the drain and the least-busy choice),
 // request and error totals with recent latencies (for /health), and how long requests have waited
-// on it without any answer coming back (for hang detection).
+// on it without any answer coming back (for hang detection). With several data planes, each
+// counts its own requests; the control plane's counts take in the others' (`remote`, `add`).
 
 /** Latencies kept per upstream for p50/p99: the most recent ones. */
 const LATENCY_SAMPLES = 512
@@ -16,6 +17,24 @@ interface Counters {
   waiting: number
   /** Since when no answer came back while requests waited: the later of the last answer and the first wait. */
   quietSince: number
+  /** requests and errors as last reported by unreported(). */
+  reportedRequests: number
+  reportedErrors: number
+}
+
+/** The requests that other processes (data planes) have in flight to the same upstreams. */
+export interface RemoteTraffic {
+  inflight: (origin: string) => number
+  quietFor: (origin: string, now: number) => number
+  /** Resolves true once none of them has a request in flight to `origin`, false after `timeoutMs`. */
+  whenIdle: (origin: string, timeoutMs: number) => Promise<boolean>
+}
+
+/** Requests ended since the last report, for the control plane's totals. */
+export interface TrafficDelta {
+  requests: number
+  errors: number
+  latencies: number[]
 }
 
 export interface TrafficStats {
@@ -33,6 +52,8 @@ export function nearestRank (sorted: ArrayLike<number>, p: number): number {
 export class UpstreamTraffic {
   readonly #byOrigin = new Map<string, Counters>()
   readonly #idleWaiters = new Map<string, Set<() => void>>()
+  /** Set in the control plane while data planes run. */
+  remote: RemoteTraffic | undefined
 
   begin (origin: string): void {
     this.#counters(origin).inflight++
@@ -46,11 +67,33 @@ export class UpstreamTraffic {
     const counters = this.#counters(origin)
     counters.requests++
     if (failed) counters.errors++
-    counters.latencies[counters.next] = durationMs
-    counters.next = (counters.next + 1) % LATENCY_SAMPLES
-    counters.filled = Math.min(counters.filled + 1, LATENCY_SAMPLES)
+    record(counters, durationMs)
     this.leave(origin)
     return counters.requests
+  }
+
+  /** Adds requests another data plane served; returns how many `origin` has served now. */
+  add (origin: string, delta: TrafficDelta): number {
+    const counters = this.#counters(origin)
+    counters.requests += delta.requests
+    counters.errors += delta.errors
+    for (const durationMs of delta.latencies) record(counters, durationMs)
+    return counters.requests
+  }
+
+  /** What each origin served since the last call (a data plane reports it to the control plane). */
+  unreported (): Map<string, TrafficDelta> {
+    const deltas = new Map<string, TrafficDelta>()
+    for (const [origin, counters] of this.#byOrigin) {
+      const requests = counters.requests - counters.reportedRequests
+      if (requests === 0) continue
+      const latencies: number[] = []
+      for (let i = Math.min(requests, counters.filled); i > 0; i--) latencies.push(counters.latencies[(counters.next - i + LATENCY_SAMPLES) % LATENCY_SAMPLES]!)
+      deltas.set(origin, { requests, errors: counters.errors - counters.reportedErrors, latencies })
+      counters.reportedRequests = counters.requests
+      counters.reportedErrors = counters.errors
+    }
+    return deltas
   }
 
   /** A request was sent to `origin` and waits for its answer (response headers). */
@@ -74,7 +117,8 @@ export class UpstreamTraffic {
    */
   quietFor (origin: string, now: number): number {
     const counters = this.#byOrigin.get(origin)
-    return counters && counters.waiting > 0 ? now - counters.quietSince : 0
+    const local = counters && counters.waiting > 0 ? now - counters.quietSince : 0
+    return this.remote ? Math.max(local, this.remote.quietFor(origin, now)) : local
   }
 
   /** Ends something begun with begin() that is not a request (a handed-off connection). */
@@ -88,12 +132,24 @@ export class UpstreamTraffic {
     }
   }
 
+  /** Requests this process has in flight to `origin`. */
   inflight (origin: string): number {
     return this.#byOrigin.get(origin)?.inflight ?? 0
   }
 
-  /** Resolves true when no request is in flight to `origin`, or false after `timeoutMs`. */
-  whenIdle (origin: string, timeoutMs: number): Promise<boolean> {
+  /** Requests every data plane has in flight to `origin`. */
+  inflightEverywhere (origin: string): number {
+    return this.inflight(origin) + (this.remote?.inflight(origin) ?? 0)
+  }
+
+  /** Resolves true when no data plane has a request in flight to `origin`, or false after `timeoutMs`. */
+  async whenIdle (origin: string, timeoutMs: number): Promise<boolean> {
+    if (!this.remote) return this.#whenIdleHere(origin, timeoutMs)
+    const idle = await Promise.all([this.#whenIdleHere(origin, timeoutMs), this.remote.whenIdle(origin, timeoutMs)])
+    return idle.every(Boolean)
+  }
+
+  #whenIdleHere (origin: string, timeoutMs: number): Promise<boolean> {
     if (this.inflight(origin) === 0) return Promise.resolve(true)
     return new Promise((resolve) => {
       const waiters = this.#idleWaiters.get(origin) ?? new Set()
@@ -112,11 +168,11 @@ export class UpstreamTraffic {
 
   stats (origin: string): TrafficStats {
     const counters = this.#byOrigin.get(origin)
-    if (!counters) return { inflight: 0, requests: 0, errors: 0, latencyMs: null }
+    if (!counters) return { inflight: this.inflightEverywhere(origin), requests: 0, errors: 0, latencyMs: null }
     const sorted = counters.latencies.slice(0, counters.filled).sort()
     const at = (p: number) => Math.round(nearestRank(sorted, p) * 10) / 10
     return {
-      inflight: counters.inflight,
+      inflight: this.inflightEverywhere(origin),
       requests: counters.requests,
       errors: counters.errors,
       latencyMs: sorted.length > 0 ? { p50: at(0.5), p99: at(0.99) } : null
@@ -136,9 +192,16 @@ export class UpstreamTraffic {
   #counters (origin: string): Counters {
     let counters = this.#byOrigin.get(origin)
     if (!counters) {
-      counters = { inflight: 0, requests: 0, errors: 0, latencies: new Float64Array(LATENCY_SAMPLES), next: 0, filled: 0, waiting: 0, quietSince: 0 }
+      counters = { inflight: 0, requests: 0, errors: 0, latencies: new Float64Array(LATENCY_SAMPLES), next: 0, filled: 0, waiting: 0, quietSince: 0, reportedRequests: 0, reportedErrors: 0 }
       this.#byOrigin.set(origin, counters)
     }
     return counters
   }
+}
+
+/** Keeps a latency among the most recent LATENCY_SAMPLES. */
+function record (counters: Counters, durationMs: number): void {
+  counters.latencies[counters.next] = durationMs
+  counters.next = (counters.next + 1) % LATENCY_SAMPLES
+  counters.filled = Math.min(counters.filled + 1, LATENCY_SAMPLES)
 }

@@ -288,7 +288,7 @@ export class Supervisor implements SwitchHost {
       const { drainTimeout } = instance.spec.timeouts
       await this.#upstreams.emit('draining', origin)
       if (!await this.routes.traffic.whenIdle(origin, drainTimeout)) {
-        this.log.warn({ worker: name, pid: instance.pid, inflight: this.routes.traffic.inflight(origin), drainTimeout }, 'drain timed out; stopping with requests in flight')
+        this.log.warn({ worker: name, pid: instance.pid, inflight: this.routes.traffic.inflightEverywhere(origin), drainTimeout }, 'drain timed out; stopping with requests in flight')
       }
       await this.#upstreams.emit('retired', origin)
       this.routes.traffic.forget(origin)

@@ -1,0 +1,133 @@
+// A data plane: a process the control plane forks (src/proxy/data-planes.ts) to serve the public
+// port beside it, so that proxying uses more than one core. It shares the control plane's
+// listening socket (passed over IPC: the kernel gives each connection to one of the processes),
+// holds a copy of the route table that the control plane keeps up to date, and forwards requests
+// for workers with the same request router as the control plane. The host's own paths and
+// upgrades go to the control plane (host-relay.ts). It runs no worker, build or health check, and
+// counts what it serves: the control plane gathers its counts for /health and /metrics.
+import type { Server as NetServer } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { compileTrust } from '../forwarded-headers.js'
+import { LOG_LEVELS, type LogLevel, type Logger } from '../logger.js'
+import { RequestCounters } from '../report/metrics.js'
+import { RouteTable } from '../routing/route-table.js'
+import { UpstreamEvents } from '../routing/upstream-events.js'
+import { isHostPath } from '../url-paths.js'
+import type { FromDataPlane, LogRecord, OriginStats, ToDataPlane } from './data-plane-protocol.js'
+import { HostRelay } from './host-relay.js'
+import { createPublicServer } from './public-server.js'
+import { RequestRouter, toOriginForm } from './request-router.js'
+import { createUpstreamAgent } from './upstream-pools.js'
+
+/** How often the control plane hears what this data plane served. */
+const STATS_INTERVAL_MS = 1_000
+
+function send (message: FromDataPlane): void {
+  if (process.connected) process.send!(message)
+}
+
+/** Without its control plane a data plane has nothing to serve by: it goes at once. */
+process.on('disconnect', () => process.exit(0))
+// The control plane sends the shutdown: a signal meant for the terminal's group is not for us.
+process.on('SIGINT', () => {})
+process.once('message', (message: ToDataPlane, handle: unknown) => {
+  if (message.type === 'start') serve(message, handle as NetServer)
+})
+
+function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetServer): void {
+  const { settings } = start
+  const log = ipcLogger(settings.logLevel)
+  const routes = new RouteTable()
+  for (const worker of start.workers) routes.restore(worker)
+  const upstreams = new UpstreamEvents()
+  upstreams.on('failed', (origin) => send({ type: 'failed', origin }))
+  const agent = createUpstreamAgent(upstreams, routes, settings.slowClients.upstreamConnections)
+  const counters = new RequestCounters()
+  let closing = false
+  const router = new RequestRouter({
+    routes,
+    upstreams,
+    metrics: counters,
+    isClosing: () => closing,
+    dispatcher: agent,
+    liveReload: settings.liveReload,
+    accessLog: settings.accessLog ? log : undefined,
+    trust: compileTrust(settings.trustProxy),
+    slowClients: settings.slowClients
+  })
+  const relay = new HostRelay(settings.relay, () => closing)
+  const server = createPublicServer(settings.server, (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean) => {
+    if (toOriginForm(req) && isHostPath(req.url ?? '/')) return relay.request(req, res, awaitingContinue)
+    void router.handle(req, res, awaitingContinue)
+  })
+  server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => relay.upgrade(req, socket, head))
+  server.on('error', (err) => log.error({ err }, 'data plane server error'))
+  server.listen(listening, () => send({ type: 'listening' }))
+  send({ type: 'ack', seq: start.seq })
+
+  const reportStats = () => {
+    const now = performance.now()
+    const origins: OriginStats[] = []
+    for (const [origin, delta] of routes.traffic.unreported()) {
+      origins.push({ origin, ...delta, inflight: routes.traffic.inflight(origin), quietMs: routes.traffic.quietFor(origin, now) })
+    }
+    send({ type: 'stats', served: counters.served, origins })
+  }
+  const stats = setInterval(reportStats, STATS_INTERVAL_MS)
+
+  process.on('message', (message: ToDataPlane) => {
+    switch (message.type) {
+      case 'worker':
+        if (message.worker) routes.restore(message.worker)
+        else routes.removeWorker(message.name)
+        return send({ type: 'ack', seq: message.seq })
+      case 'upstream':
+        void upstreams.emit(message.event, message.origin)
+        return send({ type: 'ack', seq: message.seq })
+      case 'idle?':
+        void routes.traffic.whenIdle(message.origin, message.timeoutMs).then((idle) => send({ type: 'idle', id: message.id, idle }))
+        return
+      case 'metrics?':
+        void counters.registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: message.id, metrics }))
+        return
+      case 'close':
+        // Answers from now on close their connection; idle ones close now. Exit once none is left.
+        closing = true
+        server.close(() => {
+          clearInterval(stats)
+          reportStats()
+          void agent.close().finally(() => process.disconnect())
+        })
+        server.closeIdleConnections()
+    }
+  })
+}
+
+/** A logger whose lines go to the control plane's log, a batch per turn of the event loop. */
+function ipcLogger (level: LogLevel, bindings: Record<string, unknown> = {}, queue: LogRecord[] = []): Logger {
+  const threshold = LOG_LEVELS.indexOf(level)
+  const at = (name: LogRecord[0]) => LOG_LEVELS.indexOf(name) < threshold
+    ? () => {}
+    : (fields: object, msg = '') => {
+        if (queue.length === 0) setImmediate(() => send({ type: 'log', records: queue.splice(0) }))
+        queue.push([name, serializable({ ...bindings, ...fields }), msg])
+      }
+  return {
+    level,
+    trace: at('trace'),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    fatal: at('fatal'),
+    child: (more) => ipcLogger(level, { ...bindings, ...more }, queue)
+  }
+}
+
+/** Errors lose their message and stack in IPC's JSON: they travel as plain fields. */
+function serializable (fields: Record<string, unknown>): Record<string, unknown> {
+  for (const [key, value] of Object.entries(fields)) {
+    if (value instanceof Error) fields[key] = { type: value.name, message: value.message, stack: value.stack, code: (value as NodeJS.ErrnoException).code }
+  }
+  return fields
+}

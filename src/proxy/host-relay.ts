@@ -1,0 +1,69 @@
+// A data plane's way to the control plane (relay.ts): requests for the host's own paths (/health,
+// /metrics, the dashboard, /__tqserver/...) and every upgrade (WebSockets, which the control plane
+// tunnels) go there on a connection of their own that starts with the client's relay line, and
+// the answer comes back. These are few next to the requests for workers, which never leave the
+// data plane.
+import { request, type IncomingMessage, type ServerResponse } from 'node:http'
+import { connect } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { relayLine } from './relay.js'
+
+export class HostRelay {
+  readonly #port: number
+  readonly #key: string
+  readonly #isClosing: () => boolean
+
+  constructor (relay: { port: number, key: string }, isClosing: () => boolean) {
+    this.#port = relay.port
+    this.#key = relay.key
+    this.#isClosing = isClosing
+  }
+
+  #connect (client: Duplex & { remoteAddress?: string | undefined, remotePort?: number | undefined }) {
+    const socket = connect(this.#port, '127.0.0.1')
+    socket.write(relayLine(this.#key, client.remoteAddress, client.remotePort), 'latin1')
+    return socket
+  }
+
+  /** Passes a plain request on and its answer back; the client's connection stays as this server decides. */
+  request (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean): void {
+    const upstream = request({
+      method: req.method,
+      path: req.url,
+      // Without an agent Node would ask the control plane to close the connection, and its
+      // answer would then close the client's: this connection is closed below anyway.
+      headers: { ...req.headers, connection: 'keep-alive' },
+      createConnection: () => this.#connect(req.socket)
+    }, (answer) => {
+      const headers = { ...answer.headers }
+      const closes = this.#isClosing() || /\bclose\b/i.test(String(headers.connection ?? ''))
+      delete headers.connection
+      delete headers['keep-alive']
+      if (closes) headers.connection = 'close'
+      res.writeHead(answer.statusCode ?? 502, headers)
+      answer.pipe(res)
+    })
+    // The control plane asks for the body (100 Continue) once it wants it, and the client waits for that.
+    if (awaitingContinue) upstream.once('continue', () => res.writeContinue())
+    // One request per connection: it is closed once the answer is written, or abandoned.
+    res.once('close', () => upstream.destroy())
+    upstream.once('error', () => res.destroy())
+    req.pipe(upstream)
+  }
+
+  /** Joins an upgrade's connection to one to the control plane, its head resent as received. */
+  upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const upstream = this.#connect(req.socket)
+    const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`]
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1')
+    if (head.length > 0) upstream.write(head)
+    const end = () => {
+      socket.destroy()
+      upstream.destroy()
+    }
+    socket.on('error', end).on('close', end)
+    upstream.on('error', end).on('close', end)
+    socket.pipe(upstream).pipe(socket)
+  }
+}

@@ -1,0 +1,32 @@
+// How many processes serve the public port (`proxies` in server.yaml): `auto` is one per core this
+// process may use, counting a cgroup's CPU quota (a container limited to 2 CPUs on a 32-core node
+// gets 2); dev and hand-off keep one.
+import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import type { BuildMode } from '../build/builder.js'
+
+export interface ProxyCount {
+  count: number
+  /** Why, for the start-up log line. */
+  reason: string
+}
+
+export function proxyCount (setting: 'auto' | number, mode: BuildMode, handoff: boolean): ProxyCount {
+  if (mode === 'dev') return { count: 1, reason: 'dev mode serves from one process' }
+  if (handoff) return { count: 1, reason: 'handoff: true serves from one process' }
+  if (setting !== 'auto') return { count: setting, reason: `proxies: ${setting}` }
+  const cores = availableParallelism()
+  const quota = cgroupCpuQuota()
+  const count = Math.max(1, Math.min(cores, quota === undefined ? cores : Math.ceil(quota)))
+  return { count, reason: `proxies: auto, ${cores} cores${quota === undefined ? '' : `, a CPU quota of ${quota}`}` }
+}
+
+/** CPUs the cgroup (v2) may use, e.g. 1.5 for "150000 100000" in cpu.max; undefined without a limit. */
+function cgroupCpuQuota (): number | undefined {
+  try {
+    const [quota, period] = readFileSync('/sys/fs/cgroup/cpu.max', 'utf8').trim().split(' ')
+    return quota === 'max' || !quota || !period ? undefined : Number(quota) / Number(period)
+  } catch {
+    return undefined
+  }
+}
