@@ -161,13 +161,16 @@ export class DataPlanes implements RemoteTraffic {
 
   /** The control plane and each data plane, for /health and the dashboard. */
   report (): DataPlaneReport[] {
-    const row = (pid: number, role: DataPlaneReport['role'], served: number, usage: Usage, startedAt: number, restarts: number): DataPlaneReport => ({
-      pid, role, requests: served, cpuPercent: usage.cpuPercent, memoryMb: usage.sample ? Math.round(usage.sample.rssBytes / 1024 / 102.4) / 10 : null, startedAt, restarts
+    const { routes, served } = this.#options
+    const row = (pid: number, role: DataPlaneReport['role'], requests: number, inflight: number, usage: Usage, startedAt: number, restarts: number): DataPlaneReport => ({
+      pid, role, requests, inflight, cpuPercent: usage.cpuPercent, memoryMb: usage.sample ? Math.round(usage.sample.rssBytes / 1024 / 102.4) / 10 : null, startedAt, restarts
     })
-    const startedAt = Math.round(performance.timeOrigin)
+    const sum = (values: Iterable<number>) => [...values].reduce((total, value) => total + value, 0)
+    const ownInflight = sum(routes.instances().map((instance) => instance.origin ? routes.traffic.inflight(instance.origin) : 0))
     return [
-      row(process.pid, 'control', this.#options.served(), this.#own, startedAt, 0),
-      ...[...this.#planes].sort((a, b) => a.slot - b.slot).map((plane) => row(plane.pid, 'data', plane.served, plane, plane.startedAt, this.#restarts.get(plane.slot) ?? 0))
+      row(process.pid, 'control', served(), ownInflight, this.#own, Math.round(performance.timeOrigin), 0),
+      ...[...this.#planes].sort((a, b) => a.slot - b.slot).map((plane) =>
+        row(plane.pid, 'data', plane.served, sum([...plane.origins.values()].map((stats) => stats.inflight)), plane, plane.startedAt, this.#restarts.get(plane.slot) ?? 0))
     ]
   }
 

@@ -65,8 +65,8 @@ export function renderBody (report: HealthReport, now: number): string {
   }).join('\n')
 
   const planes = (report.dataPlanes ?? []).map((p) => `<tr><td>${p.pid}</td><td>${p.role === 'control' ? 'control plane' : 'data plane'}</td>
-      <td>${duration(now - p.startedAt)}</td><td>${p.restarts}</td><td>${p.memoryMb === null ? '—' : `${p.memoryMb} MB`}</td><td>${p.cpuPercent === null ? '—' : `${p.cpuPercent}%`}</td><td>${p.requests}</td></tr>`).join('')
-  const proxies = planes && `<section class="card" data-planes><h2>Processes serving the port</h2><div class="scroll"><table><thead><tr><th>pid</th><th>role</th><th>uptime</th><th>restarts</th><th>memory</th><th>CPU</th><th>requests</th></tr></thead><tbody>${planes}</tbody></table></div></section>`
+      <td>${duration(now - p.startedAt)}</td><td>${p.restarts}</td><td>${p.memoryMb === null ? '—' : `${p.memoryMb} MB`}</td><td>${p.cpuPercent === null ? '—' : `${p.cpuPercent}%`}</td><td>${p.requests}</td><td>${p.inflight}</td></tr>`).join('')
+  const proxies = planes && `<section class="card" data-planes><h2>Processes serving the port</h2><div class="scroll"><table><thead><tr><th>pid</th><th>role</th><th>uptime</th><th>restarts</th><th>memory</th><th>CPU</th><th>requests</th><th>in flight</th></tr></thead><tbody>${planes}</tbody></table></div></section>`
 
   const events = [...report.events].reverse().map((e) => `<li><time>${ago(e.at)}</time> ${badge(e.type)} ${e.worker ? `<strong>${esc(e.worker)}</strong> ` : ''}${esc(e.message)}</li>`).join('')
   return `${header}

@@ -73,8 +73,9 @@ export interface HealthReport {
 export interface DataPlaneReport {
   pid: number
   role: 'control' | 'data'
-  /** Requests it proxied to workers since it started. */
+  /** Requests it proxied to workers since it started, and those in flight now. */
   requests: number
+  inflight: number
   /** Over the last few seconds, as a percentage of one core; null before two samples, or off Linux. */
   cpuPercent: number | null
   memoryMb: number | null

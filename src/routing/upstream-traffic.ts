@@ -81,12 +81,15 @@ export class UpstreamTraffic {
     return counters.requests
   }
 
-  /** What each origin served since the last call (a data plane reports it to the control plane). */
+  /**
+   * What each origin served since the last call, for every origin that served or has requests in
+   * flight (a data plane reports it to the control plane).
+   */
   unreported (): Map<string, TrafficDelta> {
     const deltas = new Map<string, TrafficDelta>()
     for (const [origin, counters] of this.#byOrigin) {
       const requests = counters.requests - counters.reportedRequests
-      if (requests === 0) continue
+      if (requests === 0 && counters.inflight === 0) continue
       const latencies: number[] = []
       for (let i = Math.min(requests, counters.filled); i > 0; i--) latencies.push(counters.latencies[(counters.next - i + LATENCY_SAMPLES) % LATENCY_SAMPLES]!)
       deltas.set(origin, { requests, errors: counters.errors - counters.reportedErrors, latencies })

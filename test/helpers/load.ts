@@ -23,9 +23,10 @@ export interface Load {
 
 /**
  * Runs `clients` loops against prefix + /version (GET) and prefix + /echo (POST) until stopped;
- * with several prefixes (workers), each loop takes them in turn.
+ * with several prefixes (workers), each loop takes them in turn. `newConnections`: each request on
+ * a connection of its own (Connection: close), so that every process serving the port gets some.
  */
-export function startLoad (url: string, prefixes: string | string[], clients: number): Load {
+export function startLoad (url: string, prefixes: string | string[], clients: number, { newConnections = false } = {}): Load {
   const routes = typeof prefixes === 'string' ? [prefixes] : prefixes
   const agent = new Agent({ connections: clients, keepAliveTimeout: 30_000 })
   const result: LoadResult = { ok: 0, failures: [], failedAt: [], slowestMs: 0 }
@@ -58,7 +59,7 @@ export function startLoad (url: string, prefixes: string | string[], clients: nu
           origin: url,
           path: `${prefix}${post ? '/echo' : '/version'}`,
           method: post ? 'POST' : 'GET',
-          headers: post ? { 'content-type': 'application/json' } : {},
+          headers: { ...post && { 'content-type': 'application/json' }, ...newConnections && { connection: 'close' } },
           body: post ? JSON.stringify({ client, i, pad: 'x'.repeat(512) }) : undefined
         })
         const text = await res.body.text()

@@ -1,0 +1,154 @@
+// Several processes serve the port (`proxies: N`): the control plane and N - 1 data planes sharing
+// its listening socket. A switch under load drops nothing; a killed data plane fails at most its
+// own requests in flight and is replaced while the others serve; /metrics and /health count every
+// process's requests; SIGTERM drains them all and exits 0; SIGKILL of the control plane leaves no
+// process. The loads open a connection per request, so that every process gets some.
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { runCliToEnd, startCliServer } from '../helpers/cli.js'
+import { clientFor } from '../helpers/host.js'
+import { startLoad } from '../helpers/load.js'
+import { PORTS } from '../helpers/ports.js'
+import { groupsLedBelow, killLeftoverGroups, liveMembers } from '../helpers/process-groups.js'
+import { useProject } from '../helpers/project.js'
+import { until, within } from '../helpers/wait.js'
+import { defer } from '../helpers/cleanup.js'
+
+interface Plane { pid: number, role: 'control' | 'data', requests: number, inflight: number }
+interface Health { workers: Record<string, { instances: Array<{ pid: number, requests: number }> }>, dataPlanes?: Plane[] }
+
+/** Concurrent requests per load: each has at most one in flight. */
+const CLIENTS = 8
+
+async function startPlanes (t: TestContext, proxies: number, fixture = 'multi') {
+  const root = await useProject(t, fixture)
+  const server = await startCliServer(t, 'start', root, PORTS.dataPlanes, ['--proxies', String(proxies)])
+  const groups = new Set<number>()
+  killLeftoverGroups(t, server, groups)
+  const serving = await server.logs.waitFor((line) => line.msg === 'data planes serving', 30_000, 'the data planes to serve')
+  const fetch = clientFor(t, server.url)
+  const health = async () => await (await fetch('/health')).body.json() as Health
+  return { root, server, groups, health, dataPlanes: serving.dataPlanes as number[] }
+}
+
+/** Once every process serving the port has served a request (their counts arrive each second). */
+function everyPlaneServed (health: () => Promise<Health>, count: number): Promise<Plane[]> {
+  return until(15_000, `${count} processes each to serve requests`, async () => {
+    const planes = (await health()).dataPlanes ?? []
+    return planes.length === count && planes.every((plane) => plane.requests > 0) && planes
+  })
+}
+
+for (const proxies of [2, 4]) {
+  test(`with ${proxies} processes serving the port, a switch under load drops no request`, async (t) => {
+    const { root, server, health } = await startPlanes(t, proxies)
+    const load = startLoad(server.url, '/a', CLIENTS, { newConnections: true })
+    defer(t, () => load.stop())
+    await load.reached(1, 10_000)
+    await writeFile(join(root, 'workers/a/src/version.ts'), 'export const VERSION = 2\n')
+    assert.equal((await runCliToEnd(t, ['build', 'a'], { cwd: root })).code, 0)
+    assert.match((await runCliToEnd(t, ['reload'], { cwd: root })).stdout, /switched a/)
+    await load.reached(2, 10_000)
+    await everyPlaneServed(health, proxies)
+    const result = await load.stop()
+    assert.deepEqual(result.failures, [])
+    assert.ok(result.ok > 0)
+  })
+}
+
+test('the old instance is stopped only once no data plane has a request in flight to it', async (t) => {
+  const { root, server, health } = await startPlanes(t, 2, 'sdk')
+  const inflightAt = async (role: Plane['role']) => (await health()).dataPlanes!.find((plane) => plane.role === role)!.inflight
+  // A slow request that the data plane holds and the control plane does not: one that the control
+  // plane took is given up and another sent, on a new connection.
+  let held: Promise<number> | undefined
+  for (let attempt = 0; held === undefined && attempt < 20; attempt++) {
+    const abort = new AbortController()
+    const answer = request(`${server.url}/app/slow?ms=4000`, { headers: { connection: 'close' }, signal: abort.signal })
+      .then(async (res) => { await res.body.dump(); return res.statusCode }, () => 0)
+    const where = await until(5000, 'the slow request to be counted', async () =>
+      (await health()).dataPlanes!.find((plane) => plane.inflight > 0)?.role)
+    if (where === 'data') held = answer
+    else {
+      abort.abort()
+      await answer
+      await until(5000, 'the control plane to hold nothing', async () => await inflightAt('control') === 0)
+    }
+  }
+  assert.ok(held, 'a data plane held a slow request')
+  const old = (await health()).workers.app!.instances[0]!.pid
+  // A worker.yaml change restarts the worker's instances on reload: the switch.
+  await writeFile(join(root, 'workers/app/worker.yaml'), 'env:\n  SWITCHED: "1"\n')
+  assert.match((await runCliToEnd(t, ['reload'], { cwd: root })).stdout, /switched app/)
+  assert.notEqual((await health()).workers.app!.instances[0]!.pid, old)
+  assert.equal(await held, 200, 'the request the data plane held is answered')
+})
+
+test('a data plane killed under load is replaced; the others keep serving', async (t) => {
+  const { server, health, dataPlanes } = await startPlanes(t, 3)
+  const load = startLoad(server.url, '/a', CLIENTS, { newConnections: true })
+  defer(t, () => load.stop())
+  await everyPlaneServed(health, 3)
+  const victim = dataPlanes[0]!
+  process.kill(victim, 'SIGKILL')
+  await server.logs.waitFor((line) => line.msg === 'data plane exited; starting another' && line.dataPlane === victim, 10_000, 'the control plane to see the data plane die')
+  const answered = load.tally().ok
+  await until(10_000, 'answers after the kill', () => load.tally().ok > answered + 100)
+  const planes = await everyPlaneServed(health, 3)
+  assert.ok(!planes.some((plane) => plane.pid === victim), 'the killed data plane is not listed')
+  const result = await load.stop()
+  assert.ok(result.failures.length <= CLIENTS, `at most the killed one's requests in flight fail: ${result.failures.join('; ')}`)
+})
+
+test('/metrics and /health count the requests of every process serving the port', async (t) => {
+  const { server, health } = await startPlanes(t, 2)
+  const fetch = clientFor(t, server.url)
+  const sent = 300
+  let next = 0
+  await Promise.all(Array.from({ length: 10 }, async () => {
+    while (next++ < sent) {
+      const res = await request(`${server.url}/a/version`, { headers: { connection: 'close' } })
+      assert.equal(res.statusCode, 200)
+      await res.body.dump()
+    }
+  }))
+  const planes = await everyPlaneServed(health, 2)
+  const counted = await until(5000, 'the requests to be counted', async () => {
+    const text = await (await fetch('/metrics')).body.text()
+    const total = Number(/^tqserver_requests_total\{worker="a",status_class="2xx"\} (\d+)$/m.exec(text)?.[1])
+    return total === sent && total
+  }).catch(() => undefined)
+  assert.equal(counted, sent, '/metrics requests_total for a')
+  const report = await until(5000, '/health to count every request', async () => {
+    const report = await health()
+    return report.workers.a!.instances[0]!.requests === sent && report
+  })
+  assert.equal(report.dataPlanes!.reduce((sum, plane) => sum + plane.requests, 0), sent)
+  assert.deepEqual(planes.map((plane) => plane.role), ['control', 'data'])
+})
+
+test('SIGTERM drains every process and exits 0', async (t) => {
+  const { server, groups, dataPlanes } = await startPlanes(t, 3)
+  for (const group of groupsLedBelow(server.child.pid!)) groups.add(group)
+  const load = startLoad(server.url, '/a', CLIENTS, { newConnections: true })
+  defer(t, () => load.stop())
+  await load.reached(1, 10_000)
+  server.child.kill('SIGTERM')
+  const { code } = await within(30_000, 'the server to exit', server.exited)
+  assert.equal(code, 0)
+  await load.stop()
+  assert.deepEqual(liveMembers([...groups, ...dataPlanes]), [])
+})
+
+test('SIGKILL of the control plane leaves no process behind', async (t) => {
+  const { server, groups, dataPlanes } = await startPlanes(t, 3)
+  for (const group of groupsLedBelow(server.child.pid!)) groups.add(group)
+  assert.ok(dataPlanes.every((pid) => groups.has(pid)), 'each data plane leads a group of its own')
+  server.child.kill('SIGKILL')
+  await within(5000, 'the control plane to die', server.exited)
+  await until(5000, 'every data plane and worker to be gone', () => liveMembers(groups).length === 0)
+    .catch((err: Error) => { throw new Error(`${err.message}; still running: ${liveMembers(groups).join(', ')}`) })
+})
