@@ -1,14 +1,18 @@
 // The dashboard in a real browser (Debian's chromium driven by playwright-core): every worker is
 // shown, a state change appears without reloading the page, and without JavaScript the page is
-// still a complete static table. Saves test-artifacts/dashboard.png.
+// still a complete static table. Saves test-artifacts/dashboard.png. With data planes, the page and
+// its event stream are relayed to the control plane from whichever process took the connection.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chromium, type Page } from 'playwright-core'
+import { request } from 'undici'
+import { startCliServer } from '../helpers/cli.js'
 import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject } from '../helpers/project.js'
+import { until } from '../helpers/wait.js'
 import { defer } from '../helpers/cleanup.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -58,4 +62,24 @@ test('the dashboard shows every worker and follows a state change live', async (
   assert.deepEqual(await states(staticPage, 'steady'), ['HEALTHY'])
   assert.equal(await staticPage.textContent('#connection'), 'static')
   await noScript.close()
+})
+
+test('with several processes serving the port, the dashboard lists them, live, whichever one serves the page', async (t) => {
+  const root = await useProject(t, 'multi')
+  const server = await startCliServer(t, 'start', root, PORTS.dashboard, ['--proxies', '2'])
+  await server.logs.waitFor((line) => line.msg === 'data planes serving', 30_000, 'the data plane to serve')
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+  defer(t, () => browser.close())
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+  await page.goto(`${server.url}/health`)
+  await page.waitForSelector('#connection:text("live")')
+  const rows = () => page.$$eval('[data-planes] tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')))
+  assert.deepEqual((await rows()).map((row) => row[1]), ['control plane', 'data plane'])
+  // Requests on connections of their own reach both processes; the table follows without a reload.
+  await Promise.all(Array.from({ length: 40 }, async () => (await request(`${server.url}/a/version`, { headers: { connection: 'close' } })).body.dump()))
+  const counted = await until(10_000, 'the page to count 40 requests', async () => {
+    const counts = (await rows()).map((row) => Number(row[6]))
+    return counts.reduce((sum, count) => sum + count, 0) === 40 && counts
+  })
+  assert.ok(counted.every((count) => count > 0), `each process served some: ${counted.join(', ')}`)
 })
