@@ -15,9 +15,11 @@ export interface DataPlanesPluginOptions {
   settings: Omit<DataPlaneSettings, 'relay'>
   /** How long the data planes may take to exit at shutdown before they are killed. */
   shutdownTimeout: number
+  /** The server listens with SO_REUSEPORT (the tqserver CLI on Linux): data planes bind beside it. */
+  reusePort: boolean
 }
 
-async function dataPlanesPlugin (fastify: FastifyInstance, { count, settings, shutdownTimeout }: DataPlanesPluginOptions): Promise<void> {
+async function dataPlanesPlugin (fastify: FastifyInstance, { count, settings, shutdownTimeout, reusePort }: DataPlanesPluginOptions): Promise<void> {
   const { tqserver } = fastify
   const planes = new DataPlanes({
     count: count - 1,
@@ -33,8 +35,8 @@ async function dataPlanesPlugin (fastify: FastifyInstance, { count, settings, sh
   // Forked with the listening socket, so only once the server listens; a server that never does
   // (inject() in tests) forks none.
   fastify.addHook('onListen', async () => {
-    await planes.start(fastify.server)
-    fastify.log.info({ proxies: count, dataPlanes: planes.pids }, 'data planes serving')
+    await planes.start(fastify.server, reusePort)
+    fastify.log.info({ proxies: count, dataPlanes: planes.pids, reusePort }, 'data planes serving')
   })
   fastify.addHook('preClose', (done) => {
     planes.close()

@@ -46,13 +46,15 @@ export interface TqServerOptions extends ServerOverrides {
    * only for a Fastify instance that serves nothing but tqserver. @default false
    */
   dataPlanes?: boolean
+  /** The server listens with `reusePort` (the tqserver CLI, where Node and the OS have it): data planes bind beside it. */
+  reusePort?: boolean
 }
 
 /** Time left for shutdown after the workers' own bounds (drain, then kill). */
 const SHUTDOWN_MARGIN_MS = 2_000
 
 async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOptions): Promise<void> {
-  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics: serveMetrics, dataPlanes, ...overrides } = options
+  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics: serveMetrics, dataPlanes, reusePort, ...overrides } = options
   const loadConfig = givenLoader ?? (() => loadServerConfig({ root: root ?? process.cwd(), overrides, env }))
   const config = resolved ?? await loadConfig()
   const routes = new RouteTable()
@@ -78,7 +80,8 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
       await fastify.register(tqserverDataPlanes, {
         count,
         settings: { server: { headersTimeout, requestTimeout }, slowClients, trustProxy, accessLog, liveReload, logLevel: fastify.log.level as LogLevel },
-        shutdownTimeout: config.config.drainTimeout + config.config.killTimeout + SHUTDOWN_MARGIN_MS
+        shutdownTimeout: config.config.drainTimeout + config.config.killTimeout + SHUTDOWN_MARGIN_MS,
+        reusePort: reusePort === true
       })
     }
   }

@@ -4,12 +4,13 @@
 // running server for `tqserver reload`.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { resolve } from 'node:path'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyListenOptions } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
+import { hasReusePort } from '../src/proxy/proxy-count.js'
 import { createPublicServer } from '../src/proxy/public-server.js'
 import { toOriginForm } from '../src/proxy/request-router.js'
 import { portOf, removeServerFile, writeServerFile } from '../src/server-file.js'
@@ -106,7 +107,9 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
       return createPublicServer(config, serve)
     }
   })
-  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath, dataPlanes: true })
+  // Data planes bind the port beside this process where the kernel can spread connections evenly.
+  const reusePort = hasReusePort() && !config.handoff
+  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath, dataPlanes: true, reusePort })
 
   const shutdownBound = Math.max(config.drainTimeout, 0) + config.killTimeout + SHUTDOWN_MARGIN_MS
   const closer = closeWithGrace({ delay: shutdownBound, skip: ['SIGHUP', ...STOP_SIGNALS], logger: false }, async ({ err }) => {
@@ -145,7 +148,8 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   })
   let url: string
   try {
-    await app.listen(front ? { port: 0, host: '127.0.0.1' } : { port: config.port, host: config.host })
+    // Fastify passes its listen options on to Node's server.listen; its types do not name reusePort.
+    await app.listen(front ? { port: 0, host: '127.0.0.1' } : { port: config.port, host: config.host, reusePort } as FastifyListenOptions)
     url = front ? await front.listen(config.port, config.host) : listenUrl(app)
   } catch (err) {
     front?.server.close()

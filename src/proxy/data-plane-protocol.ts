@@ -21,9 +21,13 @@ export interface DataPlaneSettings {
   relay: { port: number, key: string }
 }
 
+/** Where a data plane binds its own socket, with SO_REUSEPORT, when the control plane bound its so. */
+export interface ReusePort { port: number, host: string }
+
 /** Route changes carry `seq`; the data plane acknowledges each once applied. */
 export type ToDataPlane =
-  | { type: 'start', seq: number, settings: DataPlaneSettings, workers: WorkerSnapshot[] }
+  /** Sent with the control plane's listening socket, unless `reusePort` names the port to bind beside it. */
+  | { type: 'start', seq: number, settings: DataPlaneSettings, workers: WorkerSnapshot[], reusePort: ReusePort | null }
   | { type: 'worker', seq: number, name: string, worker: WorkerSnapshot | null }
   | { type: 'upstream', seq: number, event: 'retired' | 'hung', origin: string }
   | { type: 'idle?', id: number, origin: string, timeoutMs: number }

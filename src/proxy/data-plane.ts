@@ -1,7 +1,7 @@
 // A data plane: a process the control plane forks (src/proxy/data-planes.ts) to serve the public
-// port beside it, so that proxying uses more than one core. It shares the control plane's
-// listening socket (passed over IPC: the kernel gives each connection to one of the processes),
-// holds a copy of the route table that the control plane keeps up to date, and forwards requests
+// port beside it, so that proxying uses more than one core. It binds the port beside the control
+// plane with SO_REUSEPORT (the kernel spreads connections over the sockets) or, where the control
+// plane could not bind so, shares its listening socket, passed over IPC. It holds a copy of the route table that the control plane keeps up to date, and forwards requests
 // for workers with the same request router as the control plane. The host's own paths and
 // upgrades go to the control plane (host-relay.ts). It runs no worker, build or health check, and
 // counts what it serves: the control plane gathers its counts for /health and /metrics.
@@ -31,10 +31,10 @@ process.on('disconnect', () => process.exit(0))
 // The control plane sends the shutdown: a signal meant for the terminal's group is not for us.
 process.on('SIGINT', () => {})
 process.once('message', (message: ToDataPlane, handle: unknown) => {
-  if (message.type === 'start') serve(message, handle as NetServer)
+  if (message.type === 'start') serve(message, handle as NetServer | undefined)
 })
 
-function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetServer): void {
+function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetServer | undefined): void {
   const { settings } = start
   const log = ipcLogger(settings.logLevel)
   const routes = new RouteTable()
@@ -61,8 +61,14 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
     void router.handle(req, res, awaitingContinue)
   })
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => relay.upgrade(req, socket, head))
-  server.on('error', (err) => log.error({ err }, 'data plane server error'))
-  server.listen(listening, () => send({ type: 'listening' }))
+  // Without a socket to serve there is nothing to do: the control plane starts another.
+  server.once('error', (err) => {
+    log.error({ err }, 'data plane could not listen')
+    setImmediate(() => process.exit(1))
+  })
+  const ready = () => send({ type: 'listening' })
+  if (start.reusePort) server.listen({ ...start.reusePort, reusePort: true }, ready)
+  else server.listen(listening, ready)
   send({ type: 'ack', seq: start.seq })
 
   const reportStats = () => {
@@ -88,6 +94,8 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
         void routes.traffic.whenIdle(message.origin, message.timeoutMs).then((idle) => send({ type: 'idle', id: message.id, idle }))
         return
       case 'metrics?':
+        // Counts as of now for the scrape's gauges (requests in flight), ahead of the metrics.
+        reportStats()
         void counters.registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: message.id, metrics }))
         return
       case 'close':

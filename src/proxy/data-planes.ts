@@ -1,5 +1,5 @@
-// The control plane's side of its data planes (src/proxy/data-plane.ts): forks them with the
-// listening socket, keeps their route tables in step with its own, restarts one that dies, asks
+// The control plane's side of its data planes (src/proxy/data-plane.ts): forks them to serve its
+// port (bound beside its own with SO_REUSEPORT, or on its listening socket), keeps their route tables in step with its own, restarts one that dies, asks
 // them whether an upstream is idle before it is stopped, and gathers what they served. The
 // control plane keeps serving the port itself: with `proxies: N` it forks N - 1 data planes.
 //
@@ -19,7 +19,7 @@ import type { MetricsSnapshot } from '../report/metrics.js'
 import type { RouteTable } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import type { RemoteTraffic } from '../routing/upstream-traffic.js'
-import type { DataPlaneSettings, FromDataPlane, OriginStats, ToDataPlane } from './data-plane-protocol.js'
+import type { DataPlaneSettings, FromDataPlane, OriginStats, ReusePort, ToDataPlane } from './data-plane-protocol.js'
 import { relayKey, RelayListener } from './relay.js'
 
 const PROGRAM = fileURLToPath(new URL('./data-plane.js', import.meta.url))
@@ -72,6 +72,7 @@ export class DataPlanes implements RemoteTraffic {
   readonly #syncWaiters = new Set<{ seq: number, resolve: () => void }>()
   readonly #own: Usage = { sample: null, cpuPercent: null }
   #listening: NetServer | undefined
+  #reusePort: ReusePort | null = null
   #relay: { listener: RelayListener, port: number, key: string } | undefined
   #seq = 0
   #nextId = 0
@@ -89,10 +90,16 @@ export class DataPlanes implements RemoteTraffic {
     upstreams.on('hung', (origin) => this.#broadcast((seq) => ({ type: 'upstream', seq, event: 'hung', origin })))
   }
 
-  /** Forks the data planes on the control plane's listening socket; resolves once each listens (or died). */
-  start (listening: NetServer): Promise<void> {
+  /**
+   * Forks the data planes; resolves once each listens (or died). With `reusePort` (the control
+   * plane bound its socket with SO_REUSEPORT) each binds its own there; otherwise each is given
+   * `listening`, the control plane's socket.
+   */
+  start (listening: NetServer, reusePort: boolean): Promise<void> {
     this.#started ??= (async () => {
       this.#listening = listening
+      const address = listening.address()
+      if (reusePort && address !== null && typeof address !== 'string') this.#reusePort = { port: address.port, host: address.address }
       const key = relayKey()
       const listener = new RelayListener(this.#options.target, key)
       this.#relay = { listener, port: await listener.listen(), key }
@@ -220,7 +227,10 @@ export class DataPlanes implements RemoteTraffic {
       resolve()
     })))
     const workers = routes.workers().map((entry) => routes.snapshot(entry.spec.name)!)
-    child.send({ type: 'start', seq: this.#seq, settings: { ...settings, relay: { port: this.#relay!.port, key: this.#relay!.key } }, workers } satisfies ToDataPlane, this.#listening)
+    const relay = { port: this.#relay!.port, key: this.#relay!.key }
+    const start: ToDataPlane = { type: 'start', seq: this.#seq, settings: { ...settings, relay }, workers, reusePort: this.#reusePort }
+    if (this.#reusePort) child.send(start)
+    else child.send(start, this.#listening)
     return ready
   }
 

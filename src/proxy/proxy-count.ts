@@ -30,3 +30,13 @@ function cgroupCpuQuota (): number | undefined {
     return undefined
   }
 }
+
+/**
+ * Whether the port can be bound by each process with SO_REUSEPORT, where the kernel spreads
+ * connections evenly over them (Node >= 22.12 on Linux). Otherwise data planes share one socket,
+ * and a burst of new connections may all go to whichever process wakes first (docs/performance.md).
+ */
+export function hasReusePort (): boolean {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
+  return process.platform === 'linux' && (major > 22 || (major === 22 && minor >= 12))
+}
