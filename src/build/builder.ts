@@ -87,7 +87,11 @@ export class Builder {
       } catch (err) {
         // A full disk: what was written would only fill it further.
         await rm(tmp, { recursive: true, force: true })
-        throw new TQ_ERR_BUILD_FAILED(spec.name, `cannot write ${binDir}: ${(err as Error).message}`)
+        // Another server in this root wrote the same build (same id, same files) meanwhile.
+        const code = (err as NodeJS.ErrnoException).code
+        if (!((code === 'ENOTEMPTY' || code === 'EEXIST') && await exists(join(dir, FOLDER_MANIFEST)))) {
+          throw new TQ_ERR_BUILD_FAILED(spec.name, `cannot write ${binDir}: ${(err as Error).message}`)
+        }
       }
     }
     const build: BuildResult = {

@@ -119,3 +119,14 @@ test('dev: a running version outlives newer builds that failed to start, and res
   assert.equal(restarted.build, running.build)
   assert.equal((await get<{ version: number }>('/app/version')).version, 1)
 })
+
+test('two builders of one worker at once (two servers in one root): both get the build, neither fails', async (t) => {
+  const root = await useProject(t, 'plain')
+  const dir = join(root, 'workers', 'hello')
+  const spec = testSpec('hello', '/hello', { dir, entry: 'src/main.ts' })
+  const builders = [new Builder('prod', pino({ level: 'silent' })), new Builder('prod', pino({ level: 'silent' }))]
+  defer(t, () => Promise.all(builders.map((builder) => builder.dispose())))
+  const [first, second] = await Promise.all(builders.map((builder) => builder.build(spec, [])))
+  assert.equal(first!.id, second!.id)
+  assert.deepEqual(await builds(join(dir, 'bin')), [first!.id])
+})
