@@ -5,7 +5,8 @@
 // connection per request (Connection: close), where the accept path is all there is to compare.
 // Reports req/s, p99, CPU per request summed over both processes, and each one's share.
 // Run: npm run bench:port-sharing [-- rounds seconds]
-import { execFileSync, fork } from 'node:child_process'
+import { execFile, fork } from 'node:child_process'
+import { promisify } from 'node:util'
 import { createServer, type Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { cpuTicks, TICKS_PER_SECOND } from './process-info.js'
@@ -40,12 +41,13 @@ async function run (mode: 'handle' | 'reuse', close: boolean) {
   await reply()
   const pids = [process.pid, child.pid!]
   const ticks = cpuTicks(pids)
-  // wrk runs in its own process, so the servers' CPU is theirs alone.
-  const out = execFileSync('wrk', ['-t1', '-c50', `-d${SECONDS}s`, '--latency', ...close ? ['-H', 'Connection: close'] : [], `http://127.0.0.1:${PORT}/`], { encoding: 'utf8' })
+  // wrk runs in its own process, so the servers' CPU is theirs alone; this one serves meanwhile.
+  const { stdout: out } = await promisify(execFile)('wrk', ['-t1', '-c50', `-d${SECONDS}s`, '--latency', ...close ? ['-H', 'Connection: close'] : [], `http://127.0.0.1:${PORT}/`])
   const cpuSeconds = (cpuTicks(pids) - ticks) / TICKS_PER_SECOND
   child.send('count')
   const childServed = Number(await reply())
-  child.kill()
+  // The next run binds the port again: both sockets must be gone.
+  await new Promise((resolve) => { child.once('exit', resolve).kill() })
   await new Promise((resolve) => server.close(resolve))
   const total = served + childServed
   const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(out)

@@ -9,6 +9,10 @@
 // p50/p99 latency, the ratio to direct, and the CPU per request (from /proc) of the worker and of
 // each proxy, counting all of its processes (nginx's master and worker; for tqserver the host
 // process, whose one child is the worker, counted apart), with 50 connections and with 1.
+// Two more `tqserver start` servers in the same project, with worker processes of their own, serve
+// the default path with `proxies: 1` and `proxies: 2` (the host and one data plane, both on CPU 0
+// too, so the throughput cannot grow: their CPU per request, summed over both, is the figure), and
+// the memory of each process is printed after the runs.
 // Run: npm run bench:proxy [-- rounds seconds]
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
@@ -17,7 +21,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { LogRecorder } from '../test/helpers/logs.js'
-import { cpuTicks, processTree, TICKS_PER_SECOND } from './process-info.js'
+import { cpuTicks, processTree, rssMb, TICKS_PER_SECOND } from './process-info.js'
 import { median } from './stats.js'
 
 const ROUNDS = Number(process.argv[2] ?? 5)
@@ -25,8 +29,8 @@ const SECONDS = Number(process.argv[3] ?? 5)
 const repo = fileURLToPath(new URL('../../', import.meta.url))
 const has = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0
 
-/** `proxyPids`: every process of the proxy, read before each run (nginx forks its worker). */
-interface Target { name: string, url: string, proxyPids: () => number[] }
+/** `proxyPids`: every process of the proxy, read before each run (nginx forks its worker); `workerPid`: when not the shared worker. */
+interface Target { name: string, url: string, proxyPids: () => number[], workerPid?: number }
 interface Run { rps: number, p50: number, p99: number, cpuUs: { proxy: number, worker: number } }
 
 async function main (): Promise<void> {
@@ -71,6 +75,21 @@ async function main (): Promise<void> {
     const bare = pinned(process.execPath, [join(repo, 'dist/bench/bare-proxy.js'), String(worker.port), '26103'])
     await waitForPort(26103)
     targets.push({ name: 'bare Node proxy (floor)', url: 'http://127.0.0.1:26103/hello', proxyPids: () => processTree(bare.pid!) })
+    // The default path on the public port, served by one process and by two.
+    const planes: Array<{ name: string, pids: number[] }> = []
+    for (const [proxies, ports] of [[1, '31100-31199'], [2, '31200-31299']] as const) {
+      const server = pinned(process.execPath, [join(repo, 'dist/src/cli/main.js'), 'start', '--port', '0', '--worker-ports', ports, '--proxies', String(proxies)], { cwd: root })
+      const serverLog = new LogRecorder()
+      server.stdout!.on('data', (chunk: Buffer) => serverLog.write(chunk))
+      const url = String((await serverLog.waitFor((line) => line.msg === 'tqserver listening', 60_000, 'tqserver listening')).url)
+      await serverLog.waitFor((line) => line.msg === 'workers started', 60_000, 'the worker to serve')
+      const dataPlanes = proxies === 1 ? [] : (await serverLog.waitFor((line) => line.msg === 'data planes serving', 30_000, 'the data planes')).dataPlanes as number[]
+      const own = await (await request(`${url}/health`)).body.json() as { workers: { hello: { instances: Array<{ pid: number }> } } }
+      const pids = [server.pid!, ...dataPlanes]
+      const name = `tqserver default, \`proxies: ${proxies}\``
+      planes.push({ name, pids })
+      targets.push({ name, url: `${url}/hello/hello`, proxyPids: () => pids, workerPid: own.workers.hello.instances[0]!.pid })
+    }
     if (has('nginx')) targets.push(await startNginx(root, worker.port, pinned))
     else console.log('nginx not installed: apt-get install nginx-light')
     if (has('haproxy')) targets.push(await startHaproxy(root, worker.port, pinned))
@@ -80,7 +99,7 @@ async function main (): Promise<void> {
       const body = await answer.body.text()
       if (answer.statusCode !== 200) throw new Error(`${target.name}: ${target.url} answered ${answer.statusCode} ${body}`)
     }
-    console.log(`every target reaches worker pid ${worker.pid} (port ${worker.port}); tqserver host pid ${host.pid}`)
+    console.log(`every target but the \`proxies:\` ones reaches worker pid ${worker.pid} (port ${worker.port}); tqserver host pid ${host.pid}`)
 
     for (const connections of [50, 1]) {
       const runs = new Map<string, Run[]>(targets.map((target) => [target.name, []]))
@@ -91,6 +110,7 @@ async function main (): Promise<void> {
       }
       report(connections, runs)
     }
+    for (const { name, pids } of planes) console.log(`${name}: RSS ${pids.map((pid, i) => `${i === 0 ? 'host' : 'data plane'} ${rssMb(pid).toFixed(1)} MB`).join(', ')}`)
   } finally {
     for (const child of children) child.kill('SIGTERM')
     await Promise.all(children.map((child) => child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : undefined))
@@ -100,6 +120,7 @@ async function main (): Promise<void> {
 
 function runWrk (target: Target, seconds: number, connections: number, workerPid: number): Run {
   const proxyPids = target.proxyPids()
+  if (target.workerPid !== undefined) workerPid = target.workerPid
   const before = { proxy: cpuTicks(proxyPids), worker: cpuTicks([workerPid]) }
   const out = execFileSync('taskset', ['-c', '1', 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', target.url], { encoding: 'utf8' })
   const after = { proxy: cpuTicks(proxyPids), worker: cpuTicks([workerPid]) }
