@@ -25,6 +25,8 @@ import { relayKey, RelayListener } from './relay.js'
 const PROGRAM = fileURLToPath(new URL('./data-plane.js', import.meta.url))
 /** A data plane that acknowledges no route change within this is stuck: it is killed and replaced. */
 const SYNC_TIMEOUT_MS = 5_000
+/** Nor may one be silent this long (it reports each second): its event loop is blocked, or it is stopped. */
+const SILENT_MS = 10_000
 /** A scrape does not wait longer than this for a data plane's metrics. */
 const METRICS_TIMEOUT_MS = 2_000
 /** How often each data plane's CPU and memory are sampled (for the dashboard). */
@@ -56,6 +58,8 @@ interface Plane {
   /** From the last stats message, with when it came (performance.now()). */
   origins: Map<string, OriginStats>
   statsAt: number
+  /** When it last sent anything (performance.now()). */
+  heardAt: number
   /** Answers awaited from it, settled with undefined if it exits first. */
   replies: Map<number, (value: unknown) => void>
   sample: ProcessSample | null
@@ -122,11 +126,7 @@ export class DataPlanes implements RemoteTraffic {
       this.#checkSync()
       if (!this.#syncWaiters.has(waiter)) return
       const timer = setTimeout(() => {
-        for (const plane of this.#planes) {
-          if (plane.acked >= seq) continue
-          this.#options.log.error({ dataPlane: plane.pid, timeoutMs: SYNC_TIMEOUT_MS }, 'data plane did not apply a route change in time: replacing it')
-          plane.child.kill('SIGKILL')
-        }
+        for (const plane of this.#planes) if (plane.acked < seq) this.#replace(plane, 'did not apply a route change in time')
       }, SYNC_TIMEOUT_MS)
       this.#timers.add(timer)
       waiter.resolve = () => {
@@ -155,7 +155,8 @@ export class DataPlanes implements RemoteTraffic {
   }
 
   async whenIdle (origin: string, timeoutMs: number): Promise<boolean> {
-    const answers = await Promise.all([...this.#planes].map((plane) => this.#ask(plane, { type: 'idle?', origin, timeoutMs })))
+    // One that does not answer in time (stopped, stuck) counts as busy: the drain has timed out.
+    const answers = await Promise.all([...this.#planes].map((plane) => this.#ask(plane, { type: 'idle?', origin, timeoutMs }, timeoutMs + SYNC_TIMEOUT_MS, false)))
     // A data plane that exited meanwhile has nothing in flight.
     return answers.every((idle) => idle !== false)
   }
@@ -211,7 +212,7 @@ export class DataPlanes implements RemoteTraffic {
     groupReaper().watch(child)
     const plane: Plane = {
       slot, child, pid: child.pid ?? 0, startedAt: Date.now(), acked: -1, served: 0,
-      origins: new Map(), statsAt: 0, replies: new Map(), sample: null, cpuPercent: null
+      origins: new Map(), statsAt: 0, heardAt: performance.now(), replies: new Map(), sample: null, cpuPercent: null
     }
     this.#planes.add(plane)
     let listening!: () => void
@@ -220,7 +221,14 @@ export class DataPlanes implements RemoteTraffic {
       if (message.type === 'listening') listening()
       else this.#receive(plane, message)
     })
-    child.on('error', (err) => log.error({ err, dataPlane: plane.pid }, 'data plane error'))
+    child.on('error', (err) => {
+      log.error({ err, dataPlane: plane.pid }, 'data plane error')
+      // Not started at all (no 'exit' follows): as if it had exited.
+      if (child.pid === undefined) {
+        listening()
+        this.#exited(plane, null, null)
+      }
+    })
     this.#exits.add(new Promise((resolve) => child.once('exit', (code, signal) => {
       listening()
       this.#exited(plane, code, signal)
@@ -235,6 +243,7 @@ export class DataPlanes implements RemoteTraffic {
   }
 
   #receive (plane: Plane, message: FromDataPlane): void {
+    plane.heardAt = performance.now()
     switch (message.type) {
       case 'ack':
         plane.acked = message.seq
@@ -268,8 +277,22 @@ export class DataPlanes implements RemoteTraffic {
     }
   }
 
-  #exited (plane: Plane, code: number | null, signal: NodeJS.Signals | null): void {
+  /** Takes a stuck data plane out at once (its requests are lost with it) and kills it; its exit starts another. */
+  #replace (plane: Plane, reason: string): void {
+    if (!this.#planes.has(plane)) return
+    this.#options.log.error({ dataPlane: plane.pid }, `data plane ${reason}: replacing it`)
+    plane.child.kill('SIGKILL')
+    this.#forget(plane)
+  }
+
+  #forget (plane: Plane): void {
     this.#planes.delete(plane)
+    for (const settle of plane.replies.values()) settle(undefined)
+    this.#checkSync()
+  }
+
+  #exited (plane: Plane, code: number | null, signal: NodeJS.Signals | null): void {
+    this.#forget(plane)
     for (const settle of plane.replies.values()) settle(undefined)
     this.#checkSync()
     if (this.#closing) return
@@ -301,10 +324,11 @@ export class DataPlanes implements RemoteTraffic {
     }
   }
 
-  #ask (plane: Plane, question: { type: 'idle?', origin: string, timeoutMs: number } | { type: 'metrics?' }, timeoutMs?: number): Promise<unknown> {
+  /** Asks a data plane; `unanswered` after `timeoutMs`, undefined if it exits first. */
+  #ask (plane: Plane, question: { type: 'idle?', origin: string, timeoutMs: number } | { type: 'metrics?' }, timeoutMs: number, unanswered?: unknown): Promise<unknown> {
     const id = ++this.#nextId
     return new Promise((resolve) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => this.#reply(plane, id, undefined), timeoutMs)
+      const timer = setTimeout(() => this.#reply(plane, id, unanswered), timeoutMs)
       plane.replies.set(id, (value) => {
         clearTimeout(timer)
         resolve(value)
@@ -323,7 +347,10 @@ export class DataPlanes implements RemoteTraffic {
     if (plane.child.connected) plane.child.send(message)
   }
 
+  /** Samples CPU and memory, and replaces a data plane that has gone silent. */
   async #sampleAll (): Promise<void> {
+    const now = performance.now()
+    for (const plane of this.#planes) if (now - plane.heardAt > SILENT_MS) this.#replace(plane, `sent nothing for ${SILENT_MS} ms`)
     const sample = async (usage: Usage, pid: number) => {
       const next = await sampleProcess(pid)
       usage.cpuPercent = usage.sample && next ? cpuPercent(usage.sample, next) : null
