@@ -106,7 +106,10 @@ export class DataPlanes implements RemoteTraffic {
       if (reusePort && address !== null && typeof address !== 'string') this.#reusePort = { port: address.port, host: address.address }
       const key = relayKey()
       const listener = new RelayListener(this.#options.target, key)
-      this.#relay = { listener, port: await listener.listen(), key }
+      const port = await listener.listen()
+      // Shut down meanwhile (a signal right after listen): no data plane is started.
+      if (this.#closing) return listener.close()
+      this.#relay = { listener, port, key }
       this.#timers.add(setInterval(() => void this.#sampleAll(), SAMPLE_INTERVAL_MS).unref())
       await Promise.all(Array.from({ length: this.#options.count }, (_, i) => this.#spawn(i + 1)))
     })()
@@ -201,6 +204,7 @@ export class DataPlanes implements RemoteTraffic {
   }
 
   #spawn (slot: number): Promise<void> {
+    if (this.#closing) return Promise.resolve()
     const { settings, routes, log } = this.#options
     // Its own process group (Ctrl-C reaches the control plane, which closes it), killed by the
     // reaper if the control plane dies, however it dies.
