@@ -5,6 +5,7 @@
 // process. The loads open a connection per request, so that every process gets some.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { readdirSync, readlinkSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -19,6 +20,17 @@ import { defer } from '../helpers/cleanup.js'
 
 interface Plane { pid: number, role: 'control' | 'data', requests: number, inflight: number }
 interface Health { workers: Record<string, { instances: Array<{ pid: number, requests: number }> }>, dataPlanes?: Plane[] }
+
+/** Processes whose working folder is in `root` (data planes run in the root, workers in their folders). */
+function processesIn (root: string): number[] {
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((pid) => {
+    try {
+      return readlinkSync(`/proc/${pid}/cwd`).startsWith(root)
+    } catch {
+      return false // gone, or not ours to read
+    }
+  })
+}
 
 /** Concurrent requests per load: each has at most one in flight. */
 const CLIENTS = 8
@@ -160,6 +172,15 @@ test('SIGTERM drains every process and exits 0', async (t) => {
   assert.equal(code, 0)
   await load.stop()
   assert.deepEqual(liveMembers([...groups, ...dataPlanes]), [])
+})
+
+test('SIGTERM as the server starts to listen, while its data planes start, exits 0 and leaves no process', async (t) => {
+  const root = await useProject(t, 'multi')
+  const server = await startCliServer(t, 'start', root, PORTS.dataPlanes, ['--proxies', '3'], { wait: false })
+  server.child.kill('SIGTERM')
+  assert.equal((await within(30_000, 'the server to exit', server.exited)).code, 0)
+  await until(5000, 'no process left in the project', () => processesIn(root).length === 0)
+    .catch((err: Error) => { throw new Error(`${err.message}; still running: ${processesIn(root).join(', ')}`) })
 })
 
 test('SIGKILL of the control plane leaves no process behind', async (t) => {
