@@ -10,7 +10,7 @@ import type { BuildMode } from '../src/build/builder.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
-import { hasReusePort } from '../src/proxy/proxy-count.js'
+import { hasReusePort, proxyCount } from '../src/proxy/proxy-count.js'
 import { createPublicServer } from '../src/proxy/public-server.js'
 import { toOriginForm } from '../src/proxy/request-router.js'
 import { portOf, removeServerFile, writeServerFile } from '../src/server-file.js'
@@ -108,7 +108,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     }
   })
   // Data planes bind the port beside this process where the kernel can spread connections evenly.
-  const reusePort = hasReusePort() && !config.handoff
+  const reusePort = hasReusePort() && proxyCount(config.proxies, options.mode, config.handoff).count > 1
   await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath, dataPlanes: true, reusePort })
 
   const shutdownBound = Math.max(config.drainTimeout, 0) + config.killTimeout + SHUTDOWN_MARGIN_MS
