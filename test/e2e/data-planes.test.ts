@@ -147,12 +147,14 @@ test('/metrics and /health count the requests of every process serving the port'
     }
   }))
   const planes = await everyPlaneServed(health, 2)
-  const counted = await until(5000, 'the requests to be counted', async () => {
+  const count = (text: string, series: RegExp) => Number(series.exec(text)?.[1])
+  const text = await until(5000, 'the requests to be counted', async () => {
     const text = await (await fetch('/metrics')).body.text()
-    const total = Number(/^tqserver_requests_total\{worker="a",status_class="2xx"\} (\d+)$/m.exec(text)?.[1])
-    return total === sent && total
-  }).catch(() => undefined)
-  assert.equal(counted, sent, '/metrics requests_total for a')
+    return count(text, /^tqserver_requests_total\{worker="a",status_class="2xx"\} (\d+)$/m) === sent && text
+  }).catch(() => '')
+  assert.equal(count(text, /^tqserver_requests_total\{worker="a",status_class="2xx"\} (\d+)$/m), sent, '/metrics requests_total for a')
+  assert.equal(count(text, /^tqserver_request_duration_seconds_count\{worker="a"\} (\d+)$/m), sent, '/metrics request_duration_seconds_count for a')
+  assert.equal(count(text, /^tqserver_request_duration_seconds_bucket\{le="\+Inf",worker="a"\} (\d+)$/m), sent, 'the +Inf bucket for a')
   const report = await until(5000, '/health to count every request', async () => {
     const report = await health()
     return report.workers.a!.instances[0]!.requests === sent && report
