@@ -74,8 +74,9 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   if (reloadOnSignal === true) await fastify.register(tqserverProdReload, { token: config.config.health.token })
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
   if (dataPlanes === true) {
-    const { count, reason } = proxyCount(config.config.proxies, mode ?? 'prod', config.config.handoff)
+    const { count, reason, warning } = proxyCount(config.config.proxies, mode ?? 'prod', config.config.handoff)
     fastify.log.info({ proxies: count, reason }, `serving the port from ${count} process${count === 1 ? '' : 'es'} (${reason})`)
+    if (warning) fastify.log.warn({ proxies: config.config.proxies }, warning)
     if (count > 1) {
       await fastify.register(tqserverDataPlanes, {
         count,

@@ -3,7 +3,7 @@
 // `npm run docs:config` rewrites them.
 import type { TSchema } from '@sinclair/typebox'
 import { stringify } from 'yaml'
-import { HOST_ENV } from '../env-names.js'
+import { CONFIG_ENV, HOST_ENV } from '../env-names.js'
 import { serverConfigSchema, workerConfigSchema } from './schema.js'
 
 /** The flag and environment variable that also set a server key (--worker-ports, TQ_WORKER_PORTS). */
@@ -29,8 +29,9 @@ function typeName (schema: TSchema): string {
 export function renderServerYaml (): string {
   const lines = [
     '# tqserver server configuration. Every key is optional; the values below are the defaults.',
-    '# Precedence: command-line flags, then the environment (TQ_PORT, TQ_HOST, TQ_WORKER_PORTS,',
-    '# TQ_TRUST_PROXY; TQ_CONFIG names another file), then this file, then the defaults.',
+    '# Precedence: command-line flags, then the environment',
+    `# (${Object.keys(HOST_ENV).join(', ')}; ${CONFIG_ENV} names another file),`,
+    '# then this file, then the defaults.',
     '# Reference: docs/configuration.md. Per-worker settings go in workers/<name>/worker.yaml.',
     ''
   ]

@@ -16,6 +16,8 @@ const timeoutKeys = {
   upstreamTimeout: Milliseconds(60_000, 'How long a worker may take to start its answer, and the longest pause within it, before the client gets 504')
 }
 
+const PROXIES_RULE = 'must be auto or a whole number from 1 to 64'
+
 const BodyLimit = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 1024 ** 3, description: 'Largest request body passed to a worker, in bytes (413 beyond; 0: no limit)' })
 
 export const serverConfigSchema = Type.Object({
@@ -42,10 +44,11 @@ export const serverConfigSchema = Type.Object({
     default: false,
     description: 'Hand client connections to SDK workers, so that the host does no work per request (plain HTTP only; see docs/performance.md for what it costs)'
   }),
-  proxies: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 64 })], {
-    'x-rule': "must be auto or a whole number from 1 to 64",
+  // The rule on each branch too: a failed union reports the branch it tried, not the union.
+  proxies: Type.Union([Type.Literal('auto', { 'x-rule': PROXIES_RULE }), Type.Integer({ minimum: 1, maximum: 64, 'x-rule': PROXIES_RULE })], {
+    'x-rule': PROXIES_RULE,
     default: 'auto',
-    description: "Processes that serve the port and proxy requests to workers (data planes), the server's own process included: auto is one per core available (cgroup CPU quota included), and 1 in dev and with handoff; see docs/performance.md"
+    description: "Processes that serve the port and proxy requests to workers (data planes), the server's own process included, 1 to 64: auto is one per core available (cgroup CPU quota included); 1 in dev and with handoff; see docs/performance.md"
   }),
   headersTimeout: Milliseconds(10_000, 'How long a client may take to send the request headers (slow clients are cut off)'),
   requestTimeout: Milliseconds(300_000, 'How long a client may take to send its whole request, body included'),

@@ -15,7 +15,7 @@ import { UpstreamEvents } from '../routing/upstream-events.js'
 import { isHostPath } from '../url-paths.js'
 import type { FromDataPlane, LogRecord, OriginStats, ToDataPlane } from './data-plane-protocol.js'
 import { HostRelay } from './host-relay.js'
-import { createPublicServer } from './public-server.js'
+import { answerClientError, createPublicServer } from './public-server.js'
 import { RequestRouter, toOriginForm } from './request-router.js'
 import { createUpstreamAgent } from './upstream-pools.js'
 
@@ -61,6 +61,7 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
     void router.handle(req, res, awaitingContinue)
   })
   server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => relay.upgrade(req, socket, head))
+  server.on('clientError', answerClientError)
   // Without a socket to serve there is nothing to do: the control plane starts another.
   server.once('error', (err) => {
     log.error({ err }, 'data plane could not listen')

@@ -11,6 +11,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import type { Server as HttpServer } from 'node:http'
 import type { Server as NetServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from '../logger.js'
 import { groupReaper } from '../process/group-reaper.js'
 import { cpuPercent, sampleProcess, type ProcessSample } from '../process/process-stats.js'
@@ -25,8 +26,11 @@ import { relayKey, RelayListener } from './relay.js'
 const PROGRAM = fileURLToPath(new URL('./data-plane.js', import.meta.url))
 /** A data plane that acknowledges no route change within this is stuck: it is killed and replaced. */
 const SYNC_TIMEOUT_MS = 5_000
-/** Nor may one be silent this long (it reports each second): its event loop is blocked, or it is stopped. */
-const SILENT_MS = 10_000
+/**
+ * Nor may one be silent this long (it reports each second): its event loop is blocked, or it is
+ * stopped, and the connections the kernel gives it wait.
+ */
+const SILENT_MS = 5_000
 /** A scrape does not wait longer than this for a data plane's metrics. */
 const METRICS_TIMEOUT_MS = 2_000
 /** How often each data plane's CPU and memory are sampled (for the dashboard). */
@@ -60,6 +64,8 @@ interface Plane {
   statsAt: number
   /** When it last sent anything (performance.now()). */
   heardAt: number
+  /** Its metrics as it gave them last. */
+  metrics: MetricsSnapshot | undefined
   /** Answers awaited from it, settled with undefined if it exits first. */
   replies: Map<number, (value: unknown) => void>
   sample: ProcessSample | null
@@ -83,6 +89,8 @@ export class DataPlanes implements RemoteTraffic {
   #closing = false
   #started: Promise<void> | undefined
   #exits = new Set<Promise<void>>()
+  /** The counters and histograms of data planes that have exited. */
+  #gone: MetricsSnapshot[] = []
 
   constructor (options: DataPlanesOptions) {
     this.#options = options
@@ -165,9 +173,18 @@ export class DataPlanes implements RemoteTraffic {
   }
 
   /** Every data plane's metrics, for a scrape. */
+  /**
+   * Every data plane's metrics, for a scrape: those it gave last when it does not answer in time,
+   * and the counters and histograms of data planes gone, so that no total ever goes down (which
+   * Prometheus would take for a reset, and count again).
+   */
   async metrics (): Promise<MetricsSnapshot[]> {
-    const answers = await Promise.all([...this.#planes].map((plane) => this.#ask(plane, { type: 'metrics?' }, METRICS_TIMEOUT_MS)))
-    return answers.filter((metrics): metrics is MetricsSnapshot => metrics !== undefined)
+    const answers = await Promise.all([...this.#planes].map(async (plane) => {
+      plane.metrics = await this.#ask(plane, { type: 'metrics?' }, METRICS_TIMEOUT_MS) as MetricsSnapshot | undefined ?? plane.metrics
+      return plane.metrics
+    }))
+    if (this.#gone.length > 1) this.#gone = [await AggregatorRegistry.aggregate(this.#gone).getMetricsAsJSON()]
+    return [...answers.filter((metrics) => metrics !== undefined), ...this.#gone]
   }
 
   /** The control plane and each data plane, for /health and the dashboard. */
@@ -216,7 +233,7 @@ export class DataPlanes implements RemoteTraffic {
     groupReaper().watch(child)
     const plane: Plane = {
       slot, child, pid: child.pid ?? 0, startedAt: Date.now(), acked: -1, served: 0,
-      origins: new Map(), statsAt: 0, heardAt: performance.now(), replies: new Map(), sample: null, cpuPercent: null
+      origins: new Map(), statsAt: 0, heardAt: performance.now(), metrics: undefined, replies: new Map(), sample: null, cpuPercent: null
     }
     this.#planes.add(plane)
     let listening!: () => void
@@ -241,8 +258,7 @@ export class DataPlanes implements RemoteTraffic {
     const workers = routes.workers().map((entry) => routes.snapshot(entry.spec.name)!)
     const relay = { port: this.#relay!.port, key: this.#relay!.key }
     const start: ToDataPlane = { type: 'start', seq: this.#seq, settings: { ...settings, relay }, workers, reusePort: this.#reusePort }
-    if (this.#reusePort) child.send(start)
-    else child.send(start, this.#listening)
+    child.send(start, this.#reusePort ? undefined : this.#listening, {}, () => {})
     return ready
   }
 
@@ -290,6 +306,8 @@ export class DataPlanes implements RemoteTraffic {
   }
 
   #forget (plane: Plane): void {
+    if (!this.#planes.has(plane)) return
+    if (plane.metrics) this.#gone.push(plane.metrics.filter((metric) => ['counter', 'histogram'].includes(String(metric.type))))
     this.#planes.delete(plane)
     for (const settle of plane.replies.values()) settle(undefined)
     this.#checkSync()
@@ -347,8 +365,9 @@ export class DataPlanes implements RemoteTraffic {
     settle?.(value)
   }
 
+  /** A data plane exiting (at shutdown, or after a crash) cannot take a message: its 'exit' tells the rest. */
   #send (plane: Plane, message: ToDataPlane): void {
-    if (plane.child.connected) plane.child.send(message)
+    if (plane.child.connected) plane.child.send(message, undefined, {}, () => {})
   }
 
   /** Samples CPU and memory, and replaces a data plane that has gone silent. */

@@ -30,16 +30,16 @@ export class HostRelay {
     const upstream = request({
       method: req.method,
       path: req.url,
-      // Without an agent Node would ask the control plane to close the connection, and its
-      // answer would then close the client's: this connection is closed below anyway.
-      headers: { ...req.headers, connection: 'keep-alive' },
+      // One request per relayed connection, which the control plane closes once it has answered
+      // (a client's connection carries others' requests too): whether the client's connection
+      // stays open is this server's call, made below.
+      headers: { ...req.headers, connection: 'close' },
       createConnection: () => this.#connect(req.socket)
     }, (answer) => {
       const headers = { ...answer.headers }
-      const closes = this.#isClosing() || /\bclose\b/i.test(String(headers.connection ?? ''))
       delete headers.connection
       delete headers['keep-alive']
-      if (closes) headers.connection = 'close'
+      if (this.#isClosing()) headers.connection = 'close'
       res.writeHead(answer.statusCode ?? 502, headers)
       answer.pipe(res)
     })

@@ -9,16 +9,21 @@ export interface ProxyCount {
   count: number
   /** Why, for the start-up log line. */
   reason: string
+  /** Something the user asked for is not what they get, or costs more than it gives: say so (warn). */
+  warning?: string
 }
 
 export function proxyCount (setting: 'auto' | number, mode: BuildMode, handoff: boolean): ProxyCount {
-  if (mode === 'dev') return { count: 1, reason: 'dev mode serves from one process' }
-  if (handoff) return { count: 1, reason: 'handoff: true serves from one process' }
-  if (setting !== 'auto') return { count: setting, reason: `proxies: ${setting}` }
+  const ignored = setting !== 'auto' && setting > 1 ? `proxies: ${setting} is not used: ` : undefined
+  if (mode === 'dev') return { count: 1, reason: 'dev mode serves from one process', warning: ignored && `${ignored}dev mode serves from one process` }
+  if (handoff) return { count: 1, reason: 'handoff: true serves from one process', warning: ignored && `${ignored}handoff: true serves from one process` }
   const cores = availableParallelism()
   const quota = cgroupCpuQuota()
-  const count = Math.max(1, Math.min(cores, quota === undefined ? cores : Math.ceil(quota)))
-  return { count, reason: `proxies: auto, ${cores} cores${quota === undefined ? '' : `, a CPU quota of ${quota}`}` }
+  const usable = Math.max(1, Math.min(cores, quota === undefined ? cores : Math.ceil(quota)))
+  const available = `${cores} cores${quota === undefined ? '' : `, a CPU quota of ${quota}`}`
+  if (setting === 'auto') return { count: usable, reason: `proxies: auto, ${available}` }
+  const warning = setting > usable ? `proxies: ${setting} is more processes than cores to run them (${available}): each takes memory and they compete for the same cores` : undefined
+  return { count: setting, reason: `proxies: ${setting}`, warning }
 }
 
 /** CPUs the cgroup (v2) may use, e.g. 1.5 for "150000 100000" in cpu.max; undefined without a limit. */

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { runCliToEnd, startCliServer } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
+import { sendRaw } from '../helpers/raw-http.js'
 import { startLoad } from '../helpers/load.js'
 import { PORTS } from '../helpers/ports.js'
 import { groupsLedBelow, killLeftoverGroups, liveMembers } from '../helpers/process-groups.js'
@@ -161,6 +162,25 @@ test('/metrics and /health count the requests of every process serving the port'
   })
   assert.equal(report.dataPlanes!.reduce((sum, plane) => sum + plane.requests, 0), sent)
   assert.deepEqual(planes.map((plane) => plane.role), ['control', 'data'])
+})
+
+test('every process answers alike what Node cannot parse, and relays host paths without keeping connections', async (t) => {
+  const { server, dataPlanes } = await startPlanes(t, 2)
+  // Connections of their own: some reach the data plane, some the control plane.
+  const answers = await Promise.all(Array.from({ length: 20 }, () =>
+    sendRaw(t, server.url, [`GET /a/version HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`])))
+  for (const answer of answers) assert.match(answer, /^HTTP\/1\.1 431 [\s\S]*\r\n\r\n\{"error":"Request Header Fields Too Large","message":"Exceeded maximum allowed HTTP header size","statusCode":431\}$/)
+  // Host paths a data plane relays: each on a connection that ends with its answer.
+  const fetch = clientFor(t, server.url)
+  for (let i = 0; i < 100; i++) await (await fetch('/livez', { headers: { connection: 'close' } })).body.dump()
+  const sockets = (pid: number) => readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')
+    } catch {
+      return false
+    }
+  }).length
+  await until(5000, 'the relayed connections to close', () => sockets(dataPlanes[0]!) < 20)
 })
 
 test('SIGTERM drains every process and exits 0', async (t) => {

@@ -72,6 +72,16 @@ test('a flag or plugin option is named in its own message', async (t) => {
     { code: 'TQ_ERR_CONFIG_PORT_RANGE', message: 'option "workerPorts": key "workerPorts" is reversed or empty: the first port must not be above the last (got "5-1")' })
 })
 
+test('proxies: auto or 1 to 64, and a wrong value says so whichever way it is wrong', async (t) => {
+  const root = await useProject(t, undefined, {})
+  for (const proxies of [0, 65, 'lots', 'AUTO', 1.5]) {
+    await assert.rejects(loadServerConfig({ root, env: {}, overrides: { proxies: proxies as number } }),
+      { code: 'TQ_ERR_CONFIG_INVALID_VALUE', message: `option "proxies": key "proxies" must be auto or a whole number from 1 to 64 (got ${JSON.stringify(proxies)})` })
+  }
+  assert.equal((await loadServerConfig({ root, env: { TQ_PROXIES: '4' } })).config.proxies, 4)
+  assert.equal((await loadServerConfig({ root, env: {} })).config.proxies, 'auto')
+})
+
 test('workers: folders with src/main.ts or an entry, routes from folder names or path', async (t) => {
   const root = await useProject(t, undefined, {
     'workers/index/src/main.ts': '',
