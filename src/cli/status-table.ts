@@ -30,6 +30,10 @@ export function formatStatus (report: HealthReport, url: string): string {
     const [first = '', ...more] = error.split('\n')
     lines.push('', `${name}: ${fixed ? '(fixed since) ' : ''}${first}`, ...more.slice(-ERROR_LINES).map((line) => `  ${line}`))
   }
+  if (report.dataPlanes) {
+    const planes = report.dataPlanes.map((plane) => `${plane.pid} (${plane.role === 'control' ? 'control plane' : 'data plane'}, ${plane.requests} requests${plane.memoryMb === null ? '' : `, ${plane.memoryMb.toFixed(0)}MB`})`)
+    lines.push('', `served by ${planes.length} processes: ${planes.join(', ')}`)
+  }
   const reload = report.lastReload
   if (reload) lines.push('', `last reload ${new Date(reload.at).toISOString()}: ${reload.durationMs} ms, switched ${reload.switched.join(', ') || 'nothing'}`)
   return `${lines.join('\n')}\n`

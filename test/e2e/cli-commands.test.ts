@@ -139,7 +139,10 @@ test('new scaffolds a worker that start then serves; an existing or invalid name
     assert.ok(lines.some((line) => new RegExp(`^${name} +${route} +healthy +HEALTHY +${pid} +${port} +\\d+s +(\\d+MB|-) .* [0-9a-f]{12} prod$`).test(line)), `a row for ${name}, with its production build`)
   }
   const json = await runCliToEnd(t, ['status', '--json'], { cwd: root })
-  assert.equal((JSON.parse(json.stdout) as { status: string }).status, 'healthy')
+  const report = JSON.parse(json.stdout) as { status: string, dataPlanes?: Array<{ pid: number }> }
+  assert.equal(report.status, 'healthy')
+  // With several processes serving the port (proxies: auto on a machine of several cores), a line names them.
+  if (report.dataPlanes) assert.match(status.stdout, new RegExp(`\nserved by ${report.dataPlanes.length} processes: ${server.child.pid} \\(control plane, \\d+ requests`))
 })
 
 test('status and reload say so when no server runs in the root', async (t) => {
