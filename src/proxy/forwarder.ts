@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { CLIENT_CLAIMS, forwardingHeaders, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, type TrustFunction } from '../forwarded-headers.js'
+import { CLIENT_CLAIMS, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, setForwardingHeaders, type TrustFunction } from '../forwarded-headers.js'
 
 export interface ForwardTarget {
   origin: string
@@ -38,14 +38,15 @@ export interface ForwardHooks {
 
 /** Client request headers as the worker should see them; `trust` decides whose forwarding headers count. */
 export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
-  const named = namedByConnection(req.headers.connection)
+  const source = req.headers
+  const named = source.connection === undefined ? undefined : namedByConnection(source.connection)
   const trusted = trust(req.socket.remoteAddress ?? '', 0)
   const headers: IncomingHttpHeaders = {}
-  for (const name in req.headers) {
-    if (REQUEST_ONLY.has(name) || named.includes(name) || (!trusted && CLIENT_CLAIMS.has(name))) continue
-    headers[name] = req.headers[name]
+  for (const name in source) {
+    if (REQUEST_ONLY.has(name) || named?.includes(name) === true || (!trusted && CLIENT_CLAIMS.has(name))) continue
+    headers[name] = source[name]
   }
-  return Object.assign(headers, forwardingHeaders(req, target.route, protocol, trust))
+  return setForwardingHeaders(headers, req, target.route, protocol, trust)
 }
 
 export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, target: ForwardTarget,
