@@ -42,9 +42,14 @@ export const REQUEST_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host',
 /** Proxy-Authenticate challenges the next client on the way back (RFC 9110 11.7.1): the host, not the client. */
 export const RESPONSE_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'proxy-authenticate'])
 
+/** The common Connection values, named without splitting (the proxy's hot path): one array each, shared. */
+const COMMON_CONNECTIONS: ReadonlyMap<unknown, readonly string[]> = new Map([
+  [undefined, []], ['keep-alive', ['keep-alive']], ['Keep-Alive', ['keep-alive']], ['close', ['close']], ['Close', ['close']]
+])
+
 /** The headers a Connection header names: hop-by-hop too, on this one connection. */
-export function namedByConnection (connection: string | string[] | number | undefined): string[] {
-  return connection === undefined ? [] : String(connection).toLowerCase().split(',').map((name) => name.trim())
+export function namedByConnection (connection: string | string[] | number | undefined): readonly string[] {
+  return COMMON_CONNECTIONS.get(connection) ?? String(connection).toLowerCase().split(',').map((name) => name.trim())
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/

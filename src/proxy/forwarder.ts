@@ -32,11 +32,11 @@ export interface SendLimits {
 /** Client request headers as the worker should see them; `trust` decides whose forwarding headers count. */
 export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
   const source = req.headers
-  const named = source.connection === undefined ? undefined : namedByConnection(source.connection)
+  const named = namedByConnection(source.connection)
   const trusted = trust(req.socket.remoteAddress ?? '', 0)
   const headers: IncomingHttpHeaders = {}
   for (const name in source) {
-    if (REQUEST_ONLY.has(name) || named?.includes(name) === true || (!trusted && CLIENT_CLAIMS.has(name))) continue
+    if (REQUEST_ONLY.has(name) || named.includes(name) || (!trusted && CLIENT_CLAIMS.has(name))) continue
     headers[name] = source[name]
   }
   return setForwardingHeaders(headers, req, target.route, protocol, trust)
@@ -111,8 +111,8 @@ export class Forwarding<T extends ForwardTarget> implements Dispatcher.DispatchH
   onResponseStart (_controller: Dispatcher.DispatchController, statusCode: number, upstream: IncomingHttpHeaders): void {
     this.#stopWaiting(true)
     const out: OutgoingHttpHeaders = {}
-    const named = upstream.connection === undefined ? undefined : namedByConnection(upstream.connection)
-    for (const name in upstream) if (!RESPONSE_ONLY.has(name) && named?.includes(name) !== true) out[name] = upstream[name]
+    const named = namedByConnection(upstream.connection)
+    for (const name in upstream) if (!RESPONSE_ONLY.has(name) && !named.includes(name)) out[name] = upstream[name]
     const trailer = this.#trailer = this.#owner.responseHeaders(this, statusCode, out)
     if (trailer !== undefined) delete out['content-length']
     // An answer before the whole request body was read leaves the connection unusable.
