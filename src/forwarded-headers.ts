@@ -42,14 +42,20 @@ export const REQUEST_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host',
 /** Proxy-Authenticate challenges the next client on the way back (RFC 9110 11.7.1): the host, not the client. */
 export const RESPONSE_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'proxy-authenticate'])
 
-/** The common Connection values, named without splitting (the proxy's hot path): one array each, shared. */
-const COMMON_CONNECTIONS: ReadonlyMap<unknown, readonly string[]> = new Map([
-  [undefined, []], ['keep-alive', ['keep-alive']], ['Keep-Alive', ['keep-alive']], ['close', ['close']], ['Close', ['close']]
-])
+const NONE: readonly string[] = []
+const KEEP_ALIVE: readonly string[] = ['keep-alive']
+const CLOSE: readonly string[] = ['close']
 
 /** The headers a Connection header names: hop-by-hop too, on this one connection. */
 export function namedByConnection (connection: string | string[] | number | undefined): readonly string[] {
-  return COMMON_CONNECTIONS.get(connection) ?? String(connection).toLowerCase().split(',').map((name) => name.trim())
+  // The common values without splitting, one shared array each (the proxy's hot path: every
+  // worker answer says keep-alive); compared as strings, a Map would hash each new one.
+  switch (connection) {
+    case undefined: return NONE
+    case 'keep-alive': case 'Keep-Alive': return KEEP_ALIVE
+    case 'close': case 'Close': return CLOSE
+    default: return String(connection).toLowerCase().split(',').map((name) => name.trim())
+  }
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/
