@@ -3,6 +3,7 @@
 // picked once and the request forwarded. Used from the router plugin's onRequest hook (any
 // Fastify app) and, in the standalone server, straight from the HTTP server, before Fastify.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import send from '@fastify/send'
 import type { Dispatcher } from 'undici'

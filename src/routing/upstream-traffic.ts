@@ -1,6 +1,7 @@
 // Traffic per upstream origin: requests in flight (for the drain and the least-busy choice),
 // request and error totals with recent latencies (for /health), and how long requests have waited
 // on it without any answer coming back (for hang detection).
+import { performance } from 'node:perf_hooks'
 
 /** Latencies kept per upstream for p50/p99: the most recent ones. */
 const LATENCY_SAMPLES = 512
@@ -33,6 +34,10 @@ export function nearestRank (sorted: ArrayLike<number>, p: number): number {
 export class UpstreamTraffic {
   readonly #byOrigin = new Map<string, Counters>()
   readonly #idleWaiters = new Map<string, Set<() => void>>()
+  // The counters found last: a request looks its origin up six times, and a worker usually has
+  // one instance, so most lookups hash no string (the proxy's hot path).
+  #lastOrigin: string | undefined
+  #last: Counters | undefined
 
   begin (origin: string): void {
     this.#counters(origin).inflight++
@@ -61,7 +66,7 @@ export class UpstreamTraffic {
 
   /** A request ended its wait: `answered` when its response headers came, false when it gave up. */
   stopWaiting (origin: string, answered: boolean): void {
-    const counters = this.#byOrigin.get(origin)
+    const counters = this.#find(origin)
     if (!counters) return
     counters.waiting--
     if (answered) counters.quietSince = performance.now()
@@ -73,7 +78,7 @@ export class UpstreamTraffic {
    * however long one slow request takes.
    */
   quietFor (origin: string, now: number): number {
-    const counters = this.#byOrigin.get(origin)
+    const counters = this.#find(origin)
     return counters && counters.waiting > 0 ? now - counters.quietSince : 0
   }
 
@@ -89,7 +94,7 @@ export class UpstreamTraffic {
   }
 
   inflight (origin: string): number {
-    return this.#byOrigin.get(origin)?.inflight ?? 0
+    return this.#find(origin)?.inflight ?? 0
   }
 
   /** Resolves true when no request is in flight to `origin`, or false after `timeoutMs`. */
@@ -130,11 +135,23 @@ export class UpstreamTraffic {
 
   /** Drops an upstream that has left service (its port will serve another instance later). */
   forget (origin: string): void {
-    if (this.inflight(origin) === 0) this.#byOrigin.delete(origin)
+    if (this.inflight(origin) !== 0) return
+    this.#byOrigin.delete(origin)
+    if (origin === this.#lastOrigin) this.#lastOrigin = this.#last = undefined
+  }
+
+  #find (origin: string): Counters | undefined {
+    if (origin === this.#lastOrigin) return this.#last
+    const counters = this.#byOrigin.get(origin)
+    if (counters) {
+      this.#lastOrigin = origin
+      this.#last = counters
+    }
+    return counters
   }
 
   #counters (origin: string): Counters {
-    let counters = this.#byOrigin.get(origin)
+    let counters = this.#find(origin)
     if (!counters) {
       counters = { inflight: 0, requests: 0, errors: 0, latencies: new Float64Array(LATENCY_SAMPLES), next: 0, filled: 0, waiting: 0, quietSince: 0 }
       this.#byOrigin.set(origin, counters)
