@@ -42,9 +42,20 @@ export const REQUEST_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host',
 /** Proxy-Authenticate challenges the next client on the way back (RFC 9110 11.7.1): the host, not the client. */
 export const RESPONSE_ONLY: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'proxy-authenticate'])
 
+const NONE: readonly string[] = []
+const KEEP_ALIVE: readonly string[] = ['keep-alive']
+const CLOSE: readonly string[] = ['close']
+
 /** The headers a Connection header names: hop-by-hop too, on this one connection. */
-export function namedByConnection (connection: string | string[] | number | undefined): string[] {
-  return connection === undefined ? [] : String(connection).toLowerCase().split(',').map((name) => name.trim())
+export function namedByConnection (connection: string | string[] | number | undefined): readonly string[] {
+  // The common values without splitting, one shared array each (the proxy's hot path: every
+  // worker answer says keep-alive); compared as strings, a Map would hash each new one.
+  switch (connection) {
+    case undefined: return NONE
+    case 'keep-alive': case 'Keep-Alive': return KEEP_ALIVE
+    case 'close': case 'Close': return CLOSE
+    default: return String(connection).toLowerCase().split(',').map((name) => name.trim())
+  }
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/
@@ -96,28 +107,29 @@ export function clientAddress (req: IncomingMessage, trust: TrustFunction): stri
  * X-Real-IP is the client as `trust` finds it. X-Forwarded-Prefix is the route (none for '/').
  */
 export function forwardingHeaders (req: IncomingMessage, route: string, protocol: string, trust: TrustFunction = TRUST_NONE): IncomingHttpHeaders {
+  return setForwardingHeaders({}, req, route, protocol, trust)
+}
+
+/** Sets forwardingHeaders() into `headers` (the proxy's hot path: no object of their own); returns `headers`. */
+export function setForwardingHeaders (headers: IncomingHttpHeaders, req: IncomingMessage, route: string, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
   const peer = req.socket.remoteAddress ?? ''
-  const host = req.headers.host
+  const prior = req.headers
+  const host = prior.host
   const element = `for=${forwardedNode(peer)}${host ? `;host=${quoted(host)}` : ''};proto=${protocol}`
   if (!trust(peer, 0)) {
-    const headers: IncomingHttpHeaders = {
-      'x-forwarded-for': peer,
-      'x-forwarded-proto': protocol,
-      'x-forwarded-host': host ?? '',
-      'x-real-ip': peer,
-      forwarded: element
-    }
+    headers['x-forwarded-for'] = peer
+    headers['x-forwarded-proto'] = protocol
+    headers['x-forwarded-host'] = host ?? ''
+    headers['x-real-ip'] = peer
+    headers.forwarded = element
     if (route !== '/') headers['x-forwarded-prefix'] = route
     return headers
   }
-  const prior = req.headers
-  const headers: IncomingHttpHeaders = {
-    'x-forwarded-for': prior['x-forwarded-for'] ? `${String(prior['x-forwarded-for'])}, ${peer}` : peer,
-    'x-forwarded-proto': prior['x-forwarded-proto'] || protocol,
-    'x-forwarded-host': prior['x-forwarded-host'] || host || '',
-    'x-real-ip': proxyAddr(req, trust),
-    forwarded: prior.forwarded ? `${prior.forwarded}, ${element}` : element
-  }
+  headers['x-forwarded-for'] = prior['x-forwarded-for'] ? `${String(prior['x-forwarded-for'])}, ${peer}` : peer
+  headers['x-forwarded-proto'] = prior['x-forwarded-proto'] || protocol
+  headers['x-forwarded-host'] = prior['x-forwarded-host'] || host || ''
+  headers['x-real-ip'] = proxyAddr(req, trust)
+  headers.forwarded = prior.forwarded ? `${prior.forwarded}, ${element}` : element
   const outer = String(prior['x-forwarded-prefix'] ?? '').replace(/\/+$/, '')
   const prefix = `${outer}${route === '/' ? '' : route}`
   if (prefix !== '') headers['x-forwarded-prefix'] = prefix
@@ -201,7 +213,8 @@ function forwardedNode (address: string): string {
 }
 
 function quoted (value: string): string {
-  return `"${value.replace(/["\\]/g, '\\$&')}"`
+  // Most values have nothing to escape: no regular expression for them (the hot path).
+  return value.includes('"') || value.includes('\\') ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`
 }
 
 /** `[::1]:8080` -> `::1`, `127.0.0.1:8080` -> `127.0.0.1`. */

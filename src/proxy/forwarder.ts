@@ -1,14 +1,16 @@
 // Forwards one HTTP request to a worker and streams the answer back, on undici's low-level
 // dispatch API: headers are copied once, bodies flow chunk by chunk with backpressure in both
 // directions, and no intermediate stream or response object is built. This is the proxy's hot
-// path (docs/performance.md); reply-from did the same with about twice the work per request.
+// path (docs/performance.md): one handler object per request, its methods on the prototype, one
+// listener on the response, and no closure made per request for the owner's part.
 // A client that reads slowly gets up to responseBuffer bytes held for it before the worker's
 // answer stops being read, so a short answer frees its worker connection at once, and is cut off
 // when it leaves what is held unread for sendTimeout (docs/security.md).
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { CLIENT_CLAIMS, forwardingHeaders, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, type TrustFunction } from '../forwarded-headers.js'
+import type { UpstreamTraffic } from '../routing/upstream-traffic.js'
+import { CLIENT_CLAIMS, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, setForwardingHeaders, type TrustFunction } from '../forwarded-headers.js'
 
 export interface ForwardTarget {
   origin: string
@@ -27,95 +29,137 @@ export interface SendLimits {
   sendTimeout: number
 }
 
-export interface ForwardHooks {
-  /** The response headers are about to be written: last chance to change them. */
-  onResponseHeaders?: (statusCode: number, headers: OutgoingHttpHeaders) => void
-  /** Appended to the body (dev live reload); given, the length header is dropped. */
-  trailer?: (statusCode: number, headers: OutgoingHttpHeaders) => string | undefined
-  /** The worker could not be reached, timed out or broke off before answering. */
-  onError: (error: Error & { code?: string }) => void
-}
-
 /** Client request headers as the worker should see them; `trust` decides whose forwarding headers count. */
 export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
-  const named = namedByConnection(req.headers.connection)
+  const source = req.headers
+  const named = namedByConnection(source.connection)
   const trusted = trust(req.socket.remoteAddress ?? '', 0)
   const headers: IncomingHttpHeaders = {}
-  for (const name in req.headers) {
+  for (const name in source) {
     if (REQUEST_ONLY.has(name) || named.includes(name) || (!trusted && CLIENT_CLAIMS.has(name))) continue
-    headers[name] = req.headers[name]
+    headers[name] = source[name]
   }
-  return Object.assign(headers, forwardingHeaders(req, target.route, protocol, trust))
+  return setForwardingHeaders(headers, req, target.route, protocol, trust)
 }
 
-export function forward (dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, target: ForwardTarget,
-  headers: IncomingHttpHeaders, body: Buffer | Readable | null, limits: SendLimits, hooks: ForwardHooks): void {
-  let trailer: string | undefined
-  let controller: Dispatcher.DispatchController | undefined
-  // The client went away before the worker finished: stop the upstream request too.
-  const onClose = () => {
-    if (!res.writableFinished) controller?.abort(new Error('client closed the connection'))
-  }
-  res.once('close', onClose)
+/** What a Forwarding asks of its owner (the request router): made once, for every request. */
+export interface ForwardOwner<T extends ForwardTarget> {
+  /** Where the request counts as waiting on its instance until its answer starts (hang detection). */
+  traffic: UpstreamTraffic
+  limits: SendLimits
+  /** The response closed, whatever became of it. */
+  closed: (forwarding: Forwarding<T>) => void
+  /** The response headers are about to be written: last chance to change them; returns what to append to the body (dev live reload), if anything. */
+  responseHeaders: (forwarding: Forwarding<T>, statusCode: number, headers: OutgoingHttpHeaders) => string | undefined
+  /** The worker could not be reached, timed out or broke off before answering. */
+  failed: (forwarding: Forwarding<T>, error: Error & { code?: string }) => void
+}
+
+/**
+ * One request on its way to a worker and its answer on the way back: undici's handler, with one
+ * 'close' listener on the response, which ends the request for the owner and, if the answer is
+ * not done, stops the upstream request too.
+ */
+export class Forwarding<T extends ForwardTarget> implements Dispatcher.DispatchHandler {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly target: T
+  readonly #owner: ForwardOwner<T>
+  #hasBody = false
+  #waiting = true
+  #trailer: string | undefined
+  #controller: Dispatcher.DispatchController | undefined
+  #ended = false
   // Armed when the client's socket cannot take a write at once, until what is held is taken.
-  let sendTimer: NodeJS.Timeout | undefined
-  let paused: Dispatcher.DispatchController | undefined
-  const taken = () => {
-    clearTimeout(sendTimer)
-    sendTimer = undefined
-    // resume() may hand over the next chunks at once, and pause again.
-    const resumed = paused
-    paused = undefined
-    resumed?.resume()
-  }
-  let isListening = false
-  const awaitClient = () => {
-    sendTimer = setTimeout(() => res.destroy(), limits.sendTimeout)
-    if (isListening) return
-    isListening = true
-    res.on('drain', taken).once('finish', taken).once('close', taken)
+  #sendTimer: NodeJS.Timeout | undefined
+  #paused: Dispatcher.DispatchController | undefined
+  #isListening = false
+
+  constructor (owner: ForwardOwner<T>, req: IncomingMessage, res: ServerResponse, target: T) {
+    this.#owner = owner
+    this.req = req
+    this.res = res
+    this.target = target
+    res.on('close', () => {
+      owner.closed(this)
+      this.#stopWaiting(false)
+      // The client went away before the worker finished.
+      if (!this.#ended && !res.writableFinished) this.#controller?.abort(new Error('client closed the connection'))
+    })
   }
 
-  dispatcher.dispatch({
-    origin: target.origin,
-    path: target.path,
-    method: req.method as Dispatcher.HttpMethod,
-    headers,
-    body,
-    headersTimeout: target.timeout,
-    bodyTimeout: target.timeout
-  }, {
-    onRequestStart (ctrl) {
-      controller = ctrl
-      if (res.destroyed) ctrl.abort(new Error('client closed the connection'))
-    },
-    onResponseStart (_ctrl, statusCode, upstream) {
-      const out: OutgoingHttpHeaders = {}
-      const named = namedByConnection(upstream.connection)
-      for (const name in upstream) if (!RESPONSE_ONLY.has(name) && !named.includes(name)) out[name] = upstream[name]
-      hooks.onResponseHeaders?.(statusCode, out)
-      trailer = hooks.trailer?.(statusCode, out)
-      if (trailer !== undefined) delete out['content-length']
-      // An answer before the whole request body was read leaves the connection unusable.
-      if (!req.complete && body) out.connection = 'close'
-      res.writeHead(statusCode, out)
-    },
-    onResponseData (ctrl, chunk) {
-      if (res.write(chunk)) return
-      if (sendTimer === undefined) awaitClient()
-      if (res.writableLength >= limits.responseBuffer) {
-        ctrl.pause()
-        paused = ctrl
-      }
-    },
-    onResponseEnd () {
-      res.off('close', onClose)
-      res.end(trailer)
-    },
-    onResponseError (_ctrl, error) {
-      res.off('close', onClose)
-      if (res.headersSent) res.destroy(error)
-      else if (!res.destroyed) hooks.onError(error)
+  start (dispatcher: Dispatcher, headers: IncomingHttpHeaders, body: Buffer | Readable | null): void {
+    const { target } = this
+    this.#hasBody = body !== null
+    this.#owner.traffic.awaitAnswer(target.origin)
+    dispatcher.dispatch({
+      origin: target.origin,
+      path: target.path,
+      method: this.req.method as Dispatcher.HttpMethod,
+      headers,
+      body,
+      headersTimeout: target.timeout,
+      bodyTimeout: target.timeout
+    }, this)
+  }
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.res.destroyed) controller.abort(new Error('client closed the connection'))
+  }
+
+  onResponseStart (_controller: Dispatcher.DispatchController, statusCode: number, upstream: IncomingHttpHeaders): void {
+    this.#stopWaiting(true)
+    const out: OutgoingHttpHeaders = {}
+    const named = namedByConnection(upstream.connection)
+    for (const name in upstream) if (!RESPONSE_ONLY.has(name) && !named.includes(name)) out[name] = upstream[name]
+    const trailer = this.#trailer = this.#owner.responseHeaders(this, statusCode, out)
+    if (trailer !== undefined) delete out['content-length']
+    // An answer before the whole request body was read leaves the connection unusable.
+    if (this.#hasBody && !this.req.complete) out.connection = 'close'
+    this.res.writeHead(statusCode, out)
+  }
+
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const { res } = this
+    if (res.write(chunk)) return
+    if (this.#sendTimer === undefined) this.#awaitClient()
+    if (res.writableLength >= this.#owner.limits.responseBuffer) {
+      controller.pause()
+      this.#paused = controller
     }
-  })
+  }
+
+  onResponseEnd (): void {
+    this.#ended = true
+    this.res.end(this.#trailer)
+  }
+
+  onResponseError (_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#ended = true
+    if (this.res.headersSent) this.res.destroy(error)
+    else if (!this.res.destroyed) this.#owner.failed(this, error)
+  }
+
+  #stopWaiting (answered: boolean): void {
+    if (!this.#waiting) return
+    this.#waiting = false
+    this.#owner.traffic.stopWaiting(this.target.origin, answered)
+  }
+
+  #awaitClient (): void {
+    const { res } = this
+    this.#sendTimer = setTimeout(() => res.destroy(), this.#owner.limits.sendTimeout)
+    if (this.#isListening) return
+    this.#isListening = true
+    const taken = () => {
+      clearTimeout(this.#sendTimer)
+      this.#sendTimer = undefined
+      // resume() may hand over the next chunks at once, and pause again.
+      const resumed = this.#paused
+      this.#paused = undefined
+      resumed?.resume()
+    }
+    res.on('drain', taken).once('finish', taken).once('close', taken)
+  }
 }

@@ -3,14 +3,16 @@
 // picked once and the request forwarded. Used from the router plugin's onRequest hook (any
 // Fastify app) and, in the standalone server, straight from the HTTP server, before Fastify.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import send from '@fastify/send'
 import type { Dispatcher } from 'undici'
-import { forward, upstreamHeaders, type ForwardTarget, type SendLimits } from './forwarder.js'
+import { Forwarding, upstreamHeaders, type ForwardOwner, type ForwardTarget, type SendLimits } from './forwarder.js'
 import { readBody } from './request-body.js'
 import { prefersHtml } from '../html.js'
 import type { Logger } from '../logger.js'
 import { canTakeReloadScript, LIVE_RELOAD_TAG } from '../reload/live-reload.js'
+import type { WorkerSpec } from '../config/worker-discovery.js'
 import type { RouteMatch, RouteTable, WorkerEntry } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import { isSafePath, pathOf, splitAbsoluteForm } from '../url-paths.js'
@@ -21,6 +23,10 @@ import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROU
 /** Where one request goes, decided once. */
 export interface PinnedTarget extends ForwardTarget {
   worker: string
+  /** The worker's spec when the request was routed (a reload may replace it meanwhile). */
+  spec: WorkerSpec
+  /** performance.now() when an upstream was picked. */
+  started: number
 }
 
 /** Where the router counts a finished request (report/metrics.ts). */
@@ -69,6 +75,7 @@ export class RequestRouter {
   readonly #accessLog: Logger | undefined
   readonly #trust: TrustFunction
   readonly #slowClients: SlowClientLimits
+  readonly #owner: ForwardOwner<PinnedTarget>
 
   constructor (options: RequestRouterOptions) {
     this.#routes = options.routes
@@ -80,6 +87,7 @@ export class RequestRouter {
     this.#accessLog = options.accessLog
     this.#trust = options.trust
     this.#slowClients = options.slowClients
+    this.#owner = this.#forwardOwner()
   }
 
   /**
@@ -105,27 +113,20 @@ export class RequestRouter {
   }
 
   #acquire (req: IncomingMessage, { entry, forwardPath }: RouteMatch, ended: NodeJS.EventEmitter, status: () => number): PinnedTarget | ProxyError {
-    const url = req.url ?? '/'
-    const { maxRequests } = entry.spec
     const origin = this.#routes.acquire(entry)
     if (!origin) return new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError
-    const started = performance.now()
-    ended.once('close', () => {
-      const durationMs = performance.now() - started
-      const statusCode = status()
-      const served = this.#routes.release(origin, durationMs, statusCode === 0 || statusCode >= 500)
-      this.#metrics.request(entry.spec.name, statusCode, durationMs)
-      this.#accessLog?.info({ worker: entry.spec.name, method: req.method, url, client: clientAddress(req, this.#trust), statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request')
-      if (served === maxRequests) void this.#upstreams.emit('exhausted', origin)
-    })
-    const queryAt = url.indexOf('?')
-    return {
-      worker: entry.spec.name,
-      route: entry.spec.route,
-      origin,
-      path: queryAt === -1 ? forwardPath : forwardPath + url.slice(queryAt),
-      timeout: entry.spec.timeouts.upstreamTimeout
-    }
+    const target = pinned(req, entry.spec, forwardPath, origin)
+    ended.once('close', () => this.#release(req, target, status()))
+    return target
+  }
+
+  /** Ends a request counted by acquire(): in flight, latency, metrics, the access log, maxRequests. */
+  #release (req: IncomingMessage, { spec, origin, started }: PinnedTarget, statusCode: number): void {
+    const durationMs = performance.now() - started
+    const served = this.#routes.release(origin, durationMs, statusCode === 0 || statusCode >= 500)
+    this.#metrics.request(spec.name, statusCode, durationMs)
+    this.#accessLog?.info({ worker: spec.name, method: req.method, url: req.url ?? '/', client: clientAddress(req, this.#trust), statusCode, durationMs: Math.round(durationMs * 10) / 10 }, 'request')
+    if (served === spec.maxRequests) void this.#upstreams.emit('exhausted', origin)
   }
 
   /**
@@ -134,54 +135,85 @@ export class RequestRouter {
    * (the standalone server's checkContinue): 100 Continue goes out only once the body is wanted,
    * so a request refused anyway (404, 413, 503) is answered before its body is sent.
    */
-  async handle (req: IncomingMessage, res: ServerResponse, awaitingContinue = false): Promise<void> {
-    if (!toOriginForm(req)) return this.#answerOwnTarget(req, res, awaitingContinue)
+  handle (req: IncomingMessage, res: ServerResponse, awaitingContinue = false): Promise<void> {
+    if (!toOriginForm(req)) {
+      this.#answerOwnTarget(req, res, awaitingContinue)
+      return DONE
+    }
     // A pipelined request waits for the answers before it on its connection (its own could not
     // be sent before them anyway): forwarded at once, each would hold a worker connection and an
     // answer buffered for a client that may never read them. A connection thus holds one worker
     // connection at most.
-    if (res.socket === null && !await isFirstInLine(req, res)) return
+    if (res.socket === null) return this.#handleInLine(req, res, awaitingContinue)
+    return this.#route(req, res, awaitingContinue)
+  }
+
+  async #handleInLine (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean): Promise<void> {
+    if (await isFirstInLine(req, res)) await this.#route(req, res, awaitingContinue)
+  }
+
+  // The hot path (a request without a body, no public/ file) runs synchronously: no promise of
+  // its own, no closure but one 'close' listener (docs/performance.md).
+  #route (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean): Promise<void> {
     const match = this.#routes.match(req.url ?? '/')
-    if (match && (req.method === 'GET' || req.method === 'HEAD') && match.entry.staticFiles.has(match.forwardPath) &&
-        await this.#sendStatic(req, res, match.entry, match.forwardPath)) {
-      return
+    if (match && (req.method === 'GET' || req.method === 'HEAD') && match.entry.staticFiles.has(match.forwardPath)) {
+      return this.#routeStatic(req, res, match, awaitingContinue)
     }
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+    return this.#routeMatched(req, res, match, awaitingContinue)
+  }
+
+  async #routeStatic (req: IncomingMessage, res: ServerResponse, match: RouteMatch, awaitingContinue: boolean): Promise<void> {
+    if (!await this.#sendStatic(req, res, match.entry, match.forwardPath)) await this.#routeMatched(req, res, match, awaitingContinue)
+  }
+
+  #routeMatched (req: IncomingMessage, res: ServerResponse, match: RouteMatch | undefined, awaitingContinue: boolean): Promise<void> {
+    const { headers } = req
+    const hasBody = headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0
     const checked = this.#check(req, match)
-    if (checked instanceof Error) return this.#writeError(req, res, checked, awaitingContinue && hasBody)
-    // A body is read (or its first requestBuffer bytes are) before an upstream is picked, so that
-    // a slow client holds no connection to a worker meanwhile (docs/security.md).
-    let body: Buffer | Readable | null = null
-    if (hasBody) {
-      if (awaitingContinue) res.writeContinue()
-      const { requestBuffer, bodyIdleTimeout } = this.#slowClients
-      const read = await readBody(req, { worker: checked.entry.spec.name, limit: checked.entry.spec.bodyLimit, buffer: requestBuffer, idleTimeout: bodyIdleTimeout })
-      if (read === undefined) return
-      if (read instanceof Error) return this.#refuseBody(req, res, read)
-      body = read
+    if (checked instanceof Error) {
+      this.#writeError(req, res, checked, awaitingContinue && hasBody)
+      return DONE
     }
-    const target = this.#acquire(req, checked, res, () => res.writableFinished ? res.statusCode : 0)
-    if (target instanceof Error) return this.#writeError(req, res, target)
+    if (hasBody) return this.#readThenForward(req, res, checked, awaitingContinue)
+    this.#forward(req, res, checked, null)
+    return DONE
+  }
+
+  /**
+   * A body is read (or its first requestBuffer bytes are) before an upstream is picked, so that a
+   * slow client holds no connection to a worker meanwhile (docs/security.md).
+   */
+  async #readThenForward (req: IncomingMessage, res: ServerResponse, match: RouteMatch, awaitingContinue: boolean): Promise<void> {
+    if (awaitingContinue) res.writeContinue()
+    const { requestBuffer, bodyIdleTimeout } = this.#slowClients
+    const { name, bodyLimit } = match.entry.spec
+    const read = await readBody(req, { worker: name, limit: bodyLimit, buffer: requestBuffer, idleTimeout: bodyIdleTimeout })
+    if (read === undefined) return
+    if (read instanceof Error) return this.#refuseBody(req, res, read)
+    this.#forward(req, res, match, read)
+  }
+
+  #forward (req: IncomingMessage, res: ServerResponse, { entry, forwardPath }: RouteMatch, body: Buffer | Readable | null): void {
+    const origin = this.#routes.acquire(entry)
+    if (!origin) return this.#writeError(req, res, new TQ_ERR_PROXY_UNAVAILABLE(entry.spec.name) as ProxyError)
+    const target = pinned(req, entry.spec, forwardPath, origin)
     const protocol = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
-    // Until its answer starts, the request counts as waiting on the instance (hang detection).
-    const { traffic } = this.#routes
-    let waiting = true
-    const stopWaiting = (answered: boolean) => {
-      if (!waiting) return
-      waiting = false
-      traffic.stopWaiting(target.origin, answered)
-    }
-    traffic.awaitAnswer(target.origin)
-    res.once('close', () => stopWaiting(false))
-    forward(this.#dispatcher, req, res, target, upstreamHeaders(req, target, protocol, this.#trust), body, this.#slowClients, {
-      onResponseHeaders: (_statusCode, headers) => {
-        stopWaiting(true)
+    new Forwarding(this.#owner, req, res, target).start(this.#dispatcher, upstreamHeaders(req, target, protocol, this.#trust), body)
+  }
+
+  /** What a Forwarding asks of the router: made once, so that no request makes closures for it. */
+  #forwardOwner (): ForwardOwner<PinnedTarget> {
+    return {
+      traffic: this.#routes.traffic,
+      limits: this.#slowClients,
+      closed: ({ req, res, target }) => this.#release(req, target, res.writableFinished ? res.statusCode : 0),
+      responseHeaders: ({ target }, statusCode, headers) => {
         rewriteLocation(headers, target)
         // Closing the server closes only idle connections: a keep-alive one must not outlive it.
         if (this.#isClosing()) headers.connection = 'close'
+        return this.#liveReload && canTakeReloadScript(statusCode, headers) ? LIVE_RELOAD_TAG : undefined
       },
-      trailer: this.#liveReload ? (statusCode, headers) => canTakeReloadScript(statusCode, headers) ? LIVE_RELOAD_TAG : undefined : undefined,
-      onError: (error) => {
+      failed: ({ req, res, target }, error) => {
         // Our own answers: a body over the limit or paused too long, or an instance found hung (the proxy gave up on it).
         if (error.code === 'TQ_ERR_PROXY_BODY_TOO_LARGE' || error.code === 'TQ_ERR_PROXY_BODY_TIMEOUT') {
           return this.#refuseBody(req, res, error as ProxyError)
@@ -190,7 +222,7 @@ export class RequestRouter {
         if (!REFUSED_BEFORE_SENDING.has(error.code ?? '')) void this.#upstreams.emit('failed', target.origin)
         this.#writeError(req, res, transportError(target.worker, error))
       }
-    })
+    }
   }
 
   /**
@@ -273,6 +305,24 @@ export function toOriginForm (req: IncomingMessage): boolean {
   req.url = absolute.path
   req.headers.host = absolute.authority
   return true
+}
+
+/** handle()'s promise for a request handled synchronously: one made for all. */
+const DONE = Promise.resolve()
+
+/** The target of a request routed to `spec`'s worker, at `origin`; its time starts now. */
+function pinned (req: IncomingMessage, spec: WorkerSpec, forwardPath: string, origin: string): PinnedTarget {
+  const url = req.url ?? '/'
+  const queryAt = url.indexOf('?')
+  return {
+    origin,
+    path: queryAt === -1 ? forwardPath : forwardPath + url.slice(queryAt),
+    route: spec.route,
+    timeout: spec.timeouts.upstreamTimeout,
+    worker: spec.name,
+    spec,
+    started: performance.now()
+  }
 }
 
 /** Resolves once `res` is the answer its connection sends next; false if the connection closed first. */

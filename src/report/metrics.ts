@@ -7,12 +7,12 @@
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { HealthReport, ReloadSummary } from './health-report.js'
 import { STATES } from '../process/worker-state.js'
+import { RequestCounts } from './request-counts.js'
 
 const PREFIX = 'tqserver_'
 /** Seconds; a proxied request is usually well under 100 ms, a switch or build well over. */
 const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const SLOW_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
-const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx']
 
 /** One data plane's metrics, as a scrape gathers them. */
 export type MetricsSnapshot = Array<MetricObjectWithValues<MetricValue<string>>>
@@ -20,34 +20,20 @@ export type MetricsSnapshot = Array<MetricObjectWithValues<MetricValue<string>>>
 /** What every data plane counts: requests by worker and status class, and their durations. */
 export class RequestCounters {
   readonly registry = new Registry()
-  readonly #requests: Counter<'worker' | 'status_class'>
-  readonly #requestDuration: Histogram<'worker'>
-  /** Requests ended in this process, for the dashboard's list of data planes. */
+  /** tqserver_requests_total and tqserver_request_duration_seconds. */
+  readonly #requests: RequestCounts
+  /** Requests ended in this process, for the list of processes serving the port. */
   served = 0
 
   constructor () {
-    const registers = [this.registry]
-    this.#requests = new Counter({
-      name: `${PREFIX}requests_total`,
-      help: 'Requests proxied to workers, by status class ("failed": no complete answer)',
-      labelNames: ['worker', 'status_class'],
-      registers
-    })
-    this.#requestDuration = new Histogram({
-      name: `${PREFIX}request_duration_seconds`,
-      help: 'Time from a request reaching the host to the end of its answer',
-      labelNames: ['worker'],
-      buckets: REQUEST_BUCKETS,
-      registers
-    })
+    this.#requests = new RequestCounts({ prefix: PREFIX, buckets: REQUEST_BUCKETS, registers: [this.registry] })
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
   }
 
   /** A proxied request ended: `statusCode` 0 when it got no complete answer. */
   request (worker: string, statusCode: number, durationMs: number): void {
     this.served++
-    this.#requests.inc({ worker, status_class: STATUS_CLASSES[Math.floor(statusCode / 100) - 1] ?? 'failed' })
-    this.#requestDuration.observe({ worker }, durationMs / 1000)
+    this.#requests.record(worker, statusCode, durationMs)
   }
 }
 

@@ -2,6 +2,7 @@
 // request and error totals with recent latencies (for /health), and how long requests have waited
 // on it without any answer coming back (for hang detection). With several data planes, each
 // counts its own requests; the control plane's counts take in the others' (`remote`, `add`).
+import { performance } from 'node:perf_hooks'
 
 /** Latencies kept per upstream for p50/p99: the most recent ones. */
 const LATENCY_SAMPLES = 512
@@ -54,6 +55,10 @@ export class UpstreamTraffic {
   readonly #idleWaiters = new Map<string, Set<() => void>>()
   /** Set in the control plane while data planes run. */
   remote: RemoteTraffic | undefined
+  // The counters found last: a request looks its origin up six times, and a worker usually has
+  // one instance, so most lookups hash no string (the proxy's hot path).
+  #lastOrigin: string | undefined
+  #last: Counters | undefined
 
   begin (origin: string): void {
     this.#counters(origin).inflight++
@@ -107,7 +112,7 @@ export class UpstreamTraffic {
 
   /** A request ended its wait: `answered` when its response headers came, false when it gave up. */
   stopWaiting (origin: string, answered: boolean): void {
-    const counters = this.#byOrigin.get(origin)
+    const counters = this.#find(origin)
     if (!counters) return
     counters.waiting--
     if (answered) counters.quietSince = performance.now()
@@ -119,7 +124,7 @@ export class UpstreamTraffic {
    * however long one slow request takes.
    */
   quietFor (origin: string, now: number): number {
-    const counters = this.#byOrigin.get(origin)
+    const counters = this.#find(origin)
     const local = counters && counters.waiting > 0 ? now - counters.quietSince : 0
     return this.remote ? Math.max(local, this.remote.quietFor(origin, now)) : local
   }
@@ -137,7 +142,7 @@ export class UpstreamTraffic {
 
   /** Requests this process has in flight to `origin`. */
   inflight (origin: string): number {
-    return this.#byOrigin.get(origin)?.inflight ?? 0
+    return this.#find(origin)?.inflight ?? 0
   }
 
   /** Requests every data plane has in flight to `origin`. */
@@ -189,11 +194,23 @@ export class UpstreamTraffic {
 
   /** Drops an upstream that has left service (its port will serve another instance later). */
   forget (origin: string): void {
-    if (this.inflight(origin) === 0) this.#byOrigin.delete(origin)
+    if (this.inflight(origin) !== 0) return
+    this.#byOrigin.delete(origin)
+    if (origin === this.#lastOrigin) this.#lastOrigin = this.#last = undefined
+  }
+
+  #find (origin: string): Counters | undefined {
+    if (origin === this.#lastOrigin) return this.#last
+    const counters = this.#byOrigin.get(origin)
+    if (counters) {
+      this.#lastOrigin = origin
+      this.#last = counters
+    }
+    return counters
   }
 
   #counters (origin: string): Counters {
-    let counters = this.#byOrigin.get(origin)
+    let counters = this.#find(origin)
     if (!counters) {
       counters = { inflight: 0, requests: 0, errors: 0, latencies: new Float64Array(LATENCY_SAMPLES), next: 0, filled: 0, waiting: 0, quietSince: 0, reportedRequests: 0, reportedErrors: 0 }
       this.#byOrigin.set(origin, counters)
