@@ -183,6 +183,19 @@ test('every process answers alike what Node cannot parse, and relays host paths 
   await until(5000, 'the relayed connections to close', () => sockets(dataPlanes[0]!) < 20)
 })
 
+test('maxRequests counts the requests of every process: the instance is recycled on the total', async (t) => {
+  const root = await useProject(t, 'multi', { 'workers/a/worker.yaml': 'maxRequests: 100\n' })
+  const server = await startCliServer(t, 'start', root, PORTS.dataPlanes, ['--proxies', '2'])
+  await server.logs.waitFor((line) => line.msg === 'data planes serving', 30_000, 'the data planes to serve')
+  // 150 requests on connections of their own: neither process alone serves 100 of them.
+  let next = 0
+  await Promise.all(Array.from({ length: 5 }, async () => {
+    while (next++ < 150) await (await request(`${server.url}/a/version`, { headers: { connection: 'close' } })).body.dump()
+  }))
+  const events = async () => (await (await request(`${server.url}/health`)).body.json() as { events: Array<{ type: string, worker: string | null, message: string }> }).events
+  await until(10_000, 'a to be recycled', async () => (await events()).some((event) => event.type === 'replaced' && event.worker === 'a' && event.message.includes('served its maxRequests')))
+})
+
 test('SIGTERM drains every process and exits 0', async (t) => {
   const { server, groups, dataPlanes } = await startPlanes(t, 3)
   for (const group of groupsLedBelow(server.child.pid!)) groups.add(group)
