@@ -100,16 +100,23 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
         void counters.registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: message.id, metrics }))
         return
       case 'close':
-        // Answers from now on close their connection; idle ones close now. Exit once none is left.
-        closing = true
-        server.close(() => {
-          clearInterval(stats)
-          reportStats()
-          void agent.close().finally(() => process.disconnect())
-        })
-        server.closeIdleConnections()
+        return close()
     }
   })
+  // Sent by the control plane at shutdown, or a SIGTERM to this process alone (the control plane
+  // then starts another): answers from now on close their connection, idle ones close now, and
+  // the process exits once none is left.
+  const close = () => {
+    if (closing) return
+    closing = true
+    server.close(() => {
+      clearInterval(stats)
+      reportStats()
+      void agent.close().finally(() => process.disconnect())
+    })
+    server.closeIdleConnections()
+  }
+  process.on('SIGTERM', close)
 }
 
 /** A logger whose lines go to the control plane's log, a batch per turn of the event loop. */

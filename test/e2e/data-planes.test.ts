@@ -100,25 +100,27 @@ test('the old instance is stopped only once no data plane has a request in fligh
   assert.equal(await held, 200, 'the request the data plane held is answered')
 })
 
-test('a data plane killed under load is replaced; the others keep serving', async (t) => {
-  const { server, health, dataPlanes } = await startPlanes(t, 3)
-  const load = startLoad(server.url, '/a', CLIENTS, { newConnections: true })
-  defer(t, () => load.stop())
-  await everyPlaneServed(health, 3)
-  const victim = dataPlanes[0]!
-  process.kill(victim, 'SIGKILL')
-  await server.logs.waitFor((line) => line.msg === 'data plane exited; starting another' && line.dataPlane === victim, 10_000, 'the control plane to see the data plane die')
-  const planes = await everyPlaneServed(health, 3)
-  assert.ok(!planes.some((plane) => plane.pid === victim), 'the killed data plane is not listed')
-  // What fails went down with the killed process: its requests in flight, and the connections the
-  // kernel had queued for it (SO_REUSEPORT gives each process a queue of its own). Nothing fails
-  // once its replacement serves, and no failure is an error answer from the others.
-  const { failures, ok } = load.tally()
-  await until(10_000, 'answers after the replacement', () => load.tally().ok > ok + 200)
-  const result = await load.stop()
-  assert.deepEqual(result.failures, failures, 'no failure after the replacement')
-  assert.ok(failures.every((failure) => /ECONNRESET|other side closed|socket/i.test(failure)), `only connections of the killed process fail: ${failures.join('; ')}`)
-})
+for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+  test(`a data plane sent ${signal} under load is replaced; the others keep serving`, async (t) => {
+    const { server, health, dataPlanes } = await startPlanes(t, 3)
+    const load = startLoad(server.url, '/a', CLIENTS, { newConnections: true })
+    defer(t, () => load.stop())
+    await everyPlaneServed(health, 3)
+    const victim = dataPlanes[0]!
+    process.kill(victim, signal)
+    await server.logs.waitFor((line) => line.msg === 'data plane exited; starting another' && line.dataPlane === victim, 10_000, 'the control plane to see the data plane die')
+    const planes = await everyPlaneServed(health, 3)
+    assert.ok(!planes.some((plane) => plane.pid === victim), 'the killed data plane is not listed')
+    // What fails went down with the killed process: its requests in flight, and the connections the
+    // kernel had queued for it (SO_REUSEPORT gives each process a queue of its own). Nothing fails
+    // once its replacement serves, and no failure is an error answer from the others.
+    const { failures, ok } = load.tally()
+    await until(10_000, 'answers after the replacement', () => load.tally().ok > ok + 200)
+    const result = await load.stop()
+    assert.deepEqual(result.failures, failures, 'no failure after the replacement')
+    assert.ok(failures.every((failure) => /ECONNRESET|other side closed|socket/i.test(failure)), `only connections of the killed process fail: ${failures.join('; ')}`)
+  })
+}
 
 test('a data plane that stops answering (SIGSTOP) is replaced', async (t) => {
   const { server, health, dataPlanes } = await startPlanes(t, 2)
