@@ -4,11 +4,13 @@
 // process's requests; SIGTERM drains them all and exits 0; SIGKILL of the control plane leaves no
 // process. The loads open a connection per request, so that every process gets some.
 import { test, type TestContext } from 'node:test'
+import { once } from 'node:events'
 import assert from 'node:assert/strict'
 import { readdirSync, readlinkSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
+import { WebSocket } from 'ws'
 import { runCliToEnd, startCliServer } from '../helpers/cli.js'
 import { clientFor } from '../helpers/host.js'
 import { sendRaw } from '../helpers/raw-http.js'
@@ -196,6 +198,24 @@ test('maxRequests counts the requests of every process: the instance is recycled
   }))
   const events = async () => (await (await request(`${server.url}/health`)).body.json() as { events: Array<{ type: string, worker: string | null, message: string }> }).events
   await until(10_000, 'a to be recycled', async () => (await events()).some((event) => event.type === 'replaced' && event.worker === 'a' && event.message.includes('served its maxRequests')))
+})
+
+test('WebSockets reach the worker through every process', async (t) => {
+  const root = await useProject(t, 'websocket', {}, ['ws'])
+  const server = await startCliServer(t, 'start', root, PORTS.dataPlanes, ['--proxies', '2'])
+  await server.logs.waitFor((line) => line.msg === 'data planes serving', 30_000, 'the data planes to serve')
+  const url = `${server.url.replace('http', 'ws')}/app/ws?room=1`
+  // Connections of their own: some upgrades reach the data plane, which relays them to the control plane.
+  const sockets = await Promise.all(Array.from({ length: 10 }, async () => {
+    const socket = new WebSocket(url)
+    defer(t, () => socket.terminate())
+    const [greeting] = await within(5000, 'a greeting', once(socket, 'message')) as [Buffer]
+    assert.deepEqual((JSON.parse(greeting.toString()) as { url: string, prefix: string }).prefix, '/app')
+    socket.send('hello')
+    assert.equal(String((await within(5000, 'an echo', once(socket, 'message')))[0]), 'echo hello')
+    return socket
+  }))
+  assert.equal(sockets.length, 10)
 })
 
 test('SIGTERM drains every process and exits 0', async (t) => {
