@@ -1,13 +1,14 @@
 // A data plane: a process the control plane forks (src/proxy/data-planes.ts) to serve the public
 // port beside it, so that proxying uses more than one core. It binds the port beside the control
 // plane with SO_REUSEPORT (the kernel spreads connections over the sockets) or, where the control
-// plane could not bind so, shares its listening socket, passed over IPC. It holds a copy of the route table that the control plane keeps up to date, and forwards requests
-// for workers with the same request router as the control plane. The host's own paths and
-// upgrades go to the control plane (host-relay.ts). It runs no worker, build or health check, and
-// counts what it serves: the control plane gathers its counts for /health and /metrics.
+// plane could not bind so, shares its listening socket, passed over IPC. It holds a copy of the
+// route table that the control plane keeps up to date, and forwards requests for workers with the
+// same request router as the control plane. The host's own paths and WebSocket handshakes go to
+// the control plane (host-relay.ts). It runs no worker, build or health check, and counts what it
+// serves: the control plane gathers its counts for /health and /metrics.
 import type { Server as NetServer } from 'node:net'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { compileTrust } from '../forwarded-headers.js'
+import { compileTrust, declineUpgrade, declineUpgradesWhere, isWebSocketOffer } from '../forwarded-headers.js'
 import { LOG_LEVELS, type LogLevel, type Logger } from '../logger.js'
 import { RequestCounters } from '../report/metrics.js'
 import { RouteTable } from '../routing/route-table.js'
@@ -60,7 +61,14 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
     if (toOriginForm(req) && isHostPath(req.url ?? '/')) return relay.request(req, res, awaitingContinue)
     void router.handle(req, res, awaitingContinue)
   })
-  server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => relay.upgrade(req, socket, head))
+  // WebSocket handshakes go to the control plane, which tunnels them; other upgrade offers (h2c)
+  // are declined and served as plain requests, as the control plane does (forwarded-headers.ts).
+  const declines = (req: IncomingMessage) => !isWebSocketOffer(req)
+  declineUpgradesWhere(server, declines)
+  server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
+    if (declines(req)) declineUpgrade(server, req, socket, head)
+    else relay.upgrade(req, socket, head)
+  })
   server.on('clientError', answerClientError)
   // Without a socket to serve there is nothing to do: the control plane starts another.
   server.once('error', (err) => {

@@ -1,5 +1,5 @@
 // A data plane's way to the control plane (relay.ts): requests for the host's own paths (/health,
-// /metrics, the dashboard, /__tqserver/...) and every upgrade (WebSockets, which the control plane
+// /metrics, the dashboard, /__tqserver/...) and WebSocket handshakes (which the control plane
 // tunnels) go there on a connection of their own that starts with the client's relay line, and
 // the answer comes back. These are few next to the requests for workers, which never leave the
 // data plane.
