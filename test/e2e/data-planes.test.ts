@@ -1,8 +1,10 @@
 // Several processes serve the port (`proxies: N`): the control plane and N - 1 data planes bound
-// beside it. A switch under load drops nothing; a killed data plane fails only what it held and is
-// replaced while the others serve, and so is one that stops answering; /metrics and /health count every
-// process's requests; SIGTERM drains them all and exits 0; SIGKILL of the control plane leaves no
-// process. The loads open a connection per request, so that every process gets some.
+// beside it. A switch under load drops nothing, and waits for a data plane's request; a data plane
+// killed, sent SIGTERM or stopped is replaced while the others serve and fails only what it held;
+// /metrics, /health and maxRequests count every process's requests; unparsable requests, host
+// paths and WebSockets are served alike through every process; SIGTERM drains them all and exits
+// 0, also while they start; SIGKILL of the control plane leaves no process. The loads open a
+// connection per request, so that every process gets some.
 import { test, type TestContext } from 'node:test'
 import { once } from 'node:events'
 import assert from 'node:assert/strict'
