@@ -30,8 +30,8 @@ async function detailedReport (url: string, token: string | undefined): Promise<
 }
 
 /** A coded error as it is; any other (a refused connection, a body that is not JSON) says the server does not answer. */
-function notAnswering (root: string, server: string, err: Error & { code?: string }): Error {
-  return err.code?.startsWith('TQ_ERR_') ? err : new TQ_ERR_CLI_NOT_RUNNING(root, `${server} does not answer: ${err.message}`)
+function notAnswering (root: string, server: string, err: Error & { code?: string }, what = 'does not answer'): Error {
+  return err.code?.startsWith('TQ_ERR_') ? err : new TQ_ERR_CLI_NOT_RUNNING(root, `${server} ${what}: ${err.message}`)
 }
 
 /** Prints the running server's /health as a table (or JSON); exits 1 when it is unhealthy. */
@@ -61,7 +61,7 @@ export async function reload (root: string, options: ControlOptions & { wait: bo
   const deadline = Date.now() + options.timeoutMs
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, RELOAD_POLL_MS))
-    const report = await detailedReport(server.url, token)
+    const report = await detailedReport(server.url, token).catch((err: Error) => { throw notAnswering(root, server.url, err, 'stopped answering during the reload') })
     const summary = report.lastReload
     if (!summary || summary.at < since) continue
     // A refused configuration switched nothing: only the reason is worth a line.

@@ -81,7 +81,8 @@ for (const mode of ['start', 'dev'] as const) {
     const fetch = clientFor(t, server.url)
     // The new version never becomes healthy: the switch waits on it.
     await writeFile(join(root, 'workers', 'slow', 'worker.yaml'), 'startTimeout: 60000\nenv:\n  HEALTHY_AFTER_MS: "-1"\n')
-    if (mode === 'start') server.child.kill('SIGHUP')
+    // `tqserver reload` sends SIGHUP and follows the reload; it must say so when the server goes.
+    const reload = mode === 'start' ? runCli(t, ['reload'], { cwd: root }) : undefined
     let report: Health | undefined
     await until(10_000, 'a second instance of slow to be starting', async () => {
       report = await health(fetch)
@@ -89,6 +90,10 @@ for (const mode of ['start', 'dev'] as const) {
     })
     assert.equal(report!.workers.slow!.instances.length, 2, 'the old instance still serves beside the new one')
     await stopsPromptly(server, pidsOf(report!), 8000)
+    if (reload) {
+      assert.equal((await within(10_000, 'tqserver reload to end', reload.exited)).code, 1)
+      assert.match(reload.stderr(), /^tqserver: .* stopped answering during the reload: .*\[TQ_ERR_CLI_NOT_RUNNING\]\n$/)
+    }
   })
 }
 
