@@ -31,7 +31,7 @@ async function dataPlanesPlugin (fastify: FastifyInstance, { count, settings, sh
     log: fastify.log
   })
   tqserver.metrics.others = () => planes.metrics()
-  tqserver.dataPlanes = () => planes.report()
+  tqserver.dataPlanes = planes
   // Forked with the listening socket, so only once the server listens; a server that never does
   // (inject() in tests) forks none.
   fastify.addHook('onListen', async () => {

@@ -24,7 +24,7 @@ async function healthPlugin (fastify: FastifyInstance, { token }: HealthPluginOp
   const allowed = (request: FastifyRequest) => mayReadDetails(request, token)
 
   fastify.get('/health', async (request, reply) => {
-    const report = tqserver.status()
+    const report = await tqserver.currentStatus()
     reply.code(report.status === 'unhealthy' ? 503 : 200).headers(noStore)
     if (!allowed(request)) return reply.send({ status: report.status })
     const { format, token: given } = request.query as { format?: string, token?: string }

@@ -37,7 +37,7 @@ export class TqServer {
   readonly #prodReload: ProdReload
   #closing = false
   /** Set while data planes serve beside this process (plugins/data-planes.ts). */
-  dataPlanes: (() => DataPlaneReport[]) | undefined
+  dataPlanes: { report: () => DataPlaneReport[], refresh: () => Promise<void> } | undefined
 
   constructor (parts: TqServerParts) {
     this.routes = parts.routes
@@ -50,8 +50,14 @@ export class TqServer {
   /** The health report behind GET /health. */
   status (): HealthReport {
     const report = this.#supervisor.report()
-    if (this.dataPlanes) report.dataPlanes = this.dataPlanes()
+    if (this.dataPlanes) report.dataPlanes = this.dataPlanes.report()
     return report
+  }
+
+  /** The health report with every data plane's requests counted up to now (status() may be a second behind). */
+  async currentStatus (): Promise<HealthReport> {
+    await this.dataPlanes?.refresh()
+    return this.status()
   }
 
   /** Drains and stops a worker and removes its route. */

@@ -32,6 +32,8 @@ export type ToDataPlane =
   | { type: 'upstream', seq: number, event: 'retired' | 'hung', origin: string }
   | { type: 'idle?', id: number, origin: string, timeoutMs: number }
   | { type: 'metrics?', id: number }
+  /** Report what was served up to now (a stats message), then answer `reported`. */
+  | { type: 'stats?', id: number }
   | { type: 'close' }
 
 /** What ended on each upstream since the last stats message, and what is in flight or waiting now. */
@@ -47,6 +49,7 @@ export type FromDataPlane =
   | { type: 'ack', seq: number }
   | { type: 'idle', id: number, idle: boolean }
   | { type: 'metrics', id: number, metrics: MetricsSnapshot }
+  | { type: 'reported', id: number }
   | { type: 'stats', served: number, origins: OriginStats[] }
   | { type: 'failed', origin: string }
   | { type: 'log', records: LogRecord[] }

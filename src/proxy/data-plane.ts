@@ -102,6 +102,9 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
       case 'idle?':
         void routes.traffic.whenIdle(message.origin, message.timeoutMs).then((idle) => send({ type: 'idle', id: message.id, idle }))
         return
+      case 'stats?':
+        reportStats()
+        return send({ type: 'reported', id: message.id })
       case 'metrics?':
         // Counts as of now for the scrape's gauges (requests in flight), ahead of the metrics.
         reportStats()

@@ -187,6 +187,11 @@ export class DataPlanes implements RemoteTraffic {
     return [...answers.filter((metrics) => metrics !== undefined), ...this.#gone]
   }
 
+  /** Resolves once every data plane has reported what it served up to now (or did not answer in time). */
+  async refresh (): Promise<void> {
+    await Promise.all([...this.#planes].map((plane) => this.#ask(plane, { type: 'stats?' }, METRICS_TIMEOUT_MS)))
+  }
+
   /** The control plane and each data plane, for /health and the dashboard. */
   report (): DataPlaneReport[] {
     const { routes, served } = this.#options
@@ -272,6 +277,8 @@ export class DataPlanes implements RemoteTraffic {
         return this.#reply(plane, message.id, message.idle)
       case 'metrics':
         return this.#reply(plane, message.id, message.metrics)
+      case 'reported':
+        return this.#reply(plane, message.id, true)
       case 'stats':
         plane.served = message.served
         plane.origins = new Map(message.origins.map((stats) => [stats.origin, stats]))
@@ -347,7 +354,7 @@ export class DataPlanes implements RemoteTraffic {
   }
 
   /** Asks a data plane; `unanswered` after `timeoutMs`, undefined if it exits first. */
-  #ask (plane: Plane, question: { type: 'idle?', origin: string, timeoutMs: number } | { type: 'metrics?' }, timeoutMs: number, unanswered?: unknown): Promise<unknown> {
+  #ask (plane: Plane, question: { type: 'idle?', origin: string, timeoutMs: number } | { type: 'metrics?' } | { type: 'stats?' }, timeoutMs: number, unanswered?: unknown): Promise<unknown> {
     const id = ++this.#nextId
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.#reply(plane, id, unanswered), timeoutMs)

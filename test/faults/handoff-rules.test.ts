@@ -259,9 +259,7 @@ async function proxiedBy (t: TestContext, server: Server, worker: string): Promi
 const [FROM, TO] = PORTS.handoffRules.split('-').map(Number) as [number, number]
 
 test('a handed-off connection keeps the host\'s rules', { skip: REMOTE === undefined && 'this machine has no address but loopback' }, async (t) => {
-  // One process on the default path too, whose /health counts a request as soon as it ends (a data
-  // plane's reach it within a second: test/e2e/data-planes.test.ts).
-  const servers = await Promise.all([startServer(t, false, `${FROM}-${FROM + 6}`, ['proxies: 1']), startServer(t, true, `${FROM + 7}-${FROM + 13}`)])
+  const servers = await Promise.all([startServer(t, false, `${FROM}-${FROM + 6}`), startServer(t, true, `${FROM + 7}-${FROM + 13}`)])
 
   await t.test('the first request on a connection is proxied on the default path, handed off with hand-off', async () => {
     for (const server of servers) {
