@@ -8,7 +8,7 @@ import { dirname, join, posix } from 'node:path'
 import { REPO_ROOT } from '../helpers/project.js'
 
 /** Lowest first: a file may import from its own folder and from folders before its own. */
-const LAYERS = ['src', 'config', 'build', 'process', 'routing', 'report', 'supervision', 'reload', 'proxy', 'plugins', 'cli']
+const LAYERS = ['src', 'config', 'tls', 'build', 'process', 'routing', 'report', 'supervision', 'reload', 'proxy', 'plugins', 'cli']
 /** Code that runs inside worker processes: it imports only the shared files at the top of src/. */
 const WORKER_FOLDER = 'worker'
 const MAX_LINES = 400
