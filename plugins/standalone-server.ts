@@ -7,6 +7,7 @@ import { resolve } from 'node:path'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyListenOptions } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import type { BuildMode } from '../src/build/builder.js'
+import { flagName } from '../src/config/describe.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
@@ -79,7 +80,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   const loadConfig = () => loadServerConfig({
     root: options.root,
     overrides: options.flags,
-    overrideLabel: (key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+    overrideLabel: (key) => `--${flagName(key)}`,
     env: options.env
   })
   const resolved = await loadConfig()

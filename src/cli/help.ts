@@ -15,6 +15,9 @@ const SERVER_OPTIONS = `Options (also ${[...Object.keys(HOST_ENV), CONFIG_ENV].j
   --proxies N|auto    processes serving the port (default ${fallback('proxies')}: one per core; 1 in dev)
   --trust-proxy LIST  proxies whose X-Forwarded-* headers count: true, a hop count, or
                       addresses/CIDRs with commas (default ${fallback('trustProxy')}: none)
+  --tls-cert FILE     serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM)
+  --tls-key FILE      and this private key (PEM); docs/tls.md, also for ACME
+  --tls-http-port N   plain-HTTP port: redirects to HTTPS, answers ACME challenges
   --config FILE       configuration file (default ${DEFAULT_CONFIG_FILE})
   --root DIR          project root holding workers/ and config/ (default: the current folder)`
 

@@ -37,6 +37,7 @@ async function main (argv: string[]): Promise<void> {
     host: values.host,
     workerPorts: values['worker-ports'],
     trustProxy: values['trust-proxy'],
+    tls: definedOnly({ cert: values['tls-cert'], key: values['tls-key'], httpPort: numeric(values['tls-http-port']) }),
     config: values.config
   }
   switch (command) {
@@ -69,6 +70,12 @@ async function main (argv: string[]): Promise<void> {
   }
 }
 
+/** The keys given a value, or undefined when none is: a section the flags leave alone. */
+function definedOnly<T extends object> (section: T): Partial<T> | undefined {
+  const given = Object.entries(section).filter(([, value]) => value !== undefined)
+  return given.length === 0 ? undefined : Object.fromEntries(given) as Partial<T>
+}
+
 function parseCommandLine (argv: string[]) {
   try {
     return parseArgs({
@@ -80,6 +87,9 @@ function parseCommandLine (argv: string[]) {
         'worker-ports': { type: 'string' },
         proxies: { type: 'string' },
         'trust-proxy': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-http-port': { type: 'string' },
         config: { type: 'string' },
         root: { type: 'string' },
         'no-wait': { type: 'boolean' },

@@ -6,8 +6,13 @@ import { stringify } from 'yaml'
 import { CONFIG_ENV, HOST_ENV } from '../env-names.js'
 import { serverConfigSchema, workerConfigSchema } from './schema.js'
 
+/** The command-line flag that sets a key: workerPorts is --worker-ports, tls.cert --tls-cert. */
+export function flagName (key: string): string {
+  return key.replace('.', '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+}
+
 /** The flag and environment variable that also set a server key (--worker-ports, TQ_WORKER_PORTS). */
-const OTHER_SOURCES: Record<string, string> = Object.fromEntries(Object.entries(HOST_ENV).map(([name, key]) => [key, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}, ${name}`]))
+const OTHER_SOURCES: Record<string, string> = Object.fromEntries(Object.entries(HOST_ENV).map(([name, key]) => [key, `--${flagName(key)}, ${name}`]))
 
 interface KeyDoc { key: string, type: string, fallback: unknown, description: string }
 
@@ -26,6 +31,18 @@ function typeName (schema: TSchema): string {
   return String(schema.type)
 }
 
+/** Each key with its meaning above it; sections (health, tls.acme) as nested mappings. */
+function yamlLines (schema: TSchema, indent: string, prefix = ''): string[] {
+  return Object.entries(schema.properties as Record<string, TSchema>).flatMap(([key, property]) => {
+    const also = OTHER_SOURCES[prefix + key] ? `  (also ${OTHER_SOURCES[prefix + key]})` : ''
+    const comment = `${indent}# ${String(property.description)}${also}`
+    const body = property.type === 'object' && property.properties
+      ? [`${indent}${key}:`, ...yamlLines(property, `${indent}  `, `${prefix}${key}.`)]
+      : stringify({ [key]: property.default }).trimEnd().split('\n').map((line) => indent + line)
+    return indent === '' ? [comment, ...body, ''] : [comment, ...body]
+  })
+}
+
 export function renderServerYaml (): string {
   const lines = [
     '# tqserver server configuration. Every key is optional; the values below are the defaults.',
@@ -35,18 +52,7 @@ export function renderServerYaml (): string {
     '# Reference: docs/configuration.md. Per-worker settings go in workers/<name>/worker.yaml.',
     ''
   ]
-  for (const [key, property] of Object.entries(serverConfigSchema.properties as Record<string, TSchema>)) {
-    if (property.type === 'object' && property.properties) {
-      lines.push(`# ${String(property.description)}`, `${key}:`)
-      for (const doc of keysOf(property)) {
-        lines.push(`  # ${doc.description}`, `  ${stringify({ [doc.key]: doc.fallback }).trimEnd()}`)
-      }
-      lines.push('')
-      continue
-    }
-    const also = OTHER_SOURCES[key] ? `  (also ${OTHER_SOURCES[key]})` : ''
-    lines.push(`# ${String(property.description)}${also}`, stringify({ [key]: property.default }).trimEnd(), '')
-  }
+  lines.push(...yamlLines(serverConfigSchema, ''))
   return lines.join('\n')
 }
 

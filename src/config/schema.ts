@@ -50,6 +50,19 @@ export const serverConfigSchema = Type.Object({
     default: 'auto',
     description: "Processes that serve the port and proxy requests to workers (data planes), the server's own process included, 1 to 64: auto is one per core available (cgroup CPU quota included); 1 in dev and with handoff; see docs/performance.md"
   }),
+  tls: Type.Object({
+    cert: Type.String({ default: '', description: 'Certificate chain file, PEM, relative to the root: the server speaks HTTPS on port (HTTP/2 and HTTP/1.1, chosen by ALPN); a new file is served to new connections without a restart' }),
+    key: Type.String({ default: '', description: 'Private key file of cert, PEM' }),
+    httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'Plain-HTTP port that answers ACME HTTP-01 challenges and redirects every other request to HTTPS (308); 0: none. ACME needs it: 80 for a public CA' }),
+    hsts: Type.Integer({ minimum: 0, maximum: 63_072_000, default: 0, description: 'Strict-Transport-Security max-age sent with HTTPS answers, in seconds (0: no header)' }),
+    acme: Type.Object({
+      domains: Type.Array(Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$', 'x-rule': 'must list domain names such as example.com' }), { default: [], description: 'Domains one certificate is obtained for from the ACME CA, and renewed; empty: no ACME' }),
+      email: Type.String({ default: '', description: 'Contact address given to the CA (optional)' }),
+      directory: Type.String({ pattern: '^https://', 'x-rule': 'must be an https:// URL', default: 'https://acme-v02.api.letsencrypt.org/directory', description: "The CA's ACME directory (default: Let's Encrypt)" }),
+      renewBefore: Type.Integer({ minimum: 1, maximum: 3650, default: 30, description: 'Days before expiry at which the certificate is renewed' }),
+      ca: Type.String({ default: '', description: "Extra CA certificate file, PEM, trusted for the directory's HTTPS (a private CA); empty: the system's" })
+    }, { additionalProperties: false, default: {}, description: 'Certificates from an ACME CA (RFC 8555), stored in .tqserver/certs/' })
+  }, { additionalProperties: false, default: {}, description: 'HTTPS on port, with certificate files or from an ACME CA; off when neither is set (see docs/tls.md)' }),
   headersTimeout: Milliseconds(10_000, 'How long a client may take to send the request headers (slow clients are cut off)'),
   requestTimeout: Milliseconds(300_000, 'How long a client may take to send its whole request, body included'),
   // Slow clients (docs/security.md): what they may hold of the connections to workers, and for how long.

@@ -33,6 +33,8 @@ export interface ResolvedServerConfig {
 }
 
 const layerSchema = partialSchema(serverConfigSchema)
+/** Environment variables read as numbers when they are digits (the schema refuses other text by name). */
+const NUMERIC_ENV = new Set(['port', 'proxies', 'tls.httpPort'])
 
 export async function loadServerConfig (input: ServerConfigInput): Promise<ResolvedServerConfig> {
   const root = resolve(input.root)
@@ -56,9 +58,11 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   for (const [name, key] of Object.entries(HOST_ENV)) {
     const raw = env[name]
     if (raw === undefined || raw === '') continue
-    const value = /^[0-9]+$/.test(raw) && (key === 'port' || key === 'proxies') ? Number(raw) : raw
-    validate(layerSchema, { [key]: value }, `environment variable ${name}`)
-    fromEnv[key] = value
+    const value = /^[0-9]+$/.test(raw) && NUMERIC_ENV.has(key) ? Number(raw) : raw
+    const [section, inner] = key.split('.') as [string, string | undefined]
+    const layer = inner === undefined ? { [section]: value } : { [section]: { [inner]: value } }
+    validate(layerSchema, layer, `environment variable ${name}`)
+    Object.assign(fromEnv, mergeLayers(fromEnv, layer))
     sources.set(key, { label: `environment variable ${name}`, rank: 2 })
   }
 
@@ -74,6 +78,7 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   const config = validate<ServerConfig>(serverConfigSchema, merged, 'configuration', true)
   checkPorts(config, sources)
   checkTrustProxy(config, sources)
+  checkTls(config, sources)
   return { config: Object.freeze(config), root, file: fromFile === undefined ? undefined : file }
 }
 
@@ -122,4 +127,18 @@ function checkTrustProxy (config: ServerConfig, sources: Map<string, { label: st
     throw new TQ_ERR_CONFIG_INVALID_VALUE(sources.get('trustProxy')?.label ?? 'defaults', 'trustProxy',
       `must be true, false, a hop count, or addresses and CIDR ranges: ${(err as Error).message} (got ${JSON.stringify(config.trustProxy)})`)
   }
+}
+
+/** tls's keys that only make sense together, or not at all together. */
+function checkTls ({ tls, port, workerPorts }: ServerConfig, sources: Map<string, { label: string, rank: number }>): void {
+  const fail = (key: string, rule: string) => new TQ_ERR_CONFIG_INVALID_VALUE(sources.get(key)?.label ?? sources.get('tls')?.label ?? 'defaults', key, rule)
+  if ((tls.cert === '') !== (tls.key === '')) throw fail(tls.cert === '' ? 'tls.key' : 'tls.cert', 'needs tls.cert and tls.key both: the certificate chain file and its private key')
+  const acme = tls.acme.domains.length > 0
+  if (acme && tls.cert !== '') throw fail('tls.acme', 'obtains the certificate itself: set tls.acme.domains or tls.cert and tls.key, not both')
+  if (acme && tls.httpPort === 0) throw fail('tls.httpPort', 'must be set for tls.acme: the CA checks each domain over plain HTTP (port 80 for a public CA)')
+  if (tls.httpPort === 0) return
+  if (tls.cert === '' && !acme) throw fail('tls.httpPort', 'redirects to HTTPS, so it needs tls.cert and tls.key or tls.acme')
+  if (tls.httpPort === port) throw fail('tls.httpPort', `must differ from port (both ${port})`)
+  const { from, to } = parsePortRange(workerPorts)
+  if (tls.httpPort >= from && tls.httpPort <= to) throw fail('tls.httpPort', `lies inside the worker port range ${workerPorts}`)
 }
