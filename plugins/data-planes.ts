@@ -28,6 +28,7 @@ async function dataPlanesPlugin (fastify: FastifyInstance, { count, settings, sh
     upstreams: tqserver.upstreams,
     target: fastify.server,
     served: () => tqserver.metrics.served,
+    tls: tqserver.tls,
     log: fastify.log
   })
   tqserver.metrics.others = () => planes.metrics()

@@ -3,6 +3,7 @@
 // builds the core parts, then registers, in order: registry -> supervisor -> router (proxy +
 // static files) -> health -> metrics -> prod-reload (SIGHUP and POST, when asked for) -> hot-reload (dev)
 // -> data planes (when asked for and `proxies` is above 1).
+import { Server as TlsServer } from 'node:tls'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { BuildMode } from '../src/build/builder.js'
@@ -15,6 +16,7 @@ import { ServerMetrics } from '../src/report/metrics.js'
 import { RouteTable } from '../src/routing/route-table.js'
 import { UpstreamEvents } from '../src/routing/upstream-events.js'
 import { Supervisor } from '../src/supervision/supervisor.js'
+import type { ServerTls } from '../src/tls/server-tls.js'
 import { tqserverDataPlanes } from './data-planes.js'
 import { tqserverHealth } from './health.js'
 import { tqserverHotReload } from './hot-reload.js'
@@ -48,13 +50,15 @@ export interface TqServerOptions extends ServerOverrides {
   dataPlanes?: boolean
   /** The server listens with `reusePort` (the tqserver CLI, where Node and the OS have it): data planes bind beside it. */
   reusePort?: boolean
+  /** The TLS the server serves the port with (the tqserver CLI): shown in /health and /metrics, given to data planes. */
+  serverTls?: ServerTls
 }
 
 /** Time left for shutdown after the workers' own bounds (drain, then kill). */
 const SHUTDOWN_MARGIN_MS = 2_000
 
 async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOptions): Promise<void> {
-  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics: serveMetrics, dataPlanes, reusePort, ...overrides } = options
+  const { root, mode, env, resolved, loadConfig: givenLoader, reloadOnSignal, fastPath, metrics: serveMetrics, dataPlanes, reusePort, serverTls, ...overrides } = options
   const loadConfig = givenLoader ?? (() => loadServerConfig({ root: root ?? process.cwd(), overrides, env }))
   const config = resolved ?? await loadConfig()
   const routes = new RouteTable()
@@ -63,7 +67,7 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   const metrics: ServerMetrics = new ServerMetrics(() => supervisor.report())
   const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', routes, upstreams, metrics, log: fastify.log })
   const prodReload = new ProdReload({ loadConfig, config: config.config, supervisor, log: fastify.log })
-  await fastify.register(tqserverRegistry, { routes, upstreams, metrics, supervisor, prodReload })
+  await fastify.register(tqserverRegistry, { routes, upstreams, metrics, supervisor, prodReload, tls: serverTls })
   await fastify.register(tqserverSupervisor, { supervisor })
   const { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections, headersTimeout, requestTimeout, trustProxy, accessLog } = config.config
   const liveReload = mode === 'dev' && config.config.liveReload
@@ -77,10 +81,14 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
     const { count, reason, warning } = proxyCount(config.config.proxies, mode ?? 'prod', config.config.handoff)
     fastify.log.info({ proxies: count, reason }, `serving the port from ${count} process${count === 1 ? '' : 'es'} (${reason})`)
     if (warning) fastify.log.warn({ proxies: config.config.proxies }, warning)
-    if (count > 1) {
+    // An app's own HTTPS server (fastify-cli with https options): a data plane would answer its
+    // clients in plain HTTP, as only tqserver's own TLS reaches data planes.
+    const foreignTls = fastify.server instanceof TlsServer && serverTls === undefined
+    if (count > 1 && foreignTls) fastify.log.warn({ proxies: count }, 'one process serves the port: this app terminates TLS itself, which data planes cannot share (docs/tls.md)')
+    if (count > 1 && !foreignTls) {
       await fastify.register(tqserverDataPlanes, {
         count,
-        settings: { server: { headersTimeout, requestTimeout }, slowClients, trustProxy, accessLog, liveReload, logLevel: fastify.log.level as LogLevel },
+        settings: { server: { headersTimeout, requestTimeout }, slowClients, trustProxy, accessLog, liveReload, logLevel: fastify.log.level as LogLevel, hsts: config.config.tls.hsts },
         shutdownTimeout: config.config.drainTimeout + config.config.killTimeout + SHUTDOWN_MARGIN_MS,
         reusePort: reusePort === true
       })

@@ -10,6 +10,7 @@ import type { ServerMetrics } from '../src/report/metrics.js'
 import type { RouteTable } from '../src/routing/route-table.js'
 import type { UpstreamEvents } from '../src/routing/upstream-events.js'
 import type { Supervisor } from '../src/supervision/supervisor.js'
+import type { ServerTls } from '../src/tls/server-tls.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,6 +25,8 @@ export interface TqServerParts {
   metrics: ServerMetrics
   supervisor: Supervisor
   prodReload: ProdReload
+  /** The TLS the port is served with, when tqserver serves it (the tqserver CLI). */
+  tls?: ServerTls | undefined
 }
 
 export class TqServer {
@@ -35,6 +38,8 @@ export class TqServer {
   readonly metrics: ServerMetrics
   readonly #supervisor: Supervisor
   readonly #prodReload: ProdReload
+  /** The certificate served on the port and its state, when tqserver terminates TLS. */
+  readonly tls: ServerTls | undefined
   #closing = false
   /** Set while data planes serve beside this process (plugins/data-planes.ts). */
   dataPlanes: { report: () => DataPlaneReport[], refresh: () => Promise<void> } | undefined
@@ -45,12 +50,14 @@ export class TqServer {
     this.metrics = parts.metrics
     this.#supervisor = parts.supervisor
     this.#prodReload = parts.prodReload
+    this.tls = parts.tls
   }
 
   /** The health report behind GET /health. */
   status (): HealthReport {
     const report = this.#supervisor.report()
     if (this.dataPlanes) report.dataPlanes = this.dataPlanes.report()
+    if (this.tls) report.tls = this.tls.report()
     return report
   }
 

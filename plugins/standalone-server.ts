@@ -2,7 +2,7 @@
 // tqserver plugin, listening on the configured port, shut down gracefully by SIGTERM or SIGINT.
 // SIGHUP is not a shutdown here: it reloads what changed. .tqserver/servers/<port>.json names the
 // running server for `tqserver reload`.
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { resolve } from 'node:path'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyListenOptions } from 'fastify'
 import closeWithGrace from 'close-with-grace'
@@ -12,7 +12,9 @@ import { loadServerConfig, type ServerOverrides } from '../src/config/server-con
 import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
 import { hasReusePort, proxyCount } from '../src/proxy/proxy-count.js'
-import { createPublicServer } from '../src/proxy/public-server.js'
+import { createPublicServer, updateTls } from '../src/proxy/public-server.js'
+import { createRedirectServer } from '../src/proxy/redirect-server.js'
+import { ServerTls } from '../src/tls/server-tls.js'
 import { toOriginForm } from '../src/proxy/request-router.js'
 import { portOf, removeServerFile, writeServerFile } from '../src/server-file.js'
 import { isPortFree } from '../src/process/port-pool.js'
@@ -86,11 +88,19 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   const resolved = await loadConfig()
   const { config, root } = resolved
   // Before any worker starts: a held port is a quick, clear error instead of a slow one.
-  if (config.port !== 0 && !await isPortFree(config.port, config.host)) throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
+  for (const port of [config.port, config.tls.httpPort]) {
+    if (port !== 0 && !await isPortFree(port, config.host)) throw new TQ_ERR_PORT_IN_USE(port, config.host)
+  }
 
   const { logFile } = config
   const file = logFile.path === '' ? undefined : { ...logFile, path: resolve(root, logFile.path) }
   const loggerInstance: FastifyBaseLogger = createLogger(config.logLevel, options.prettyLogs ?? false, file)
+  // A certificate from files is checked before anything listens; ACME's comes once the plain
+  // port, where the CA checks the domain, listens (below).
+  const tls = ServerTls.wanted(config.tls) ? new ServerTls(config.tls, root, loggerInstance) : undefined
+  if (tls && config.tls.acme.domains.length === 0) await tls.start()
+  const handoff = config.handoff && tls === undefined
+  if (config.handoff && tls) loggerInstance.warn('handoff is off: connections are TLS, which the host decrypts; workers get plain HTTP (docs/tls.md)')
   // Requests for workers skip Fastify: the HTTP server hands them to the proxy directly, and
   // Fastify routes only the server's own paths (/health, /livez, /readyz, /__tqserver/...).
   // WebSocket upgrades still go through Fastify (the router plugin's tunnel).
@@ -105,12 +115,14 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
         if (awaitingContinue) res.writeContinue()
         fastifyHandler(req, res)
       }
-      return createPublicServer(config, serve)
+      const server = createPublicServer(config, serve, tls && { material: tls.material, hsts: config.tls.hsts })
+      tls?.onChange((material) => updateTls(server, material))
+      return server
     }
   })
   // Data planes bind the port beside this process where the kernel can spread connections evenly.
-  const reusePort = hasReusePort() && proxyCount(config.proxies, options.mode, config.handoff).count > 1
-  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath, dataPlanes: true, reusePort })
+  const reusePort = hasReusePort() && proxyCount(config.proxies, options.mode, handoff).count > 1
+  await app.register(tqserver, { resolved, loadConfig, mode: options.mode, reloadOnSignal: true, fastPath, dataPlanes: true, reusePort, serverTls: tls })
 
   const shutdownBound = Math.max(config.drainTimeout, 0) + config.killTimeout + SHUTDOWN_MARGIN_MS
   const closer = closeWithGrace({ delay: shutdownBound, skip: ['SIGHUP', ...STOP_SIGNALS], logger: false }, async ({ err }) => {
@@ -131,7 +143,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
 
   // With hand-off, a front server takes the public port and Fastify listens on loopback only,
   // for what the front does not hand to a worker (src/proxy/handoff-front.ts).
-  const front = config.handoff
+  const front = handoff
     ? new HandoffFront({
       routes: app.tqserver.routes,
       upstreams: app.tqserver.upstreams,
@@ -142,31 +154,50 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
       log: app.log
     })
     : undefined
+  const redirect = tls && config.tls.httpPort > 0
+    ? createRedirectServer({ ...config, httpsPort: () => port ?? config.port, challengeAnswer: (token) => tls.challengeAnswer(token) })
+    : undefined
   // Stop accepting on the front first; Fastify then closes the connections it serves.
   app.addHook('preClose', (done) => {
     front?.server.close()
+    redirect?.close()
+    redirect?.closeIdleConnections()
+    tls?.close()
     done()
   })
   let url: string
   try {
     // Fastify passes its listen options on to Node's server.listen; its types do not name reusePort.
     await app.listen(front ? { port: 0, host: '127.0.0.1' } : { port: config.port, host: config.host, reusePort } as FastifyListenOptions)
-    url = front ? await front.listen(config.port, config.host) : listenUrl(app)
+    url = front ? await front.listen(config.port, config.host) : listenUrl(app, tls !== undefined)
+    if (redirect) await listenOn(redirect, config.tls.httpPort, config.host)
   } catch (err) {
     front?.server.close()
     await app.close()
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new TQ_ERR_PORT_IN_USE(config.port, config.host)
+    const inUse = err as NodeJS.ErrnoException & { port?: number }
+    if (inUse.code === 'EADDRINUSE') throw new TQ_ERR_PORT_IN_USE(inUse.port ?? config.port, config.host)
     throw err
   }
   port = portOf(url)
   await writeServerFile(root, port, { pid: process.pid, url, mode: options.mode, startedAt: Date.now() })
-  app.log.info({ pid: process.pid, url, mode: options.mode, handoff: config.handoff, workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
+  if (tls && config.tls.acme.domains.length > 0) await tls.start()
+  const certificate = tls?.report().certificate
+  app.log.info({ pid: process.pid, url, mode: options.mode, handoff, ...(tls && { tls: { names: certificate?.names, notAfter: certificate && new Date(certificate.notAfter).toISOString(), httpPort: config.tls.httpPort } }), workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
   return app
 }
 
-function listenUrl (app: FastifyInstance): string {
+function listenUrl (app: FastifyInstance, secure: boolean): string {
   const address = app.server.address()
   if (address === null || typeof address === 'string') return String(address)
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${host}:${address.port}`
+  return `${secure ? 'https' : 'http'}://${host}:${address.port}`
+}
+
+function listenOn (server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject).listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
 }

@@ -40,6 +40,10 @@ export const TQ_ERR_WORKER_ILLEGAL_TRANSITION = createError<[string, string, str
 export const TQ_ERR_WORKER_NOT_FOUND = createError<[string]>(
   'TQ_ERR_WORKER_NOT_FOUND', 'no worker named %s')
 
+// TLS.
+export const TQ_ERR_TLS_CERTIFICATE = createError<[string, string]>(
+  'TQ_ERR_TLS_CERTIFICATE', 'the certificate in %s cannot be served: %s')
+
 // Builds.
 export const TQ_ERR_BUILD_FAILED = createError<[string, string]>(
   'TQ_ERR_BUILD_FAILED', 'worker %s failed to build:\n%s')

@@ -114,7 +114,8 @@ export function forwardingHeaders (req: IncomingMessage, route: string, protocol
 export function setForwardingHeaders (headers: IncomingHttpHeaders, req: IncomingMessage, route: string, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
   const peer = req.socket.remoteAddress ?? ''
   const prior = req.headers
-  const host = prior.host
+  // HTTP/2 names the host in :authority (RFC 9113 8.3.1); a Host header, if sent, must agree.
+  const host = prior.host ?? prior[':authority'] as string | undefined
   const element = `for=${forwardedNode(peer)}${host ? `;host=${quoted(host)}` : ''};proto=${protocol}`
   if (!trust(peer, 0)) {
     headers['x-forwarded-for'] = peer
@@ -204,7 +205,8 @@ export function declineUpgrade (server: Server, req: IncomingMessage, socket: Du
   }
   // Header values came off the wire as latin1: written back the same, byte for byte.
   socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]))
-  server.emit('connection', socket)
+  // An HTTPS server serves decrypted connections from its 'secureConnection' listener.
+  server.emit((socket as { encrypted?: boolean }).encrypted === true ? 'secureConnection' : 'connection', socket)
 }
 
 /** An RFC 7239 node: IPv6 in brackets, and quoted whenever it is more than a token. */

@@ -1,5 +1,6 @@
 // tqserver status and reload: find the server (src/cli/server-choice.ts), read its /health, make it
 // reload: SIGHUP for a server of this root, POST /__tqserver/reload for one elsewhere.
+import { Agent, fetch } from 'undici'
 import type { HealthReport } from '../report/health-report.js'
 import { RELOAD_PATH } from '../url-paths.js'
 import { chooseServer, type ChosenServer, type ServerChoice } from './server-choice.js'
@@ -16,9 +17,18 @@ export interface ControlOptions extends ServerChoice {
 
 const authorization = (token: string | undefined): Record<string, string> => token ? { authorization: `Bearer ${token}` } : {}
 
+/**
+ * The server's own HTTPS port on this machine is reached without checking its certificate: it was
+ * issued for the server's public names, not 127.0.0.1, and the server file naming the port is
+ * the server's own. A URL elsewhere is checked as usual.
+ */
+const LOOPBACK_TLS = new Agent({ connect: { rejectUnauthorized: false } })
+const LOOPBACK = /^https:\/\/(127\.[0-9.]+|\[::1\]|localhost)(:[0-9]+)?(\/|$)/
+const via = (url: string) => LOOPBACK.test(url) ? { dispatcher: LOOPBACK_TLS } : {}
+
 /** The /health report as JSON (details: from this machine, or with the token). */
 async function healthReport (url: string, token: string | undefined): Promise<HealthReport> {
-  const res = await fetch(`${url}/health`, { headers: { accept: 'application/json', ...authorization(token) } })
+  const res = await fetch(`${url}/health`, { headers: { accept: 'application/json', ...authorization(token) }, ...via(url) })
   return await res.json() as HealthReport
 }
 
@@ -94,7 +104,7 @@ async function askToReload (server: ChosenServer, token: string | undefined): Pr
     process.kill(server.pid, 'SIGHUP')
     return since
   }
-  const res = await fetch(`${server.url}${RELOAD_PATH}`, { method: 'POST', headers: authorization(token) })
+  const res = await fetch(`${server.url}${RELOAD_PATH}`, { method: 'POST', headers: authorization(token), ...via(server.url) })
   const body = await res.json().catch(() => ({})) as { at?: number, message?: string }
   if (res.status === 202 && typeof body.at === 'number') return body.at
   if (res.status === 403) throw new TQ_ERR_CLI_USAGE(`${server.url} takes a reload only from its own machine or with its health.token: pass --token`)

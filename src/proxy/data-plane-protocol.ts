@@ -7,7 +7,8 @@ import type { MetricsSnapshot } from '../report/metrics.js'
 import type { WorkerSnapshot } from '../routing/route-table.js'
 import type { TrafficDelta } from '../routing/upstream-traffic.js'
 import type { SlowClientLimits } from './request-router.js'
-import type { PublicServerLimits } from './public-server.js'
+import type { PublicServerLimits, PublicTls } from './public-server.js'
+import type { TlsMaterial } from '../tls/server-tls.js'
 
 /** Everything a data plane serves by: the server configuration it needs, and where the control plane is. */
 export interface DataPlaneSettings {
@@ -17,6 +18,8 @@ export interface DataPlaneSettings {
   accessLog: boolean
   liveReload: boolean
   logLevel: LogLevel
+  /** Strict-Transport-Security max-age for HTTPS answers (tls.hsts; 0: none). */
+  hsts: number
   /** The control plane's relay port and key: host paths and upgrades go there (relay-line.ts). */
   relay: { port: number, key: string }
 }
@@ -27,7 +30,9 @@ export interface ReusePort { port: number, host: string }
 /** Route changes carry `seq`; the data plane acknowledges each once applied. */
 export type ToDataPlane =
   /** Sent with the control plane's listening socket, unless `reusePort` names the port to bind beside it. */
-  | { type: 'start', seq: number, settings: DataPlaneSettings, workers: WorkerSnapshot[], reusePort: ReusePort | null }
+  | { type: 'start', seq: number, settings: DataPlaneSettings, tls: PublicTls | undefined, workers: WorkerSnapshot[], reusePort: ReusePort | null }
+  /** A new certificate, or rotated session ticket keys: for new connections. */
+  | { type: 'tls', material: TlsMaterial }
   | { type: 'worker', seq: number, name: string, worker: WorkerSnapshot | null }
   | { type: 'upstream', seq: number, event: 'retired' | 'hung', origin: string }
   | { type: 'idle?', id: number, origin: string, timeoutMs: number }

@@ -16,7 +16,7 @@ import { UpstreamEvents } from '../routing/upstream-events.js'
 import { isHostPath } from '../url-paths.js'
 import type { FromDataPlane, LogRecord, OriginStats, ToDataPlane } from './data-plane-protocol.js'
 import { HostRelay } from './host-relay.js'
-import { answerClientError, createPublicServer } from './public-server.js'
+import { answerClientError, createPublicServer, updateTls } from './public-server.js'
 import { RequestRouter, toOriginForm } from './request-router.js'
 import { createUpstreamAgent } from './upstream-pools.js'
 
@@ -60,7 +60,7 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
   const server = createPublicServer(settings.server, (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean) => {
     if (toOriginForm(req) && isHostPath(req.url ?? '/')) return relay.request(req, res, awaitingContinue)
     void router.handle(req, res, awaitingContinue)
-  })
+  }, start.tls)
   // WebSocket handshakes go to the control plane, which tunnels them; other upgrade offers (h2c)
   // are declined and served as plain requests, as the control plane does (forwarded-headers.ts).
   const declines = (req: IncomingMessage) => !isWebSocketOffer(req)
@@ -110,6 +110,8 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
         reportStats()
         void counters.registry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: message.id, metrics }))
         return
+      case 'tls':
+        return updateTls(server, message.material)
       case 'close':
         return close()
     }

@@ -22,6 +22,7 @@ import type { UpstreamEvents } from '../routing/upstream-events.js'
 import type { RemoteTraffic } from '../routing/upstream-traffic.js'
 import type { DataPlaneSettings, FromDataPlane, OriginStats, ReusePort, ToDataPlane } from './data-plane-protocol.js'
 import { relayKey, RelayListener } from './relay.js'
+import type { ServerTls } from '../tls/server-tls.js'
 
 const PROGRAM = fileURLToPath(new URL('./data-plane.js', import.meta.url))
 /** A data plane that acknowledges no route change within this is stuck: it is killed and replaced. */
@@ -49,6 +50,8 @@ export interface DataPlanesOptions {
   target: HttpServer
   /** Requests the control plane itself has served. */
   served: () => number
+  /** The TLS the port is served with, if tqserver terminates it: every data plane serves the same. */
+  tls: ServerTls | undefined
   log: Logger
 }
 
@@ -100,6 +103,7 @@ export class DataPlanes implements RemoteTraffic {
     upstreams.on('draining', () => this.synced())
     upstreams.on('retired', (origin) => this.#broadcast((seq) => ({ type: 'upstream', seq, event: 'retired', origin })))
     upstreams.on('hung', (origin) => this.#broadcast((seq) => ({ type: 'upstream', seq, event: 'hung', origin })))
+    options.tls?.onChange((material) => { for (const plane of this.#planes) this.#send(plane, { type: 'tls', material }) })
   }
 
   /**
@@ -262,7 +266,8 @@ export class DataPlanes implements RemoteTraffic {
     })))
     const workers = routes.workers().map((entry) => routes.snapshot(entry.spec.name)!)
     const relay = { port: this.#relay!.port, key: this.#relay!.key }
-    const start: ToDataPlane = { type: 'start', seq: this.#seq, settings: { ...settings, relay }, workers, reusePort: this.#reusePort }
+    const tls = this.#options.tls && { material: this.#options.tls.material, hsts: settings.hsts }
+    const start: ToDataPlane = { type: 'start', seq: this.#seq, settings: { ...settings, relay }, tls, workers, reusePort: this.#reusePort }
     child.send(start, this.#reusePort ? undefined : this.#listening, {}, () => {})
     return ready
   }

@@ -29,6 +29,8 @@ export interface SendLimits {
   sendTimeout: number
 }
 
+const COLON = 0x3a
+
 /** Client request headers as the worker should see them; `trust` decides whose forwarding headers count. */
 export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, protocol: string, trust: TrustFunction): IncomingHttpHeaders {
   const source = req.headers
@@ -36,7 +38,8 @@ export function upstreamHeaders (req: IncomingMessage, target: ForwardTarget, pr
   const trusted = trust(req.socket.remoteAddress ?? '', 0)
   const headers: IncomingHttpHeaders = {}
   for (const name in source) {
-    if (REQUEST_ONLY.has(name) || named.includes(name) || (!trusted && CLIENT_CLAIMS.has(name))) continue
+    // HTTP/2's pseudo-headers (:method, :path, :authority, :scheme) are not headers to pass on.
+    if (name.charCodeAt(0) === COLON || REQUEST_ONLY.has(name) || named.includes(name) || (!trusted && CLIENT_CLAIMS.has(name))) continue
     headers[name] = source[name]
   }
   return setForwardingHeaders(headers, req, target.route, protocol, trust)
@@ -115,8 +118,8 @@ export class Forwarding<T extends ForwardTarget> implements Dispatcher.DispatchH
     for (const name in upstream) if (!RESPONSE_ONLY.has(name) && !named.includes(name)) out[name] = upstream[name]
     const trailer = this.#trailer = this.#owner.responseHeaders(this, statusCode, out)
     if (trailer !== undefined) delete out['content-length']
-    // An answer before the whole request body was read leaves the connection unusable.
-    if (this.#hasBody && !this.req.complete) out.connection = 'close'
+    // An answer before the whole request body was read leaves an HTTP/1.1 connection unusable.
+    if (this.#hasBody && !this.req.complete && this.req.httpVersionMajor !== 2) out.connection = 'close'
     this.res.writeHead(statusCode, out)
   }
 

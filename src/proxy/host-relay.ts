@@ -19,9 +19,9 @@ export class HostRelay {
     this.#isClosing = isClosing
   }
 
-  #connect (client: Duplex & { remoteAddress?: string | undefined, remotePort?: number | undefined }) {
+  #connect (client: Duplex & { remoteAddress?: string | undefined, remotePort?: number | undefined, encrypted?: boolean }) {
     const socket = connect(this.#port, '127.0.0.1')
-    socket.write(relayLine(this.#key, client.remoteAddress, client.remotePort), 'latin1')
+    socket.write(relayLine(this.#key, client.remoteAddress, client.remotePort, client.encrypted === true), 'latin1')
     return socket
   }
 
@@ -33,7 +33,7 @@ export class HostRelay {
       // One request per relayed connection, which the control plane closes once it has answered
       // (a client's connection carries others' requests too): whether the client's connection
       // stays open is this server's call, made below.
-      headers: { ...req.headers, connection: 'close' },
+      headers: { ...http1Headers(req), connection: 'close' },
       createConnection: () => this.#connect(req.socket)
     }, (answer) => {
       const headers = { ...answer.headers }
@@ -66,4 +66,13 @@ export class HostRelay {
     upstream.on('error', end).on('close', end)
     socket.pipe(upstream).pipe(socket)
   }
+}
+
+/** The request's headers for HTTP/1.1: HTTP/2's pseudo-headers left out, its :authority as Host. */
+function http1Headers (req: IncomingMessage): IncomingMessage['headers'] {
+  if (req.httpVersionMajor !== 2) return req.headers
+  const headers: IncomingMessage['headers'] = {}
+  for (const name in req.headers) if (!name.startsWith(':')) headers[name] = req.headers[name]
+  headers.host ??= req.headers[':authority'] as string | undefined
+  return headers
 }

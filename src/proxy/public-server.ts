@@ -1,7 +1,10 @@
 // The HTTP server on the public port, the same in the control plane and in every data plane: it
 // cuts off slow clients and hands each request to `serve`, with Expect: 100-continue left to it.
+// With TLS it speaks HTTP/2 and HTTP/1.1 on one port, chosen by ALPN.
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2'
 import type { Duplex } from 'node:stream'
+import type { TlsMaterial } from '../tls/server-tls.js'
 
 /** How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s). */
 const SLOW_CLIENT_CHECK_MS = 1_000
@@ -16,7 +19,66 @@ export interface PublicServerLimits {
 
 export type Serve = (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean) => void
 
-export function createPublicServer ({ headersTimeout, requestTimeout }: PublicServerLimits, serve: Serve): Server {
+/** TLS for the public server: the material, and the HSTS max-age to announce (0: none). */
+export interface PublicTls {
+  material: TlsMaterial | undefined
+  hsts: number
+}
+
+/**
+ * The server on the public port: plain HTTP/1.1, or with `tls` HTTPS with HTTP/2 and HTTP/1.1.
+ * An HTTP/2 request reaches `serve` as Node's compatibility objects (Http2ServerRequest and
+ * Http2ServerResponse), which have every member of IncomingMessage and ServerResponse the proxy
+ * uses; the proxy tells them apart by httpVersionMajor where they differ (pseudo-headers, no
+ * Connection header). The HTTP/2 server is typed as an HTTP/1.1 one for the same reason: what
+ * is called on it (listen, close, closeIdleConnections, the 'upgrade' and 'clientError' events
+ * of its HTTP/1.1 connections, the timeouts) it has too.
+ */
+export function createPublicServer (limits: PublicServerLimits, serve: Serve, tls?: PublicTls): Server {
+  return tls ? createTlsServer(limits, serve, tls) : createPlainServer(limits, serve)
+}
+
+/** Gives the server TLS material that changed (a new certificate, rotated ticket keys): new connections get it. */
+export function updateTls (server: Server, material: TlsMaterial): void {
+  const secure = server as unknown as Http2SecureServer
+  secure.setSecureContext(secureContextOptions(material))
+}
+
+function secureContextOptions ({ cert, key, ticketKeys }: TlsMaterial) {
+  return { cert, key, ticketKeys: Buffer.from(ticketKeys, 'base64'), minVersion: 'TLSv1.2' as const }
+}
+
+function createTlsServer ({ headersTimeout, requestTimeout }: PublicServerLimits, serve: Serve, { material, hsts }: PublicTls): Server {
+  const strictTransport = hsts > 0 ? `max-age=${hsts}` : undefined
+  const handle = (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean) => {
+    if (strictTransport) res.setHeader('strict-transport-security', strictTransport)
+    serve(req, res, awaitingContinue)
+  }
+  // Without a certificate yet (ACME's first one pending) handshakes fail until updateTls.
+  const server = createSecureServer({ allowHTTP1: true, ...(material ? secureContextOptions(material) : { minVersion: 'TLSv1.2' }) },
+    (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, false))
+  server.on('checkContinue', (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, true))
+  // The same limits for the HTTP/1.1 connections as on the plain server (Node reads them there).
+  Object.assign(server, { headersTimeout, requestTimeout, keepAliveTimeout: CLIENT_KEEP_ALIVE_MS, connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS })
+  const sessions = new Set<Http2Session>()
+  server.on('session', (session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+    // An idle HTTP/2 connection is let go as an idle keep-alive one is.
+    session.setTimeout(CLIENT_KEEP_ALIVE_MS, () => session.close())
+  })
+  // Fastify and the data planes close idle connections at shutdown. An HTTP/2 connection is idle
+  // stream by stream: each is told to go away (GOAWAY), and closes once its open streams are done.
+  const plain = server as unknown as Server
+  const closeIdle = plain.closeIdleConnections.bind(plain)
+  plain.closeIdleConnections = () => {
+    closeIdle()
+    for (const session of sessions) session.close()
+  }
+  return plain
+}
+
+function createPlainServer ({ headersTimeout, requestTimeout }: PublicServerLimits, serve: Serve): Server {
   return createServer({
     // Slow clients (slowloris headers, trickled bodies) are cut off; Node checks every second.
     headersTimeout,

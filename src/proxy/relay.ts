@@ -1,11 +1,13 @@
 // Relayed connections: a connection that another process of ours (a worker passing back a request
 // on a handed-off connection, or a data plane passing on a host path) opens to the host for a
-// client. It starts with a relay line, `TQ-RELAY key address port`, and is then served as if the
-// client had connected itself: /health, /metrics and X-Forwarded-For judge the client's address,
-// not the loopback peer's. The key proves the line comes from us.
+// client. It starts with a relay line, `TQ-RELAY key address port [tls]`, and is then served as if
+// the client had connected itself: /health, /metrics and X-Forwarded-For judge the client's
+// address, not the loopback peer's, and X-Forwarded-Proto its scheme. The key proves the line
+// comes from us. The relayed connection itself is plain HTTP/1.1 on loopback.
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer, isIP, type Server, type Socket } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
+import { Server as TlsServer } from 'node:tls'
 
 export const RELAY_WORD = 'TQ-RELAY'
 /** A relay line is short: the word, a 32-character key, an IPv6 address, a port. */
@@ -17,9 +19,9 @@ export function relayKey (): string {
   return randomBytes(24).toString('base64url')
 }
 
-/** The line that starts a connection relayed for the client at `address` and `port`. */
-export function relayLine (key: string, address: string | undefined, port: number | undefined): string {
-  return `${RELAY_WORD} ${key} ${address ?? ''} ${port ?? ''}\r\n`
+/** The line that starts a connection relayed for the client at `address` and `port`, over TLS if `encrypted`. */
+export function relayLine (key: string, address: string | undefined, port: number | undefined, encrypted = false): string {
+  return `${RELAY_WORD} ${key} ${address ?? ''} ${port ?? ''}${encrypted ? ' tls' : ''}\r\n`
 }
 
 /**
@@ -27,7 +29,7 @@ export function relayLine (key: string, address: string | undefined, port: numbe
  * client had connected itself. False for anything else.
  */
 export function takeRelayLine (socket: Socket, line: string, key: string): boolean {
-  const [word, given = '', address = '', port = ''] = line.split(' ')
+  const [word, given = '', address = '', port = '', scheme] = line.split(' ')
   const a = Buffer.from(given)
   const b = Buffer.from(key)
   if (word !== RELAY_WORD || a.length !== b.length || !timingSafeEqual(a, b)) return false
@@ -36,9 +38,20 @@ export function takeRelayLine (socket: Socket, line: string, key: string): boole
   Object.defineProperties(socket, {
     remoteAddress: { value: address },
     remoteFamily: { value: family === 4 ? 'IPv4' : 'IPv6' },
-    remotePort: { value: Number(port) }
+    remotePort: { value: Number(port) },
+    // What the proxy reads for X-Forwarded-Proto, and an HTTP/2 server for HTTP/1.1 (serveRelayed).
+    encrypted: { value: scheme === 'tls' },
+    alpnProtocol: { value: 'http/1.1' }
   })
   return true
+}
+
+/**
+ * Has `server` serve a relayed connection as it would a client's. An HTTPS server (with HTTP/2)
+ * takes it as a decrypted one whose ALPN chose HTTP/1.1: the TLS was the data plane's to end.
+ */
+export function serveRelayed (server: HttpServer, socket: Socket): void {
+  server.emit(server instanceof TlsServer ? 'secureConnection' : 'connection', socket)
 }
 
 /**
@@ -84,7 +97,7 @@ export class RelayListener {
       socket.pause()
       if (!takeRelayLine(socket, head.toString('latin1', 0, end), this.#key)) return socket.destroy()
       if (head.length > end + 2) socket.unshift(head.subarray(end + 2))
-      target.emit('connection', socket)
+      serveRelayed(target, socket)
       socket.resume()
     }
     socket.on('data', onData)

@@ -207,10 +207,10 @@ export class RequestRouter {
       traffic: this.#routes.traffic,
       limits: this.#slowClients,
       closed: ({ req, res, target }) => this.#release(req, target, res.writableFinished ? res.statusCode : 0),
-      responseHeaders: ({ target }, statusCode, headers) => {
+      responseHeaders: ({ req, target }, statusCode, headers) => {
         rewriteLocation(headers, target)
         // Closing the server closes only idle connections: a keep-alive one must not outlive it.
-        if (this.#isClosing()) headers.connection = 'close'
+        if (this.#isClosing() && isHttp1(req)) headers.connection = 'close'
         return this.#liveReload && canTakeReloadScript(statusCode, headers) ? LIVE_RELOAD_TAG : undefined
       },
       failed: ({ req, res, target }, error) => {
@@ -231,7 +231,7 @@ export class RequestRouter {
    * reset.
    */
   #refuseBody (req: IncomingMessage, res: ServerResponse, error: ProxyError): void {
-    res.setHeader('connection', 'close')
+    if (isHttp1(req)) res.setHeader('connection', 'close')
     req.resume()
     writeError(req, res, error)
   }
@@ -242,14 +242,14 @@ export class RequestRouter {
    * next bytes cannot be told apart from a next request (RFC 9110 10.1.1).
    */
   #writeError (req: IncomingMessage, res: ServerResponse, error: ProxyError, bodyHeldBack = false): void {
-    if (this.#isClosing() || bodyHeldBack) res.setHeader('connection', 'close')
+    if ((this.#isClosing() || bodyHeldBack) && isHttp1(req)) res.setHeader('connection', 'close')
     writeError(req, res, error)
   }
 
   /** `OPTIONS *` is about the server, not a resource: the host answers it. Any other target is refused. */
   #answerOwnTarget (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean): void {
     if (req.url === '*' && req.method === 'OPTIONS') {
-      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0, ...(this.#isClosing() && { connection: 'close' }) })
+      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0, ...(this.#isClosing() && isHttp1(req) && { connection: 'close' }) })
       res.end()
       return
     }
@@ -272,7 +272,7 @@ export class RequestRouter {
     for (const name in result.headers) headers[name.toLowerCase()] = result.headers[name]
     const trailer = this.#liveReload && canTakeReloadScript(result.statusCode, headers) ? LIVE_RELOAD_TAG : undefined
     if (trailer) delete headers['content-length']
-    if (this.#isClosing()) headers.connection = 'close'
+    if (this.#isClosing() && isHttp1(req)) headers.connection = 'close'
     res.writeHead(result.statusCode, headers)
     // pipe pauses the file while the client's socket is full: a client that leaves it so for
     // sendTimeout is cut off, as for a worker's answer, and the file closed.
@@ -305,6 +305,14 @@ export function toOriginForm (req: IncomingMessage): boolean {
   req.url = absolute.path
   req.headers.host = absolute.authority
   return true
+}
+
+/**
+ * An HTTP/1.x request: its answer may carry `Connection: close`. HTTP/2 has no Connection header
+ * (Node drops it with a warning); there the server's GOAWAY at shutdown closes the connection.
+ */
+export function isHttp1 (req: IncomingMessage): boolean {
+  return req.httpVersionMajor !== 2
 }
 
 /** handle()'s promise for a request handled synchronously: one made for all. */

@@ -7,7 +7,7 @@ export class EventStreamHub {
 
   /** Turns a response into an event stream that stays open until the client or the server goes. */
   attach (res: ServerResponse): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
     res.write(': tqserver\n\n')
     this.#clients.add(res)
     res.once('close', () => this.#clients.delete(res))

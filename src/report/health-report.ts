@@ -7,6 +7,7 @@ import type { UpstreamTraffic } from '../routing/upstream-traffic.js'
 import type { WorkerSpec } from '../config/worker-discovery.js'
 import type { WorkerInstance } from '../process/worker-instance.js'
 import type { WorkerState } from '../process/worker-state.js'
+import type { TlsReport } from '../tls/server-tls.js'
 
 export type OverallStatus = 'healthy' | 'degraded' | 'unhealthy'
 export type WorkerStatus = 'healthy' | 'unhealthy' | 'disabled'
@@ -67,6 +68,8 @@ export interface HealthReport {
   ports: { size: number, leased: number }
   /** The processes serving the port, when there are several (`proxies`): the control plane first. */
   dataPlanes?: DataPlaneReport[]
+  /** The certificate the port is served with, when tqserver terminates TLS (docs/tls.md). */
+  tls?: TlsReport
 }
 
 /** One process that serves the public port: the control plane (the host) or a data plane. */

@@ -1,0 +1,106 @@
+// The TLS the port is served with: the certificate (from files; ACME in acme.ts), what /health
+// and /metrics say of it, and the session ticket keys. Every process serving the port (the control
+// plane and each data plane) gets the same material, so that a client resumes its session
+// whichever process the kernel hands its next connection to.
+import { randomBytes } from 'node:crypto'
+import { resolve } from 'node:path'
+import type { ServerConfig } from '../config/schema.js'
+import type { Logger } from '../logger.js'
+import { daysLeft, type Certificate, type CertificateInfo } from './certificate.js'
+import { loadCertificateFiles, watchCertificateFiles, type LoadedCertificate } from './certificate-files.js'
+
+/** Session ticket keys are replaced this often: a stolen key opens at most this much past traffic. */
+const TICKET_KEY_ROTATION_MS = 12 * 3_600_000
+
+/** What a process needs to serve TLS: the certificate pair and the session ticket keys (48 bytes, base64). */
+export interface TlsMaterial extends Certificate {
+  ticketKeys: string
+}
+
+export interface TlsReport {
+  source: 'files' | 'acme'
+  /** The certificate served now, if any yet. */
+  certificate: (CertificateInfo & { daysLeft: number, loadedAt: number }) | null
+  /** The last change that was refused (a bad file) or the last failed issuance or renewal. */
+  lastError: { message: string, at: number } | null
+}
+
+export class ServerTls {
+  readonly #config: ServerConfig['tls']
+  readonly #root: string
+  readonly #log: Logger
+  #loaded: (LoadedCertificate & { at: number }) | undefined
+  #ticketKeys = randomBytes(48).toString('base64')
+  #lastError: TlsReport['lastError'] = null
+  readonly #listeners = new Set<(material: TlsMaterial) => void>()
+  readonly #stops: Array<() => void> = []
+
+  constructor (config: ServerConfig['tls'], root: string, log: Logger) {
+    this.#config = config
+    this.#root = root
+    this.#log = log.child({ tls: config.acme.domains.length > 0 ? 'acme' : 'files' })
+  }
+
+  /** True when server.yaml asks for TLS at all. */
+  static wanted (config: ServerConfig['tls']): boolean {
+    return config.cert !== '' || config.acme.domains.length > 0
+  }
+
+  /** Loads the certificate (throws TQ_ERR_TLS_CERTIFICATE if it cannot be served) and starts following changes. */
+  async start (): Promise<void> {
+    const cert = resolve(this.#root, this.#config.cert)
+    const key = resolve(this.#root, this.#config.key)
+    this.#use(await loadCertificateFiles(cert, key, this.#root))
+    this.#stops.push(watchCertificateFiles({ cert, key, root: this.#root }, this.#loaded!.certificate, {
+      changed: (loaded) => {
+        this.#use(loaded)
+        this.#log.info({ names: loaded.info.names, notAfter: new Date(loaded.info.notAfter).toISOString() }, 'certificate files changed: the new certificate is served to new connections')
+      },
+      refused: (err) => { this.#lastError = { message: err.message, at: Date.now() } }
+    }, this.#log))
+    const rotation = setInterval(() => {
+      this.#ticketKeys = randomBytes(48).toString('base64')
+      this.#changed()
+    }, TICKET_KEY_ROTATION_MS).unref()
+    this.#stops.push(() => clearInterval(rotation))
+  }
+
+  /** What to serve now; undefined until a first certificate is there. */
+  get material (): TlsMaterial | undefined {
+    return this.#loaded && { ...this.#loaded.certificate, ticketKeys: this.#ticketKeys }
+  }
+
+  /** `listener` gets the material each time the certificate or the ticket keys change. */
+  onChange (listener: (material: TlsMaterial) => void): void {
+    this.#listeners.add(listener)
+  }
+
+  /** The key authorization for an ACME HTTP-01 token, if an order waits on it. */
+  challengeAnswer (_token: string): string | undefined {
+    return undefined
+  }
+
+  report (): TlsReport {
+    const loaded = this.#loaded
+    return {
+      source: this.#config.acme.domains.length > 0 ? 'acme' : 'files',
+      certificate: loaded ? { ...loaded.info, daysLeft: daysLeft(loaded.info.notAfter), loadedAt: loaded.at } : null,
+      lastError: this.#lastError
+    }
+  }
+
+  close (): void {
+    for (const stop of this.#stops.splice(0)) stop()
+  }
+
+  #use (loaded: LoadedCertificate): void {
+    this.#loaded = { ...loaded, at: Date.now() }
+    this.#lastError = null
+    this.#changed()
+  }
+
+  #changed (): void {
+    const material = this.material
+    if (material) for (const listener of this.#listeners) listener(material)
+  }
+}
