@@ -65,6 +65,7 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   const upstreams = new UpstreamEvents()
   // The gauges read the report when scraped, by then the supervisor exists.
   const metrics: ServerMetrics = new ServerMetrics(() => supervisor.report())
+  if (serverTls) metrics.followTls(() => serverTls.report())
   const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', routes, upstreams, metrics, log: fastify.log })
   const prodReload = new ProdReload({ loadConfig, config: config.config, supervisor, log: fastify.log })
   await fastify.register(tqserverRegistry, { routes, upstreams, metrics, supervisor, prodReload, tls: serverTls })

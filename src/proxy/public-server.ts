@@ -44,8 +44,15 @@ export function updateTls (server: Server, material: TlsMaterial): void {
   secure.setSecureContext(secureContextOptions(material))
 }
 
+/**
+ * The same session ticket keys and session ID context in every process serving the port, so that a
+ * session resumes whichever process takes the client's next connection. (Node's default context
+ * is a hash of the process's arguments, which differ between the control plane and a data plane.)
+ */
+const SESSION_ID_CONTEXT = 'tqserver'
+
 function secureContextOptions ({ cert, key, ticketKeys }: TlsMaterial) {
-  return { cert, key, ticketKeys: Buffer.from(ticketKeys, 'base64'), minVersion: 'TLSv1.2' as const }
+  return { cert, key, ticketKeys: Buffer.from(ticketKeys, 'base64'), sessionIdContext: SESSION_ID_CONTEXT, minVersion: 'TLSv1.2' as const }
 }
 
 function createTlsServer ({ headersTimeout, requestTimeout }: PublicServerLimits, serve: Serve, { material, hsts }: PublicTls): Server {
@@ -55,7 +62,7 @@ function createTlsServer ({ headersTimeout, requestTimeout }: PublicServerLimits
     serve(req, res, awaitingContinue)
   }
   // Without a certificate yet (ACME's first one pending) handshakes fail until updateTls.
-  const server = createSecureServer({ allowHTTP1: true, ...(material ? secureContextOptions(material) : { minVersion: 'TLSv1.2' }) },
+  const server = createSecureServer({ allowHTTP1: true, ...(material ? secureContextOptions(material) : { minVersion: 'TLSv1.2', sessionIdContext: SESSION_ID_CONTEXT }) },
     (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, false))
   server.on('checkContinue', (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, true))
   // The same limits for the HTTP/1.1 connections as on the plain server (Node reads them there).

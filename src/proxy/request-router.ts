@@ -167,8 +167,7 @@ export class RequestRouter {
   }
 
   #routeMatched (req: IncomingMessage, res: ServerResponse, match: RouteMatch | undefined, awaitingContinue: boolean): Promise<void> {
-    const { headers } = req
-    const hasBody = headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0
+    const hasBody = hasRequestBody(req)
     const checked = this.#check(req, match)
     if (checked instanceof Error) {
       this.#writeError(req, res, checked, awaitingContinue && hasBody)
@@ -253,8 +252,7 @@ export class RequestRouter {
       res.end()
       return
     }
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
-    this.#writeError(req, res, new TQ_ERR_PROXY_BAD_PATH(req.url ?? '') as ProxyError, awaitingContinue && hasBody)
+    this.#writeError(req, res, new TQ_ERR_PROXY_BAD_PATH(req.url ?? '') as ProxyError, awaitingContinue && hasRequestBody(req))
   }
 
   /**
@@ -313,6 +311,16 @@ export function toOriginForm (req: IncomingMessage): boolean {
  */
 export function isHttp1 (req: IncomingMessage): boolean {
   return req.httpVersionMajor !== 2
+}
+
+/**
+ * Whether a body follows the headers. HTTP/2 frames the body itself, so one may come without
+ * Content-Length; there, only headers that ended the stream say there is none.
+ */
+function hasRequestBody (req: IncomingMessage): boolean {
+  const { headers } = req
+  if (headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0) return true
+  return req.httpVersionMajor === 2 && !(req as IncomingMessage & { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
 }
 
 /** handle()'s promise for a request handled synchronously: one made for all. */

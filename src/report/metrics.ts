@@ -8,8 +8,10 @@ import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, R
 import type { HealthReport, ReloadSummary } from './health-report.js'
 import { STATES } from '../process/worker-state.js'
 import { RequestCounts } from './request-counts.js'
+import type { TlsReport } from '../tls/server-tls.js'
 
 const PREFIX = 'tqserver_'
+const DAY_MS = 86_400_000
 /** Seconds; a proxied request is usually well under 100 ms, a switch or build well over. */
 const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const SLOW_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
@@ -153,6 +155,26 @@ export class ServerMetrics extends RequestCounters {
   reloaded (summary: ReloadSummary): void {
     this.#reloads.inc({ trigger: summary.trigger, result: summary.error || summary.failed.length > 0 ? 'error' : 'ok' })
     this.#reloadDuration.observe(summary.durationMs / 1000)
+  }
+
+  /** Gauges of the certificate the port is served with, when tqserver terminates TLS. */
+  followTls (report: () => TlsReport): void {
+    const registers = [this.registry]
+    new Gauge({
+      name: `${PREFIX}tls_certificate_expiry_days`,
+      help: 'Days until the certificate served on the port expires (negative once it has)',
+      registers,
+      collect () {
+        const certificate = report().certificate
+        if (certificate) this.set((certificate.notAfter - Date.now()) / DAY_MS)
+      }
+    })
+    new Gauge({
+      name: `${PREFIX}tls_certificate_error`,
+      help: '1 while the last certificate change, issuance or renewal has failed (the certificate before it is still served), else 0',
+      registers,
+      collect () { this.set(report().lastError ? 1 : 0) }
+    })
   }
 
   /** The Prometheus text exposition, with what `others` gives (the other data planes' counts). */

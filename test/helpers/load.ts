@@ -1,5 +1,7 @@
 // Concurrent keep-alive load against a host: GET and POST in turn, every answer checked. Used by
-// the tests and by the benchmarks that count failed requests.
+// the tests and by the benchmarks that count failed requests. Over HTTP/1.1 (undici), or over
+// HTTP/2 with TLS: one session per client, its requests one after the other on it.
+import { connect, type ClientHttp2Session } from 'node:http2'
 import { Agent } from 'undici'
 
 export interface LoadResult {
@@ -26,9 +28,10 @@ export interface Load {
  * with several prefixes (workers), each loop takes them in turn. `newConnections`: each request on
  * a connection of its own (Connection: close), so that every process serving the port gets some.
  */
-export function startLoad (url: string, prefixes: string | string[], clients: number, { newConnections = false } = {}): Load {
+export function startLoad (url: string, prefixes: string | string[], clients: number, { newConnections = false, http2 }: { newConnections?: boolean, http2?: { ca: string } } = {}): Load {
   const routes = typeof prefixes === 'string' ? [prefixes] : prefixes
-  const agent = new Agent({ connections: clients, keepAliveTimeout: 30_000 })
+  const agent = new Agent({ connections: clients, keepAliveTimeout: 30_000, connect: http2 && { ca: http2.ca } })
+  const sessions: ClientHttp2Session[] = []
   const result: LoadResult = { ok: 0, failures: [], failedAt: [], slowestMs: 0 }
   const fail = (failure: string) => {
     result.failures.push(failure)
@@ -55,14 +58,18 @@ export function startLoad (url: string, prefixes: string | string[], clients: nu
       const prefix = routes[(i + client) % routes.length]!
       const started = performance.now()
       try {
-        const res = await agent.request({
-          origin: url,
-          path: `${prefix}${post ? '/echo' : '/version'}`,
-          method: post ? 'POST' : 'GET',
-          headers: { ...post && { 'content-type': 'application/json' }, ...newConnections && { connection: 'close' } },
-          body: post ? JSON.stringify({ client, i, pad: 'x'.repeat(512) }) : undefined
-        })
-        const text = await res.body.text()
+        const path = `${prefix}${post ? '/echo' : '/version'}`
+        const body = post ? JSON.stringify({ client, i, pad: 'x'.repeat(512) }) : undefined
+        const res = http2
+          ? await h2Request(sessions[client] = sessionFor(sessions[client], url, http2.ca), path, post ? 'POST' : 'GET', body)
+          : await agent.request({
+            origin: url,
+            path,
+            method: post ? 'POST' : 'GET',
+            headers: { ...post && { 'content-type': 'application/json' }, ...newConnections && { connection: 'close' } },
+            body
+          }).then(async (answer) => ({ statusCode: answer.statusCode, text: await answer.body.text() }))
+        const { text } = res
         if (res.statusCode !== 200) {
           fail(`${post ? 'POST' : 'GET'} ${res.statusCode} ${text.slice(0, 200)}`)
           continue
@@ -99,8 +106,33 @@ export function startLoad (url: string, prefixes: string | string[], clients: nu
     tally: () => ({ ok: result.ok, failures: [...result.failures], failedAt: [...result.failedAt], slowestMs: result.slowestMs }),
     stop: () => {
       running = false
-      stopped ??= Promise.all(loops).then(() => agent.close()).then(() => result)
+      stopped ??= Promise.all(loops).then(() => {
+        for (const session of sessions) session.close()
+        return agent.close()
+      }).then(() => result)
       return stopped
     }
   }
+}
+
+/** The client's session, or a new one once the server has closed it (GOAWAY, idle timeout). */
+function sessionFor (session: ClientHttp2Session | undefined, url: string, ca: string): ClientHttp2Session {
+  if (session && !session.closed && !session.destroyed) return session
+  const fresh = connect(url, { ca })
+  fresh.on('error', () => {}) // each request sees its own stream's error
+  return fresh
+}
+
+function h2Request (session: ClientHttp2Session, path: string, method: string, body: string | undefined): Promise<{ statusCode: number, text: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path, ':method': method, ...body !== undefined && { 'content-type': 'application/json' } })
+    let statusCode = 0
+    let text = ''
+    stream.setEncoding('utf8')
+    stream.on('response', (headers) => { statusCode = Number(headers[':status']) })
+    stream.on('data', (chunk: string) => { text += chunk })
+    stream.on('end', () => resolve({ statusCode, text }))
+    stream.on('error', reject)
+    stream.end(body)
+  })
 }

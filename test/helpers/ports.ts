@@ -49,7 +49,8 @@ export const RANGES = {
   metrics: '22700-22799',
   fastifyCli: '22800-22899',
   dockerEntrypoint: '22900-22999',
-  tls: '23000-23079',
+  tls: '23000-23039',
+  tlsCertificates: '23040-23079',
   /** Pebble's listeners (ACME, management, DNS, its DNS's management) and the server's plain port. */
   acme: '23080-23099',
   logFile: '23100-23149',

@@ -1,0 +1,74 @@
+// Clients for a server that speaks TLS: one request over HTTP/2 (node:http2) or HTTP/1.1 (undici),
+// and a bare handshake that tells what the server offered (ALPN, TLS version, certificate, resumption).
+import { connect as connectHttp2 } from 'node:http2'
+import { connect as connectTls, type ConnectionOptions } from 'node:tls'
+import { Client } from 'undici'
+
+export interface Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+/** One request on a new HTTP/2 connection, closed after it. */
+export function h2Request (url: string, path: string, ca: string, { method = 'GET', body }: { method?: string, body?: string } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const session = connectHttp2(url, { ca })
+    session.on('error', reject)
+    const stream = session.request({ ':path': path, ':method': method })
+    let text = ''
+    let head: Record<string, string | string[] | undefined> = {}
+    stream.setEncoding('utf8')
+    stream.on('response', (headers) => { head = headers })
+    stream.on('data', (chunk: string) => { text += chunk })
+    stream.on('end', () => {
+      session.close()
+      resolve({ status: Number(head[':status']), headers: head, body: text })
+    })
+    stream.on('error', reject)
+    stream.end(body)
+  })
+}
+
+/** One request over HTTPS/1.1 on a new connection (undici negotiates http/1.1 only). */
+export async function h1Request (url: string, path: string, ca: string, { method = 'GET', body }: { method?: 'GET' | 'POST', body?: string } = {}): Promise<Answer> {
+  const client = new Client(url, { connect: { ca } })
+  try {
+    const res = await client.request({ path, method, body })
+    return { status: res.statusCode, headers: res.headers, body: await res.body.text() }
+  } finally {
+    await client.close()
+  }
+}
+
+export interface Handshake {
+  alpn: string | false
+  protocol: string | null
+  serial: string
+  reused: boolean
+  /** The session to resume with, once the server sent a ticket (TLS 1.3 sends it after the handshake). */
+  session: Buffer | undefined
+}
+
+/** A TLS handshake on a new connection, closed once the server's session ticket (if any) came. */
+export function handshake (port: number, options: ConnectionOptions = {}): Promise<Handshake> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTls({ port, host: '127.0.0.1', servername: 'localhost', ...options })
+    let session: Buffer | undefined
+    socket.on('session', (ticket: Buffer) => { session = ticket })
+    socket.once('error', reject)
+    socket.once('secureConnect', () => {
+      const result = () => ({ alpn: socket.alpnProtocol ?? false, protocol: socket.getProtocol(), serial: socket.getPeerCertificate().serialNumber, reused: socket.isSessionReused(), session })
+      // The ticket may come after the handshake (always in TLS 1.3): wait for one, unless resuming.
+      if (session !== undefined || socket.isSessionReused()) {
+        resolve(result())
+        socket.end()
+        return
+      }
+      socket.once('session', () => {
+        resolve(result())
+        socket.end()
+      })
+    })
+  })
+}
