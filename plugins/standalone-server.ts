@@ -8,6 +8,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import closeWithGrace from 'close-with-grace'
 import type { BuildMode } from '../src/build/builder.js'
 import { flagName } from '../src/config/describe.js'
+import type { ServerConfig } from '../src/config/schema.js'
 import { loadServerConfig, type ServerOverrides } from '../src/config/server-config.js'
 import { createLogger } from '../src/logger.js'
 import { HandoffFront } from '../src/proxy/handoff-front.js'
@@ -89,7 +90,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   const { config, root } = resolved
   // Before any worker starts: a held port is a quick, clear error instead of a slow one.
   for (const port of [config.port, config.tls.httpPort]) {
-    if (port !== 0 && !await isPortFree(port, config.host)) throw new TQ_ERR_PORT_IN_USE(port, config.host)
+    if (port !== 0 && !await isPortFree(port, config.host)) throw portInUse(port, config)
   }
 
   const { logFile } = config
@@ -175,7 +176,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     front?.server.close()
     await app.close()
     const inUse = err as NodeJS.ErrnoException & { port?: number }
-    if (inUse.code === 'EADDRINUSE') throw new TQ_ERR_PORT_IN_USE(inUse.port ?? config.port, config.host)
+    if (inUse.code === 'EADDRINUSE') throw portInUse(inUse.port ?? config.port, config)
     throw err
   }
   port = portOf(url)
@@ -184,6 +185,11 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   const certificate = tls?.report().certificate
   app.log.info({ pid: process.pid, url, mode: options.mode, handoff, ...(tls && { tls: { names: certificate?.names, notAfter: certificate && new Date(certificate.notAfter).toISOString(), httpPort: config.tls.httpPort } }), workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
   return app
+}
+
+/** The error for a port another program holds, naming the setting that chose it. */
+function portInUse (port: number, { host, tls }: ServerConfig): Error {
+  return new TQ_ERR_PORT_IN_USE(port, host, port === tls.httpPort ? '--tls-http-port or TQ_TLS_HTTP_PORT' : '--port or TQ_PORT')
 }
 
 function listenUrl (app: FastifyInstance, secure: boolean): string {

@@ -25,8 +25,8 @@ export const TQ_ERR_CONFIG_WORKERS_DIR_MISSING = createError<[string]>(
 // Ports: the worker port pool and the host's own port.
 export const TQ_ERR_PORT_POOL_EXHAUSTED = createError<[string, number, number]>(
   'TQ_ERR_PORT_POOL_EXHAUSTED', 'no free port in %s: %d leased to workers, %d held by other programs')
-export const TQ_ERR_PORT_IN_USE = createError<[number, string]>(
-  'TQ_ERR_PORT_IN_USE', 'port %d on %s is held by another program; choose another with --port or TQ_PORT')
+export const TQ_ERR_PORT_IN_USE = createError<[number, string, string]>(
+  'TQ_ERR_PORT_IN_USE', 'port %d on %s is held by another program; choose another with %s')
 
 // Workers: processes and their states.
 export const TQ_ERR_WORKER_START_TIMEOUT = createError<[string, number, number, number, string]>(

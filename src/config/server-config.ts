@@ -69,9 +69,13 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   const fromOverrides: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue
-    validate(layerSchema, { [key]: value }, label(key))
+    // A section's keys come from flags of their own (tls.cert from --tls-cert): each is named so.
+    const entries = key === 'tls' && isMapping(value) ? Object.entries(value).map(([inner, v]) => [`${key}.${inner}`, { [key]: { [inner]: v } }] as const) : [[key, { [key]: value }] as const]
+    for (const [name, layer] of entries) {
+      validate(layerSchema, layer, label(name))
+      sources.set(name, { label: label(name), rank: 3 })
+    }
     fromOverrides[key] = value
-    sources.set(key, { label: label(key), rank: 3 })
   }
 
   const merged = mergeLayers(fromFile ?? {}, fromEnv, fromOverrides)
@@ -131,13 +135,16 @@ function checkTrustProxy (config: ServerConfig, sources: Map<string, { label: st
 
 /** tls's keys that only make sense together, or not at all together. */
 function checkTls ({ tls, port, workerPorts }: ServerConfig, sources: Map<string, { label: string, rank: number }>): void {
-  const fail = (key: string, rule: string) => new TQ_ERR_CONFIG_INVALID_VALUE(sources.get(key)?.label ?? sources.get('tls')?.label ?? 'defaults', key, rule)
-  if ((tls.cert === '') !== (tls.key === '')) throw fail(tls.cert === '' ? 'tls.key' : 'tls.cert', 'needs tls.cert and tls.key both: the certificate chain file and its private key')
+  const fail = (key: string, rule: string, blame = key) => new TQ_ERR_CONFIG_INVALID_VALUE(sources.get(blame)?.label ?? sources.get('tls')?.label ?? 'defaults', key, rule)
+  if ((tls.cert === '') !== (tls.key === '')) {
+    const [missing, given] = tls.cert === '' ? ['tls.cert', 'tls.key'] : ['tls.key', 'tls.cert']
+    throw fail(missing, `must be set with ${given}: the certificate chain file and its private key go together`, given)
+  }
   const acme = tls.acme.domains.length > 0
   if (acme && tls.cert !== '') throw fail('tls.acme', 'obtains the certificate itself: set tls.acme.domains or tls.cert and tls.key, not both')
   if (acme && tls.httpPort === 0) throw fail('tls.httpPort', 'must be set for tls.acme: the CA checks each domain over plain HTTP (port 80 for a public CA)')
   if (tls.httpPort === 0) return
-  if (tls.cert === '' && !acme) throw fail('tls.httpPort', 'redirects to HTTPS, so it needs tls.cert and tls.key or tls.acme')
+  if (tls.cert === '' && !acme) throw fail('tls.httpPort', 'redirects to HTTPS, so it needs tls.cert and tls.key or tls.acme.domains')
   if (tls.httpPort === port) throw fail('tls.httpPort', `must differ from port (both ${port})`)
   const { from, to } = parsePortRange(workerPorts)
   if (tls.httpPort >= from && tls.httpPort <= to) throw fail('tls.httpPort', `lies inside the worker port range ${workerPorts}`)

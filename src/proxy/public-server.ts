@@ -8,6 +8,8 @@ import type { TlsMaterial } from '../tls/server-tls.js'
 
 /** How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s). */
 const SLOW_CLIENT_CHECK_MS = 1_000
+/** HTTP/2 streams one client connection may have open at once (nginx's http2_max_concurrent_streams). */
+const MAX_CONCURRENT_STREAMS = 128
 /** Idle keep-alive connections from clients are kept this long (Fastify's default). */
 const CLIENT_KEEP_ALIVE_MS = 72_000
 
@@ -62,7 +64,14 @@ function createTlsServer ({ headersTimeout, requestTimeout }: PublicServerLimits
     serve(req, res, awaitingContinue)
   }
   // Without a certificate yet (ACME's first one pending) handshakes fail until updateTls.
-  const server = createSecureServer({ allowHTTP1: true, ...(material ? secureContextOptions(material) : { minVersion: 'TLSv1.2', sessionIdContext: SESSION_ID_CONTEXT }) },
+  const server = createSecureServer({
+    allowHTTP1: true,
+    // A connection that never finishes its handshake is cut off as slow headers are.
+    handshakeTimeout: headersTimeout,
+    // Node's default lets a client open 2^32 - 1 streams at once; nginx allows 128.
+    settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+    ...(material ? secureContextOptions(material) : { minVersion: 'TLSv1.2', sessionIdContext: SESSION_ID_CONTEXT })
+  },
     (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, false))
   server.on('checkContinue', (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, true))
   // The same limits for the HTTP/1.1 connections as on the plain server (Node reads them there).
