@@ -5,6 +5,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { TlsMaterial } from '../tls/server-tls.js'
+import { serveWebSocketOverHttp2 } from './websocket-over-http2.js'
 
 /** How often Node looks for clients past headersTimeout or requestTimeout (its default: 30 s). */
 const SLOW_CLIENT_CHECK_MS = 1_000
@@ -69,11 +70,13 @@ function createTlsServer ({ headersTimeout, requestTimeout }: PublicServerLimits
     // A connection that never finishes its handshake is cut off as slow headers are.
     handshakeTimeout: headersTimeout,
     // Node's default lets a client open 2^32 - 1 streams at once; nginx allows 128.
-    settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+    // enableConnectProtocol: WebSockets over HTTP/2 (websocket-over-http2.ts).
+    settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, enableConnectProtocol: true },
     ...(material ? secureContextOptions(material) : { minVersion: 'TLSv1.2', sessionIdContext: SESSION_ID_CONTEXT })
   },
     (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, false))
   server.on('checkContinue', (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, true))
+  server.on('connect', (req, res) => serveWebSocketOverHttp2(server as unknown as Server, req, res))
   // The same limits for the HTTP/1.1 connections as on the plain server (Node reads them there).
   Object.assign(server, { headersTimeout, requestTimeout, keepAliveTimeout: CLIENT_KEEP_ALIVE_MS, connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS })
   const sessions = new Set<Http2Session>()

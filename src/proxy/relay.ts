@@ -7,6 +7,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer, isIP, type Server, type Socket } from 'node:net'
 import type { Server as HttpServer } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { Server as TlsServer } from 'node:tls'
 
 export const RELAY_WORD = 'TQ-RELAY'
@@ -50,7 +51,7 @@ export function takeRelayLine (socket: Socket, line: string, key: string): boole
  * Has `server` serve a relayed connection as it would a client's. An HTTPS server (with HTTP/2)
  * takes it as a decrypted one whose ALPN chose HTTP/1.1: the TLS was the data plane's to end.
  */
-export function serveRelayed (server: HttpServer, socket: Socket): void {
+export function serveRelayed (server: HttpServer, socket: Duplex): void {
   server.emit(server instanceof TlsServer ? 'secureConnection' : 'connection', socket)
 }
 

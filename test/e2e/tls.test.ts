@@ -2,7 +2,7 @@
 // control plane: HTTP/2 and HTTP/1.1 serve every worker route, public/ files and /health, with
 // X-Forwarded-Proto https and no HTTP/2 pseudo-header reaching a worker; ALPN offers h2 and
 // http/1.1, TLS 1.2 and 1.3 only; the plain port redirects with 308; HSTS only when configured;
-// WebSockets over HTTPS; a session resumes on whichever process takes the next connection (shared
+// WebSockets over HTTPS/1.1 and HTTP/2; a session resumes on whichever process takes the next connection (shared
 // ticket keys); a reload under HTTP/2 load drops nothing.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -16,7 +16,7 @@ import { PORTS } from '../helpers/ports.js'
 import { parsePortRange } from '../../src/config/server-config.js'
 import { useProject } from '../helpers/project.js'
 import { sendRaw } from '../helpers/raw-http.js'
-import { h1Request, h2Request, handshake } from '../helpers/tls-client.js'
+import { h1Request, h2Request, h2WebSocket, handshake } from '../helpers/tls-client.js'
 import { defer } from '../helpers/cleanup.js'
 
 const CERT = 'certs/server.crt'
@@ -121,6 +121,26 @@ test('WebSockets work over HTTPS through every process, with X-Forwarded-Proto h
     assert.equal(messages[1], `echo hello ${i}`)
     socket.close()
   }
+})
+
+test('WebSockets work over HTTP/2 (extended CONNECT) through every process; other answers pass through', async (t) => {
+  const { url, ca } = await startTls(t)
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const socket = await h2WebSocket(url, '/app/ws', ca)
+    defer(t, () => socket.close())
+    assert.equal(socket.status, 200)
+    const greeting = JSON.parse(await socket.next()) as { version: number, proto: string }
+    assert.deepEqual(greeting, { version: 1, proto: 'https' })
+    socket.send(`hello ${i}`)
+    assert.equal(await socket.next(), `echo hello ${i}`)
+    socket.close()
+  }
+  const refused = await h2WebSocket(url, '/app/not-a-socket', ca)
+  defer(t, () => refused.close())
+  assert.equal(refused.status, 400, "the worker's own refusal")
+  const unrouted = await h2WebSocket(url, '/nowhere/ws', ca)
+  defer(t, () => unrouted.close())
+  assert.equal(unrouted.status, 502, 'a worker that answers the handshake as a plain request (200) opened no WebSocket')
 })
 
 test('a reload under HTTP/2 load drops no request', async (t) => {

@@ -1,5 +1,6 @@
 // Clients for a server that speaks TLS: one request over HTTP/2 (node:http2) or HTTP/1.1 (undici),
 // and a bare handshake that tells what the server offered (ALPN, TLS version, certificate, resumption).
+import { randomBytes } from 'node:crypto'
 import { connect as connectHttp2 } from 'node:http2'
 import { connect as connectTls, type ConnectionOptions } from 'node:tls'
 import { Client } from 'undici'
@@ -69,6 +70,52 @@ export function handshake (port: number, options: ConnectionOptions = {}): Promi
         resolve(result())
         socket.end()
       })
+    })
+  })
+}
+
+export interface Http2WebSocket {
+  /** The answer to the extended CONNECT: 200 when the WebSocket is open. */
+  status: number
+  /** The next text message from the server. */
+  next: () => Promise<string>
+  send: (text: string) => void
+  close: () => void
+}
+
+/**
+ * A WebSocket over HTTP/2 (RFC 8441) on a new connection, speaking the frames by hand (text
+ * messages under 126 bytes, as the tests send): Node's WebSocket clients speak only HTTP/1.1.
+ */
+export function h2WebSocket (url: string, path: string, ca: string): Promise<Http2WebSocket> {
+  return new Promise((resolve, reject) => {
+    const session = connectHttp2(url, { ca })
+    session.once('error', reject)
+    session.once('remoteSettings', (settings) => {
+      if (!settings.enableConnectProtocol) return reject(new Error('the server does not offer extended CONNECT'))
+      const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':path': path, ':scheme': 'https', ':authority': new URL(url).host, 'sec-websocket-version': '13' })
+      stream.once('error', reject)
+      let buffered = Buffer.alloc(0)
+      const waiting: Array<(text: string) => void> = []
+      stream.on('data', (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk])
+        while (buffered.length >= 2 && buffered.length >= 2 + (buffered[1]! & 0x7f)) {
+          const length = buffered[1]! & 0x7f
+          const text = buffered.subarray(2, 2 + length).toString()
+          buffered = buffered.subarray(2 + length)
+          waiting.shift()?.(text)
+        }
+      })
+      stream.once('response', (headers) => resolve({
+        status: Number(headers[':status']),
+        next: () => new Promise((resolve) => waiting.push(resolve)),
+        send: (text) => {
+          const payload = Buffer.from(text)
+          const mask = randomBytes(4)
+          stream.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((byte, i) => byte ^ mask[i % 4]!)]))
+        },
+        close: () => session.destroy()
+      }))
     })
   })
 }
