@@ -1,6 +1,8 @@
 // tqserver registered in an existing Fastify app: the app's own routes keep working beside the
-// workers, the health endpoints answer, and /readyz fails once the app starts to close.
+// workers, the health endpoints answer, /readyz fails once the app starts to close, and an app that
+// terminates TLS itself (HTTP/2 and HTTP/1.1) has its requests and WebSockets proxied unchanged.
 import { test } from 'node:test'
+import { once } from 'node:events'
 import assert from 'node:assert/strict'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
@@ -10,6 +12,10 @@ import { defer } from '../helpers/cleanup.js'
 import { startHost } from '../helpers/host.js'
 import { PORTS } from '../helpers/ports.js'
 import { useProject } from '../helpers/project.js'
+import { join } from 'node:path'
+import { WebSocket } from 'ws'
+import { makeCertificate } from '../helpers/certificates.js'
+import { h1Request, h2Request } from '../helpers/tls-client.js'
 
 test('embedded in an app with its own routes', async (t) => {
   const root = await useProject(t, 'routing', { 'config/server.yaml': 'restartDelay: 60000\n' })
@@ -76,4 +82,27 @@ test('from the moment the app starts to close, /readyz answers 503, also in an a
   closed = app.close()
   await closed
   assert.deepEqual(during, { statusCode: 503, body: { status: 'closing' } })
+})
+
+test('in an app that terminates TLS itself, HTTP/2 and HTTPS/1.1 requests and WebSockets reach the workers', async (t) => {
+  const root = await useProject(t, 'tls', {}, ['ws'])
+  const { cert, key } = await makeCertificate(join(root, 'certs/app.crt'), join(root, 'certs/app.key'))
+  // What docs/tls.md shows for an app of one's own (fastify-cli takes the same as its options).
+  const app = Fastify({ http2: true, https: { allowHTTP1: true, cert, key } })
+  defer(t, () => app.close())
+  await app.register(tqserver, { root, workerPorts: PORTS.embedding, env: {} })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.tqserver.idle()
+  const url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  for (const send of [h2Request, h1Request]) {
+    const answer = await send(url, '/app/where', cert, { method: 'POST', body: 'mine' })
+    assert.equal(answer.status, 200, answer.body)
+    const seen = JSON.parse(answer.body) as { url: string, proto: string, pseudo: string[], body: string }
+    assert.deepEqual([seen.url, seen.proto, seen.pseudo, seen.body], ['/where', 'https', [], 'mine'])
+    assert.equal((await send(url, '/health', cert)).status, 200)
+  }
+  const socket = new WebSocket(`${url.replace('https', 'wss')}/app/ws`, { ca: cert })
+  defer(t, () => socket.terminate())
+  const [greeting] = await once(socket, 'message') as [Buffer]
+  assert.equal((JSON.parse(greeting.toString()) as { proto: string }).proto, 'https')
 })
