@@ -34,6 +34,13 @@ export function formatStatus (report: HealthReport, url: string): string {
     const planes = report.dataPlanes.map((plane) => `${plane.pid} (${plane.role === 'control' ? 'control plane' : 'data plane'}, ${plane.requests} requests${plane.memoryMb === null ? '' : `, ${plane.memoryMb.toFixed(0)}MB`})`)
     lines.push('', `served by ${planes.length} processes: ${planes.join(', ')}`)
   }
+  const certificate = report.tls?.certificate
+  if (report.tls) {
+    lines.push('', certificate
+      ? `HTTPS certificate for ${certificate.names.join(', ')}: ${certificate.daysLeft} days left (${report.tls.source})`
+      : `HTTPS certificate: none yet (${report.tls.source})`)
+    if (report.tls.lastError) lines.push(`  last failure: ${report.tls.lastError.message}`)
+  }
   const reload = report.lastReload
   if (reload) lines.push('', `last reload ${new Date(reload.at).toISOString()}: ${reload.durationMs} ms, switched ${reload.switched.join(', ') || 'nothing'}`)
   return `${lines.join('\n')}\n`

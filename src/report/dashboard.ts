@@ -68,10 +68,20 @@ export function renderBody (report: HealthReport, now: number): string {
       <td>${duration(now - p.startedAt)}</td><td>${p.restarts}</td><td>${p.memoryMb === null ? '—' : `${p.memoryMb} MB`}</td><td>${p.cpuPercent === null ? '—' : `${p.cpuPercent}%`}</td><td>${p.requests}</td><td>${p.inflight}</td></tr>`).join('')
   const proxies = planes && `<section class="card" data-planes><h2>Processes serving the port</h2><div class="scroll"><table><thead><tr><th>pid</th><th>role</th><th>uptime</th><th>restarts</th><th>memory</th><th>CPU</th><th>requests</th><th>in flight</th></tr></thead><tbody>${planes}</tbody></table></div></section>`
 
+  // The certificate served on the port: its names, expiry, and the last failure to load or renew one.
+  const certificate = report.tls?.certificate
+  const left = certificate?.daysLeft
+  const tls = report.tls && `<section class="card ${left === undefined || left < 7 ? 'bad' : left < 21 || report.tls.lastError ? 'warn' : 'good'}" data-tls><h2>HTTPS certificate <span class="state">${report.tls.source === 'acme' ? 'ACME' : 'files'}</span></h2>
+  ${certificate
+    ? `<p class="meta">${esc(certificate.names.join(', '))} · ${left} days left (until ${esc(new Date(certificate.notAfter).toISOString().slice(0, 10))}) · issued by ${esc(certificate.issuer)} · loaded ${ago(certificate.loadedAt)}</p>`
+    : '<p class="muted">None yet: HTTPS handshakes fail until one is issued.</p>'}
+  ${report.tls.lastError ? `<div class="problem"><strong>Failed ${ago(report.tls.lastError.at)}; the certificate above is still served</strong><pre>${esc(report.tls.lastError.message)}</pre></div>` : ''}
+</section>`
+
   const events = [...report.events].reverse().map((e) => `<li><time>${ago(e.at)}</time> ${badge(e.type)} ${e.worker ? `<strong>${esc(e.worker)}</strong> ` : ''}${esc(e.message)}</li>`).join('')
   return `${header}
 <div class="layout">
-  <div class="workers">${cards || '<p class="muted">No workers.</p>'}${proxies}</div>
+  <div class="workers">${cards || '<p class="muted">No workers.</p>'}${proxies}${tls ?? ''}</div>
   <aside class="events"><h2>Recent events</h2>${events ? `<ol>${events}</ol>` : '<p class="muted">None yet.</p>'}</aside>
 </div>`
 }

@@ -2,6 +2,7 @@
 // shown, a state change appears without reloading the page, and without JavaScript the page is
 // still a complete static table. Saves test-artifacts/dashboard.png. With data planes, the page and
 // its event stream are relayed to the control plane from whichever process took the connection.
+// Over HTTPS the page comes over HTTP/2, stays live, shows the certificate, and opens a WebSocket.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
@@ -14,6 +15,7 @@ import { PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject } from '../helpers/project.js'
 import { until } from '../helpers/wait.js'
 import { defer } from '../helpers/cleanup.js'
+import { makeCertificate } from '../helpers/certificates.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 // As root in a container, and with no network: no sandbox, nothing phoning home.
@@ -82,4 +84,26 @@ test('with several processes serving the port, the dashboard lists them, live, w
     return counts.reduce((sum, count) => sum + count, 0) === 40 && counts
   })
   assert.ok(counted.every((count) => count > 0), `each process served some: ${counted.join(', ')}`)
+})
+
+test('over HTTPS (HTTP/2) the dashboard stays live, shows the certificate, and a page opens a WebSocket', async (t) => {
+  const root = await useProject(t, 'tls', {}, ['ws'])
+  await makeCertificate(join(root, 'certs/server.crt'), join(root, 'certs/server.key'))
+  const server = await startCliServer(t, 'start', root, PORTS.dashboard, ['--tls-cert', 'certs/server.crt', '--tls-key', 'certs/server.key'])
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+  defer(t, () => browser.close())
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 1000 } })
+  const page = await context.newPage()
+  await page.goto(`${server.url}/health`)
+  // Runs in the page, whose Performance API names the protocol the page came over.
+  const timing = () => (performance as unknown as { getEntriesByType: (type: string) => Array<{ nextHopProtocol: string }> }).getEntriesByType('navigation')[0]!.nextHopProtocol
+  assert.equal(await page.evaluate(timing), 'h2')
+  await page.waitForSelector('#connection:text("live")')
+  assert.match(await page.textContent('[data-tls]') ?? '', /HTTPS certificate\s*files[\s\S]*localhost, 127\.0\.0\.1 · (29|30) days left/)
+  const greeting = await page.evaluate((url) => new Promise<string>((resolve, reject) => {
+    const socket = new WebSocket(url)
+    socket.onmessage = (event) => { resolve(String(event.data)); socket.close() }
+    socket.onerror = () => reject(new Error('the WebSocket failed'))
+  }), `${server.url.replace('https', 'wss')}/app/ws`)
+  assert.equal((JSON.parse(greeting) as { proto: string }).proto, 'https')
 })
