@@ -3,7 +3,7 @@
 // X-Forwarded-Proto https and no HTTP/2 pseudo-header reaching a worker; ALPN offers h2 and
 // http/1.1, TLS 1.2 and 1.3 only; the plain port redirects with 308; HSTS only when configured;
 // WebSockets over HTTPS/1.1 and HTTP/2; a session resumes on whichever process takes the next connection (shared
-// ticket keys); a reload under HTTP/2 load drops nothing.
+// ticket keys); slow handshakes and headers are cut off; a reload under HTTP/2 load drops nothing.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
@@ -18,6 +18,10 @@ import { useProject } from '../helpers/project.js'
 import { sendRaw } from '../helpers/raw-http.js'
 import { h1Request, h2Request, h2WebSocket, handshake } from '../helpers/tls-client.js'
 import { defer } from '../helpers/cleanup.js'
+import { within } from '../helpers/wait.js'
+import { once } from 'node:events'
+import { connect as netConnect } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 
 const CERT = 'certs/server.crt'
 const KEY = 'certs/server.key'
@@ -141,6 +145,18 @@ test('WebSockets work over HTTP/2 (extended CONNECT) through every process; othe
   const unrouted = await h2WebSocket(url, '/nowhere/ws', ca)
   defer(t, () => unrouted.close())
   assert.equal(unrouted.status, 502, 'a worker that answers the handshake as a plain request (200) opened no WebSocket')
+})
+
+test('over TLS, a client that never finishes its handshake or its headers is cut off (headersTimeout)', async (t) => {
+  const { port, ca } = await startTls(t, [], { 'config/server.yaml': 'headersTimeout: 1000\n' })
+  const silent = netConnect(port, '127.0.0.1')
+  defer(t, () => silent.destroy())
+  const trickle = tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca, ALPNProtocols: ['http/1.1'] }, () => trickle.write('GET /app/x HTTP/1.1\r\nHost: localhost\r\n'))
+  defer(t, () => trickle.destroy())
+  let answer = ''
+  trickle.on('data', (chunk: Buffer) => { answer += chunk.toString() })
+  await within(10_000, 'both connections to be closed by the server', Promise.all([once(silent, 'close'), once(trickle, 'close')]))
+  assert.match(answer, /^HTTP\/1\.1 408 /)
 })
 
 test('a reload under HTTP/2 load drops no request', async (t) => {
