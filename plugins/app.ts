@@ -13,7 +13,9 @@ import { tqserver, type TqServerOptions } from './index.js'
 const PASSED_ON = ['root', 'mode', 'workerPorts', 'proxies', 'config', 'metrics'] as const
 
 async function app (fastify: FastifyInstance, options: Record<string, unknown>): Promise<void> {
-  const own = Object.fromEntries(PASSED_ON.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]))
+  // Arguments after `--` come as text: `--proxies 2` is the number 2.
+  const own = Object.fromEntries(PASSED_ON.filter((key) => options[key] !== undefined)
+    .map((key) => [key, key === 'proxies' && /^[0-9]+$/.test(String(options[key])) ? Number(options[key]) : options[key]]))
   // This instance serves only tqserver: the port can be served by data planes too (`proxies`).
   await fastify.register(tqserver, { ...own, dataPlanes: true } as TqServerOptions)
 }

@@ -1,5 +1,6 @@
 // Standalone with fastify-cli: `fastify start` on the package's "./app" export serves the workers,
-// passes tqserver's options given after `--`, and a SIGTERM drains and stops every worker.
+// passes tqserver's options given after `--`, and a SIGTERM drains and stops every worker; with
+// https and http2 options of the app's own (docs/tls.md) it serves HTTP/2, from one process.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
@@ -9,6 +10,8 @@ import { clientFor } from '../helpers/host.js'
 import { freePort, PORTS } from '../helpers/ports.js'
 import { REPO_ROOT, useProject } from '../helpers/project.js'
 import { isAlive, until, within } from '../helpers/wait.js'
+import { makeCertificate } from '../helpers/certificates.js'
+import { h2Request } from '../helpers/tls-client.js'
 
 const FASTIFY_CLI = join(REPO_ROOT, 'node_modules', 'fastify-cli', 'cli.js')
 
@@ -49,4 +52,31 @@ test('fastify start serves the workers through the ./app export and drains on SI
   assert.deepEqual([answer.statusCode, await answer.body.json()], [200, { slow: true, ms: 500 }])
   assert.deepEqual(await within(20_000, 'fastify-cli to exit', cli.exited), { code: 0, signal: null })
   assert.equal(isAlive(pid), false, 'the worker stopped with the server')
+})
+
+test('fastify start with the https and http2 options of docs/tls.md serves the workers over HTTP/2, from one process', async (t) => {
+  const root = await useProject(t, 'tls', {
+    // docs/tls.md's app file for fastify-cli.
+    'app.mjs': [
+      "import { readFileSync } from 'node:fs'",
+      "export { default } from 'tqserver/app'",
+      "export const options = { http2: true, https: { allowHTTP1: true, cert: readFileSync('certs/app.crt'), key: readFileSync('certs/app.key') } }"
+    ].join('\n')
+  }, ['ws'])
+  const { cert } = await makeCertificate(join(root, 'certs/app.crt'), join(root, 'certs/app.key'))
+  const [first, last] = PORTS.fastifyCli.split('-').map(Number) as [number, number]
+  const port = await freePort()
+  const cli = runCli(t, ['start', '-o', '-l', 'info', '-a', '127.0.0.1', '-p', String(port), 'app.mjs', '--', '--workerPorts', `${first}-${last}`, '--mode', 'prod', '--proxies', '2'],
+    { cwd: root, script: FASTIFY_CLI })
+  await Promise.race([
+    cli.logs.waitFor((line) => line.msg === `Server listening at https://127.0.0.1:${port}`, 60_000, 'fastify-cli to listen'),
+    cli.exited.then(({ code }) => { throw new Error(`fastify-cli exited with ${code}: ${cli.stderr()}`) })
+  ])
+  await workersStarted(cli.logs)
+  assert.ok(cli.logs.lines.some((line) => /^one process serves the port: this app terminates TLS itself/.test(String(line.msg))), 'the reason data planes are not used')
+  const answer = await h2Request(`https://127.0.0.1:${port}`, '/app/where', cert)
+  assert.equal(answer.status, 200)
+  assert.equal((JSON.parse(answer.body) as { proto: string }).proto, 'https')
+  cli.child.kill('SIGTERM')
+  assert.deepEqual(await within(20_000, 'fastify-cli to exit', cli.exited), { code: 0, signal: null })
 })
