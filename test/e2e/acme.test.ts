@@ -1,0 +1,177 @@
+// ACME certificates from Let's Encrypt's test CA, pebble in -strict mode: issued over HTTP-01 (a
+// plain node:http server answers the challenges from challengeAnswer), stored 0600, served again
+// from disk, renewed, and kept when a renewal fails. The module alone; the server is tested apart.
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { X509Certificate, createPrivateKey } from 'node:crypto'
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { AcmeCertificates, type Certificate } from '../../src/tls/acme.js'
+import { defer } from '../helpers/cleanup.js'
+import { LogRecorder } from '../helpers/logs.js'
+import { startPebble, type Pebble } from '../helpers/pebble.js'
+import { PORTS } from '../helpers/ports.js'
+import { within } from '../helpers/wait.js'
+
+const FIRST_PORT = Number(PORTS.acme.split('-')[0])
+/** Where pebble fetches http://tq.test:<port>/.well-known/acme-challenge/<token>. */
+const HTTP_PORT = FIRST_PORT + 4
+const DOMAIN = 'tq.test'
+const ISSUE_MS = 60_000
+const CERTS = join('.tqserver', 'certs')
+
+interface Run {
+  acme: AcmeCertificates
+  logs: LogRecorder
+  /** Certificates passed to onCertificate. */
+  renewed: Certificate[]
+  /** Resolves with the next certificate passed to onCertificate. */
+  nextCertificate: () => Promise<Certificate>
+}
+
+/** The challenge answerer on HTTP_PORT, for whichever AcmeCertificates runs now. */
+async function serveChallenges (t: TestContext): Promise<{ current?: AcmeCertificates }> {
+  const target: { current?: AcmeCertificates } = {}
+  const server = createServer((request, response) => {
+    const token = /^\/\.well-known\/acme-challenge\/([\w-]+)$/.exec(request.url ?? '')?.[1]
+    const answer = token === undefined ? undefined : target.current?.challengeAnswer(token)
+    response.writeHead(answer === undefined ? 404 : 200, { 'content-type': 'text/plain' }).end(answer ?? 'no such token')
+  })
+  await new Promise<void>((resolve) => server.listen(HTTP_PORT, '127.0.0.1', resolve))
+  defer(t, () => new Promise((resolve) => server.close(resolve)))
+  return target
+}
+
+async function setUp (t: TestContext) {
+  const root = await mkdtemp(join(tmpdir(), 'tq-acme-'))
+  defer(t, () => rm(root, { recursive: true, force: true }))
+  const challenges = await serveChallenges(t)
+  const pebble = await startPebble(t, { httpPort: HTTP_PORT, firstPort: FIRST_PORT })
+  const run = (settings: { domains?: string[], renewBefore?: number } = {}): Run => {
+    const logs = new LogRecorder()
+    const renewed: Certificate[] = []
+    const waiting: Array<(certificate: Certificate) => void> = []
+    const acme = new AcmeCertificates({
+      domains: settings.domains ?? [DOMAIN],
+      email: 'ops@tq.test',
+      directory: pebble.directory,
+      renewBefore: settings.renewBefore ?? 30,
+      ca: pebble.caFile
+    }, {
+      root,
+      log: pino({ level: 'info' }, logs),
+      onCertificate: (certificate) => {
+        renewed.push(certificate)
+        waiting.shift()?.(certificate)
+      }
+    })
+    defer(t, () => acme.close())
+    challenges.current = acme
+    const nextCertificate = () => within(ISSUE_MS, 'onCertificate to get a certificate', new Promise<Certificate>((resolve) => waiting.push(resolve)))
+    return { acme, logs, renewed, nextCertificate }
+  }
+  return { root, pebble, run }
+}
+
+/** A certificate issued by the first run, which is closed then. */
+async function issueFirst (run: (settings?: { renewBefore?: number }) => Run): Promise<X509Certificate> {
+  const first = run()
+  const certificate = await within(ISSUE_MS, 'the first certificate', first.acme.start())
+  assert.ok(certificate, `issued (${first.acme.status().lastError?.message})`)
+  first.acme.close()
+  return new X509Certificate(certificate.cert)
+}
+
+async function storedSerial (root: string, pebble: Pebble): Promise<string> {
+  const file = join(root, CERTS, `${new URL(pebble.directory).host.replace(':', '_')}.pem`)
+  return new X509Certificate(await readFile(file)).serialNumber
+}
+
+test('issues a certificate from pebble -strict, stores it 0600, and reuses the account key', async (t) => {
+  const { root, run } = await setUp(t)
+  const first = run()
+  const certificate = await within(ISSUE_MS, 'the certificate', first.acme.start())
+  assert.ok(certificate, `issued (${first.acme.status().lastError?.message})`)
+  const leaf = new X509Certificate(certificate.cert)
+  assert.equal(leaf.subjectAltName, `DNS:${DOMAIN}`)
+  assert.ok(leaf.checkPrivateKey(createPrivateKey(certificate.key)), 'the key is the certificate\'s')
+  assert.ok(first.logs.lines.some((line) => line.msg === 'ACME certificate issued' && String(line.domains) === DOMAIN), 'issuance logged')
+
+  const status = first.acme.status()
+  assert.equal(status.notAfter, Date.parse(leaf.validTo))
+  assert.equal(status.lastError, null)
+  assert.ok(status.lastRenewal !== null && status.renewAt === status.notAfter! - 30 * 86_400_000 && status.nextAttempt === status.renewAt, JSON.stringify(status))
+
+  const dir = join(root, CERTS)
+  assert.equal((await stat(dir)).mode & 0o777, 0o700)
+  const files = (await readdir(dir)).sort()
+  assert.equal(files.length, 2, files.join(', '))
+  for (const file of files) assert.equal((await stat(join(dir, file))).mode & 0o777, 0o600, file)
+  const accountKey = await readFile(join(dir, 'account.key'), 'utf8')
+  first.acme.close()
+
+  // Another domain needs a new certificate; the account stays.
+  const second = run({ domains: [DOMAIN, `www.${DOMAIN}`] })
+  const wider = await within(ISSUE_MS, 'the certificate for two domains', second.acme.start())
+  assert.ok(wider, `issued (${second.acme.status().lastError?.message})`)
+  assert.equal(new X509Certificate(wider.cert).subjectAltName, `DNS:${DOMAIN}, DNS:www.${DOMAIN}`)
+  assert.equal(await readFile(join(dir, 'account.key'), 'utf8'), accountKey)
+  assert.equal(second.logs.count((line) => line.msg === 'ACME account key created'), 0)
+})
+
+test('a second start serves the stored certificate and asks the CA nothing', async (t) => {
+  const { pebble, run } = await setUp(t)
+  const issued = await issueFirst(run)
+  await pebble.stop() // any request to the CA would now fail
+
+  const second = run()
+  const certificate = await second.acme.start()
+  assert.ok(certificate, `served (${second.acme.status().lastError?.message})`)
+  assert.equal(new X509Certificate(certificate.cert).serialNumber, issued.serialNumber)
+  assert.equal(second.logs.count((line) => line.msg === 'ACME certificate loaded'), 1)
+  const status = second.acme.status()
+  assert.equal(status.lastError, null)
+  assert.ok(status.nextAttempt !== null && status.nextAttempt > Date.now(), 'the renewal lies ahead')
+})
+
+test('a renewBefore longer than the certificate lives renews once, and not again for 12 hours', async (t) => {
+  const { root, pebble, run } = await setUp(t)
+  const issued = await issueFirst(run)
+
+  const second = run({ renewBefore: 3650 }) // pebble's certificates last 5 years
+  const renewal = second.nextCertificate()
+  const served = await second.acme.start()
+  assert.equal(served && new X509Certificate(served.cert).serialNumber, issued.serialNumber, 'the stored one is served at once')
+  const renewed = new X509Certificate((await renewal).cert)
+  assert.notEqual(renewed.serialNumber, issued.serialNumber)
+  assert.equal(renewed.subjectAltName, `DNS:${DOMAIN}`)
+  assert.equal(await storedSerial(root, pebble), renewed.serialNumber, 'stored')
+
+  const status = second.acme.status()
+  assert.ok(status.lastRenewal !== null && status.nextAttempt === status.lastRenewal + 12 * 3_600_000, JSON.stringify(status))
+  assert.equal(second.logs.count((line) => String(line.msg).startsWith('tls.acme.renewBefore is longer than the certificate lasts')), 1)
+  assert.equal(second.renewed.length, 1)
+})
+
+test('a failed renewal keeps the old certificate and is retried later', async (t) => {
+  const { root, pebble, run } = await setUp(t)
+  const issued = await issueFirst(run)
+  await pebble.stop()
+
+  const second = run({ renewBefore: 3650 })
+  const served = await second.acme.start()
+  assert.equal(served && new X509Certificate(served.cert).serialNumber, issued.serialNumber)
+  const failed = await second.logs.waitFor((line) => line.msg === 'ACME renewal failed, the current certificate is kept', ISSUE_MS, 'the renewal to fail')
+  assert.match(String(failed.err), /ECONNREFUSED/)
+  assert.equal(failed.level, 40, 'a warning: the certificate served is still good')
+
+  const status = second.acme.status()
+  assert.match(status.lastError?.message ?? '', /ECONNREFUSED/)
+  assert.ok(status.nextAttempt !== null && status.nextAttempt > Date.now(), `a retry lies ahead: ${JSON.stringify(status)}`)
+  assert.equal(status.notAfter, Date.parse(issued.validTo), 'the old certificate is still the one served')
+  assert.equal(await storedSerial(root, pebble), issued.serialNumber, 'and the one stored')
+  assert.equal(second.renewed.length, 0)
+})
