@@ -1,12 +1,9 @@
 // The ACME files under <root>/.tqserver/certs/ (folder 0700, files 0600): the account key, and per
 // CA one file holding a certificate's private key and chain, so that one rename replaces both and
 // no crash can leave a key beside a certificate it does not belong to.
-import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-
-/** A certificate chain and its private key, both PEM. */
-export interface Certificate { cert: string, key: string }
+import { checkCertificate, type Certificate } from './certificate.js'
 
 /** A certificate and the facts read from its first (leaf) certificate. */
 export interface StoredCertificate extends Certificate {
@@ -70,12 +67,10 @@ export class AcmeStore {
   }
 }
 
-/** The facts of `certificate`'s leaf; throws if it cannot be parsed or `key` is not its key. */
+/** The facts of `certificate`'s leaf; throws if it cannot be served (not PEM, `key` not its key). */
 export function describeCertificate (certificate: Certificate): StoredCertificate {
-  const leaf = new X509Certificate(certificate.cert)
-  if (!leaf.checkPrivateKey(createPrivateKey(certificate.key))) throw new Error('the private key does not belong to the certificate')
-  const domains = (leaf.subjectAltName ?? '').split(', ').filter((name) => name.startsWith('DNS:')).map((name) => name.slice(4))
-  return { ...certificate, domains, notBefore: Date.parse(leaf.validFrom), notAfter: Date.parse(leaf.validTo), serial: leaf.serialNumber }
+  const info = checkCertificate(certificate)
+  return { ...certificate, domains: info.names, notBefore: info.notBefore, notAfter: info.notAfter, serial: info.serialNumber }
 }
 
 function withNewline (pem: string): string {

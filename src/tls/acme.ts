@@ -8,9 +8,8 @@ import { rootCertificates } from 'node:tls'
 import { Client, axios, crypto } from 'acme-client'
 import type { ServerConfig } from '../config/schema.js'
 import type { Logger } from '../logger.js'
-import { AcmeStore, describeCertificate, type Certificate, type StoredCertificate } from './acme-store.js'
-
-export type { Certificate } from './acme-store.js'
+import { AcmeStore, describeCertificate, type StoredCertificate } from './acme-store.js'
+import type { Certificate } from './certificate.js'
 
 export interface AcmeStatus {
   domains: string[]

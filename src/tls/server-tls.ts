@@ -1,12 +1,13 @@
-// The TLS the port is served with: the certificate (from files; ACME in acme.ts), what /health
-// and /metrics say of it, and the session ticket keys. Every process serving the port (the control
+// The TLS the port is served with: the certificate (from files, certificate-files.ts, or from an
+// ACME CA, acme.ts), what /health and /metrics say of it, and the session ticket keys. Every process serving the port (the control
 // plane and each data plane) gets the same material, so that a client resumes its session
 // whichever process the kernel hands its next connection to.
 import { randomBytes } from 'node:crypto'
 import { resolve } from 'node:path'
 import type { ServerConfig } from '../config/schema.js'
 import type { Logger } from '../logger.js'
-import { daysLeft, type Certificate, type CertificateInfo } from './certificate.js'
+import { AcmeCertificates, type AcmeStatus } from './acme.js'
+import { checkCertificate, daysLeft, type Certificate, type CertificateInfo } from './certificate.js'
 import { loadCertificateFiles, watchCertificateFiles, type LoadedCertificate } from './certificate-files.js'
 
 /** Session ticket keys are replaced this often: a stolen key opens at most this much past traffic. */
@@ -23,6 +24,8 @@ export interface TlsReport {
   certificate: (CertificateInfo & { daysLeft: number, loadedAt: number }) | null
   /** The last change that was refused (a bad file) or the last failed issuance or renewal. */
   lastError: { message: string, at: number } | null
+  /** Where ACME stands: renewal time, last renewal, next attempt. */
+  acme?: AcmeStatus
 }
 
 export class ServerTls {
@@ -34,11 +37,15 @@ export class ServerTls {
   #lastError: TlsReport['lastError'] = null
   readonly #listeners = new Set<(material: TlsMaterial) => void>()
   readonly #stops: Array<() => void> = []
+  readonly #acme: AcmeCertificates | undefined
 
   constructor (config: ServerConfig['tls'], root: string, log: Logger) {
     this.#config = config
     this.#root = root
     this.#log = log.child({ tls: config.acme.domains.length > 0 ? 'acme' : 'files' })
+    this.#acme = config.acme.domains.length > 0
+      ? new AcmeCertificates(config.acme, { root, log, onCertificate: (certificate) => this.#use({ certificate, info: checkCertificate(certificate) }) })
+      : undefined
   }
 
   /** True when server.yaml asks for TLS at all. */
@@ -46,8 +53,19 @@ export class ServerTls {
     return config.cert !== '' || config.acme.domains.length > 0
   }
 
-  /** Loads the certificate (throws TQ_ERR_TLS_CERTIFICATE if it cannot be served) and starts following changes. */
+  /**
+   * Files: loads the certificate (throws TQ_ERR_TLS_CERTIFICATE if it cannot be served) and
+   * follows changes. ACME: the stored certificate, or one issued now (the plain port must listen),
+   * or none yet if issuance failed (retried in the background).
+   */
   async start (): Promise<void> {
+    this.#rotateTicketKeys()
+    if (this.#acme) {
+      const first = await this.#acme.start()
+      if (first) this.#use({ certificate: first, info: checkCertificate(first) })
+      this.#stops.push(() => this.#acme!.close())
+      return
+    }
     const cert = resolve(this.#root, this.#config.cert)
     const key = resolve(this.#root, this.#config.key)
     this.#use(await loadCertificateFiles(cert, key, this.#root))
@@ -58,11 +76,6 @@ export class ServerTls {
       },
       refused: (err) => { this.#lastError = { message: err.message, at: Date.now() } }
     }, this.#log))
-    const rotation = setInterval(() => {
-      this.#ticketKeys = randomBytes(48).toString('base64')
-      this.#changed()
-    }, TICKET_KEY_ROTATION_MS).unref()
-    this.#stops.push(() => clearInterval(rotation))
   }
 
   /** What to serve now; undefined until a first certificate is there. */
@@ -76,16 +89,18 @@ export class ServerTls {
   }
 
   /** The key authorization for an ACME HTTP-01 token, if an order waits on it. */
-  challengeAnswer (_token: string): string | undefined {
-    return undefined
+  challengeAnswer (token: string): string | undefined {
+    return this.#acme?.challengeAnswer(token)
   }
 
   report (): TlsReport {
     const loaded = this.#loaded
+    const acme = this.#acme?.status()
     return {
-      source: this.#config.acme.domains.length > 0 ? 'acme' : 'files',
+      source: acme ? 'acme' : 'files',
       certificate: loaded ? { ...loaded.info, daysLeft: daysLeft(loaded.info.notAfter), loadedAt: loaded.at } : null,
-      lastError: this.#lastError
+      lastError: acme ? acme.lastError : this.#lastError,
+      ...(acme && { acme })
     }
   }
 
@@ -97,6 +112,14 @@ export class ServerTls {
     this.#loaded = { ...loaded, at: Date.now() }
     this.#lastError = null
     this.#changed()
+  }
+
+  #rotateTicketKeys (): void {
+    const rotation = setInterval(() => {
+      this.#ticketKeys = randomBytes(48).toString('base64')
+      this.#changed()
+    }, TICKET_KEY_ROTATION_MS).unref()
+    this.#stops.push(() => clearInterval(rotation))
   }
 
   #changed (): void {

@@ -1,6 +1,7 @@
 // ACME certificates from Let's Encrypt's test CA, pebble in -strict mode: issued over HTTP-01 (a
 // plain node:http server answers the challenges from challengeAnswer), stored 0600, served again
-// from disk, renewed, and kept when a renewal fails. The module alone; the server is tested apart.
+// from disk, renewed, and kept when a renewal fails: the module alone, then `tqserver start` with
+// tls.acme, whose plain port answers the challenges.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { X509Certificate, createPrivateKey } from 'node:crypto'
@@ -9,12 +10,17 @@ import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { AcmeCertificates, type Certificate } from '../../src/tls/acme.js'
+import { AcmeCertificates } from '../../src/tls/acme.js'
+import type { Certificate } from '../../src/tls/certificate.js'
 import { defer } from '../helpers/cleanup.js'
 import { LogRecorder } from '../helpers/logs.js'
 import { startPebble, type Pebble } from '../helpers/pebble.js'
 import { PORTS } from '../helpers/ports.js'
-import { within } from '../helpers/wait.js'
+import { until, within } from '../helpers/wait.js'
+import { startCliServer } from '../helpers/cli.js'
+import { useProject, writeFiles } from '../helpers/project.js'
+import { h1Request, h2Request, handshake } from '../helpers/tls-client.js'
+import type { TlsReport } from '../../src/tls/server-tls.js'
 
 const FIRST_PORT = Number(PORTS.acme.split('-')[0])
 /** Where pebble fetches http://tq.test:<port>/.well-known/acme-challenge/<token>. */
@@ -174,4 +180,72 @@ test('a failed renewal keeps the old certificate and is retried later', async (t
   assert.equal(status.notAfter, Date.parse(issued.validTo), 'the old certificate is still the one served')
   assert.equal(await storedSerial(root, pebble), issued.serialNumber, 'and the one stored')
   assert.equal(second.renewed.length, 0)
+})
+
+test('tqserver start with tls.acme: issued at start, served by every process, a failed renewal shown and the old certificate kept, then renewed while it runs', async (t) => {
+  const plainPort = FIRST_PORT + 5
+  const workerPorts = `${FIRST_PORT + 6}-${FIRST_PORT + 19}`
+  let pebble = await startPebble(t, { httpPort: plainPort, firstPort: FIRST_PORT })
+  const config = (renewBefore: number) => ({
+    'config/server.yaml': `tls:\n  httpPort: ${plainPort}\n  acme:\n    domains: [${DOMAIN}]\n    email: ops@${DOMAIN}\n    directory: ${pebble.directory}\n    ca: ${pebble.caFile}\n    renewBefore: ${renewBefore}\n`
+  })
+  const root = await useProject(t, 'tls', config(30), ['ws'])
+  const start = async () => {
+    const server = await startCliServer(t, 'start', root, workerPorts, ['--proxies', '2'])
+    await server.logs.waitFor((line) => line.msg === 'data planes serving', 30_000, 'the data plane to serve')
+    const port = Number(new URL(server.url).port)
+    // The issued chain ends at pebble's root, made at its start: the test reads the leaf, unverified.
+    const served = async () => {
+      const serials = new Set<string>()
+      for (let i = 0; i < 12; i++) serials.add((await handshake(port, { rejectUnauthorized: false, servername: DOMAIN })).serial)
+      return serials
+    }
+    const health = async () => JSON.parse((await h1Request(server.url, '/health', '', { insecure: true })).body) as { tls: TlsReport }
+    const stop = async () => {
+      server.child.kill('SIGTERM')
+      await within(30_000, 'the server to stop', server.exited)
+    }
+    return { server, served, health, stop }
+  }
+
+  // Issued at start (the plain port answers pebble's challenge), served by both processes.
+  const first = await start()
+  const issued = (await first.health()).tls
+  assert.equal(issued.source, 'acme')
+  assert.deepEqual(issued.certificate?.names, [DOMAIN])
+  assert.match(issued.certificate?.issuer ?? '', /Pebble/)
+  assert.deepEqual(await first.served(), new Set([issued.certificate!.serialNumber]))
+  assert.equal((await h2Request(first.server.url, '/app/x', '', { insecure: true })).status, 200)
+  await first.stop()
+
+  // The CA unreachable at the next start, with the certificate due: the stored one is served and
+  // the failure shown.
+  await pebble.stop()
+  await writeFiles(root, config(3650))
+  const second = await start()
+  const failed = await until(30_000, 'the failed renewal to show in /health', async () => {
+    const { tls } = await second.health()
+    return tls.lastError !== null && tls
+  })
+  assert.equal(failed.certificate?.serialNumber, issued.certificate!.serialNumber)
+  assert.match(failed.lastError!.message, /ECONNREFUSED/)
+  assert.ok(failed.acme!.nextAttempt! > Date.now(), 'a retry lies ahead')
+  assert.deepEqual(await second.served(), new Set([issued.certificate!.serialNumber]))
+  assert.match((await h1Request(second.server.url, '/metrics', '', { insecure: true })).body, /^tqserver_tls_certificate_error 1$/m)
+  await second.stop()
+
+  // The CA back: the due certificate is renewed while the server runs and every process serves the new one.
+  pebble = await startPebble(t, { httpPort: plainPort, firstPort: FIRST_PORT })
+  await writeFiles(root, config(3650))
+  const third = await start()
+  const renewed = await until(ISSUE_MS, 'the renewed certificate to be served', async () => {
+    const { tls } = await third.health()
+    return tls.certificate!.serialNumber !== issued.certificate!.serialNumber && tls
+  })
+  assert.equal(renewed.lastError, null)
+  await until(5_000, 'every process to serve the renewed certificate', async () => {
+    const serials = await third.served()
+    return serials.size === 1 && serials.has(renewed.certificate!.serialNumber)
+  })
+  await third.stop()
 })

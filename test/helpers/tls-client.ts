@@ -11,10 +11,17 @@ export interface Answer {
   body: string
 }
 
+export interface RequestOptions {
+  method?: string
+  body?: string
+  /** Take whatever certificate the server shows (one from a CA made at the test's start). */
+  insecure?: boolean
+}
+
 /** One request on a new HTTP/2 connection, closed after it. */
-export function h2Request (url: string, path: string, ca: string, { method = 'GET', body }: { method?: string, body?: string } = {}): Promise<Answer> {
+export function h2Request (url: string, path: string, ca: string, { method = 'GET', body, insecure = false }: RequestOptions = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const session = connectHttp2(url, { ca })
+    const session = connectHttp2(url, insecure ? { rejectUnauthorized: false } : { ca })
     session.on('error', reject)
     const stream = session.request({ ':path': path, ':method': method })
     let text = ''
@@ -32,10 +39,10 @@ export function h2Request (url: string, path: string, ca: string, { method = 'GE
 }
 
 /** One request over HTTPS/1.1 on a new connection (undici negotiates http/1.1 only). */
-export async function h1Request (url: string, path: string, ca: string, { method = 'GET', body }: { method?: 'GET' | 'POST', body?: string } = {}): Promise<Answer> {
-  const client = new Client(url, { connect: { ca } })
+export async function h1Request (url: string, path: string, ca: string, { method = 'GET', body, insecure = false }: RequestOptions = {}): Promise<Answer> {
+  const client = new Client(url, { connect: insecure ? { rejectUnauthorized: false } : { ca } })
   try {
-    const res = await client.request({ path, method, body })
+    const res = await client.request({ path, method: method as 'GET', body })
     return { status: res.statusCode, headers: res.headers, body: await res.body.text() }
   } finally {
     await client.close()
