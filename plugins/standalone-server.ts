@@ -181,7 +181,12 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   }
   port = portOf(url)
   await writeServerFile(root, port, { pid: process.pid, url, mode: options.mode, startedAt: Date.now() })
-  if (tls && config.tls.acme.domains.length > 0) await tls.start()
+  if (tls && config.tls.acme.domains.length > 0) {
+    // A stored certificate is there at once; a first issuance takes seconds, and a stop signal
+    // meanwhile closes the server (close() lets the order end without serving its result).
+    await tls.start()
+    if (app.tqserver.isClosing) return app
+  }
   const certificate = tls?.report().certificate
   app.log.info({ pid: process.pid, url, mode: options.mode, handoff, ...(tls && { tls: { names: certificate?.names, notAfter: certificate && new Date(certificate.notAfter).toISOString(), httpPort: config.tls.httpPort } }), workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
   return app

@@ -52,7 +52,10 @@ export function takeRelayLine (socket: Socket, line: string, key: string): boole
  * takes it as a decrypted one whose ALPN chose HTTP/1.1: the TLS was the data plane's to end.
  */
 export function serveRelayed (server: HttpServer, socket: Duplex): void {
-  server.emit(server instanceof TlsServer ? 'secureConnection' : 'connection', socket)
+  if (!(server instanceof TlsServer)) return void server.emit('connection', socket)
+  // Node 22's HTTP/1.1 parser on an HTTP/2 server takes the server from the socket, as TLS sets it.
+  Object.assign(socket, { server })
+  server.emit('secureConnection', socket)
 }
 
 /**

@@ -3,7 +3,7 @@
 // X-Forwarded-Proto https and no HTTP/2 pseudo-header reaching a worker; ALPN offers h2 and
 // http/1.1, TLS 1.2 and 1.3 only; the plain port redirects with 308; HSTS only when configured;
 // WebSockets over HTTPS/1.1 and HTTP/2; a session resumes on whichever process takes the next connection (shared
-// ticket keys); slow handshakes and headers are cut off; a reload under HTTP/2 load drops nothing.
+// ticket keys); slow handshakes and headers are cut off; SIGTERM drains HTTP/2; a reload under HTTP/2 load drops nothing.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
@@ -18,7 +18,8 @@ import { useProject } from '../helpers/project.js'
 import { sendRaw } from '../helpers/raw-http.js'
 import { h1Request, h2Request, h2WebSocket, handshake } from '../helpers/tls-client.js'
 import { defer } from '../helpers/cleanup.js'
-import { within } from '../helpers/wait.js'
+import { until, within } from '../helpers/wait.js'
+import { connect as connectHttp2 } from 'node:http2'
 import { once } from 'node:events'
 import { connect as netConnect } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
@@ -157,6 +158,23 @@ test('over TLS, a client that never finishes its handshake or its headers is cut
   trickle.on('data', (chunk: Buffer) => { answer += chunk.toString() })
   await within(10_000, 'both connections to be closed by the server', Promise.all([once(silent, 'close'), once(trickle, 'close')]))
   assert.match(answer, /^HTTP\/1\.1 408 /)
+})
+
+test('SIGTERM with an HTTP/2 request in flight answers it, closes idle HTTP/2 connections and exits 0', async (t) => {
+  const { server, url, ca } = await startTls(t)
+  const idle = connectHttp2(url, { ca })
+  idle.on('error', () => {})
+  defer(t, () => idle.destroy())
+  await once(idle, 'connect')
+  const slow = h2Request(url, '/app/slow?ms=1500', ca)
+  await until(5_000, 'the slow request to be in flight', async () =>
+    /^tqserver_requests_in_flight\{worker="app"\} 1$/m.test((await h1Request(url, '/metrics', ca)).body))
+  const idleClosed = once(idle, 'close')
+  server.child.kill('SIGTERM')
+  const answer = await slow
+  assert.deepEqual([answer.status, answer.body], [200, '{"slow":true}'])
+  await within(10_000, 'the idle HTTP/2 connection to be closed by the server', idleClosed)
+  assert.deepEqual(await within(20_000, 'the server to exit', server.exited), { code: 0, signal: null })
 })
 
 test('a reload under HTTP/2 load drops no request', async (t) => {
