@@ -92,8 +92,9 @@ test('ALPN offers h2 and http/1.1; TLS 1.2 and 1.3 only; a session resumes on an
   }
 })
 
-test('the plain port redirects to HTTPS with 308, keeps the path, and sends HSTS only when configured', async (t) => {
-  const { url, port, ca } = await startTls(t, ['--tls-http-port', String(HTTP_PORT)], { 'config/server.yaml': 'tls:\n  hsts: 600\n' })
+test('the plain port redirects to HTTPS with 308, keeps the path, and sends HSTS only when configured; hand-off is off', async (t) => {
+  const { server, url, port, ca } = await startTls(t, ['--tls-http-port', String(HTTP_PORT)], { 'config/server.yaml': 'tls:\n  hsts: 600\nhandoff: true\n' })
+  assert.ok(server.logs.lines.some((line) => /^handoff is off: connections are TLS/.test(String(line.msg))), 'hand-off is turned off, with a warning')
   for (const method of ['GET', 'POST']) {
     const answer = await sendRaw(t, PLAIN, [`${method} /app/x?y=1 HTTP/1.1\r\nHost: example.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`])
     assert.match(answer, /^HTTP\/1\.1 308 /, method)
