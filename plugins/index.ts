@@ -79,7 +79,8 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   if (reloadOnSignal === true) await fastify.register(tqserverProdReload, { token: config.config.health.token })
   if (mode === 'dev') await fastify.register(tqserverHotReload, { resolved: config, supervisor })
   if (dataPlanes === true) {
-    const { count, reason, warning } = proxyCount(config.config.proxies, mode ?? 'prod', config.config.handoff)
+    // Hand-off, which keeps one process, is off when tqserver serves TLS (the tqserver CLI says so).
+    const { count, reason, warning } = proxyCount(config.config.proxies, mode ?? 'prod', config.config.handoff && serverTls === undefined)
     fastify.log.info({ proxies: count, reason }, `serving the port from ${count} process${count === 1 ? '' : 'es'} (${reason})`)
     if (warning) fastify.log.warn({ proxies: config.config.proxies }, warning)
     // An app's own HTTPS server (fastify-cli with https options): a data plane would answer its
