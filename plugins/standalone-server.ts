@@ -99,7 +99,7 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   // A certificate from files is checked before anything listens; ACME's comes once the plain
   // port, where the CA checks the domain, listens (below).
   const tls = ServerTls.wanted(config.tls) ? new ServerTls(config.tls, root, loggerInstance) : undefined
-  if (tls && config.tls.acme.domains.length === 0) await tls.start()
+  await tls?.prepare()
   const handoff = config.handoff && tls === undefined
   if (config.handoff && tls) loggerInstance.warn('handoff is off: connections are TLS, which the host decrypts; workers get plain HTTP (docs/tls.md)')
   // Requests for workers skip Fastify: the HTTP server hands them to the proxy directly, and
@@ -181,12 +181,10 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   }
   port = portOf(url)
   await writeServerFile(root, port, { pid: process.pid, url, mode: options.mode, startedAt: Date.now() })
-  if (tls && config.tls.acme.domains.length > 0) {
-    // A stored certificate is there at once; a first issuance takes seconds, and a stop signal
-    // meanwhile closes the server (close() lets the order end without serving its result).
-    await tls.start()
-    if (app.tqserver.isClosing) return app
-  }
+  // ACME: a stored certificate is there at once; a first issuance takes seconds, and a stop
+  // signal meanwhile closes the server (the order may end, its result is not served).
+  await tls?.obtain()
+  if (app.tqserver.isClosing) return app
   const certificate = tls?.report().certificate
   app.log.info({ pid: process.pid, url, mode: options.mode, handoff, ...(tls && { tls: { names: certificate?.names, notAfter: certificate && new Date(certificate.notAfter).toISOString(), httpPort: config.tls.httpPort } }), workers: Object.keys(app.tqserver.status().workers) }, 'tqserver listening')
   return app

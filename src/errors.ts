@@ -77,6 +77,8 @@ export const TQ_ERR_CLI_WORKER_EXISTS = createError<[string]>(
   'TQ_ERR_CLI_WORKER_EXISTS', '%s already exists')
 export const TQ_ERR_CLI_NOT_RUNNING = createError<[string, string]>(
   'TQ_ERR_CLI_NOT_RUNNING', 'no tqserver runs in %s (%s)')
+export const TQ_ERR_CLI_NO_CERTIFICATE = createError<[string]>(
+  'TQ_ERR_CLI_NO_CERTIFICATE', 'the tqserver at %s completes no TLS handshake: it has no certificate yet (one is being obtained from the ACME CA; its log and tls.acme in server.yaml say more)')
 export const TQ_ERR_CLI_SEVERAL_SERVERS = createError<[number, string, string]>(
   'TQ_ERR_CLI_SEVERAL_SERVERS', '%d tqservers run in %s: %s; choose one with --url URL or --port N')
 export const TQ_ERR_CLI_RELOAD_FAILED = createError<[string]>(

@@ -6,7 +6,7 @@ import { RELOAD_PATH } from '../url-paths.js'
 import { chooseServer, type ChosenServer, type ServerChoice } from './server-choice.js'
 import { formatStatus } from './status-table.js'
 import {
-  TQ_ERR_CLI_NOT_RUNNING, TQ_ERR_CLI_RELOAD_FAILED, TQ_ERR_CLI_RELOAD_TIMEOUT, TQ_ERR_CLI_USAGE
+  TQ_ERR_CLI_NO_CERTIFICATE, TQ_ERR_CLI_NOT_RUNNING, TQ_ERR_CLI_RELOAD_FAILED, TQ_ERR_CLI_RELOAD_TIMEOUT, TQ_ERR_CLI_USAGE
 } from '../errors.js'
 
 const RELOAD_POLL_MS = 100
@@ -41,7 +41,11 @@ async function detailedReport (url: string, token: string | undefined): Promise<
 
 /** A coded error as it is; any other (a refused connection, a body that is not JSON) says the server does not answer. */
 function notAnswering (root: string, server: string, err: Error & { code?: string }, what = 'does not answer'): Error {
-  return err.code?.startsWith('TQ_ERR_') ? err : new TQ_ERR_CLI_NOT_RUNNING(root, `${server} ${what}: ${err.message}`)
+  if (err.code?.startsWith('TQ_ERR_')) return err
+  // A server that runs and serves no certificate (ACME's first one pending) fails the handshake.
+  const cause = (err as { cause?: { code?: string } }).cause
+  if (server.includes('https://') && cause?.code?.endsWith('HANDSHAKE_FAILURE')) return new TQ_ERR_CLI_NO_CERTIFICATE(server)
+  return new TQ_ERR_CLI_NOT_RUNNING(root, `${server} ${what}: ${err.message}`)
 }
 
 /** Prints the running server's /health as a table (or JSON); exits 1 when it is unhealthy. */

@@ -56,7 +56,7 @@ export const serverConfigSchema = Type.Object({
     httpPort: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'Plain-HTTP port that answers ACME HTTP-01 challenges and redirects every other request to HTTPS (308); 0: none. ACME needs it: 80 for a public CA' }),
     hsts: Type.Integer({ minimum: 0, maximum: 63_072_000, default: 0, description: 'Strict-Transport-Security max-age sent with HTTPS answers, in seconds (0: no header)' }),
     acme: Type.Object({
-      domains: Type.Array(Type.String({ pattern: '^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$', 'x-rule': 'must list domain names such as example.com' }), { default: [], description: 'Domains one certificate is obtained for from the ACME CA, and renewed; empty: no ACME' }),
+      domains: Type.Array(Type.String({ pattern: '^(?![0-9.]+$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$', 'x-rule': 'must list domain names such as example.com (a CA certifies no IP address over HTTP-01)' }), { default: [], description: 'Domains one certificate is obtained for from the ACME CA, and renewed; empty: no ACME' }),
       email: Type.String({ default: '', description: 'Contact address given to the CA (optional)' }),
       directory: Type.String({ pattern: '^https://', 'x-rule': 'must be an https:// URL', default: 'https://acme-v02.api.letsencrypt.org/directory', description: "The CA's ACME directory (default: Let's Encrypt)" }),
       renewBefore: Type.Integer({ minimum: 1, maximum: 3650, default: 30, description: 'Days before expiry at which the certificate is renewed' }),

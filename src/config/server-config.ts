@@ -58,7 +58,7 @@ export async function loadServerConfig (input: ServerConfigInput): Promise<Resol
   for (const [name, key] of Object.entries(HOST_ENV)) {
     const raw = env[name]
     if (raw === undefined || raw === '') continue
-    const value = /^[0-9]+$/.test(raw) && NUMERIC_ENV.has(key) ? Number(raw) : raw
+    const value = /^-?[0-9]+$/.test(raw) && NUMERIC_ENV.has(key) ? Number(raw) : raw
     const [section, inner] = key.split('.') as [string, string | undefined]
     const layer = inner === undefined ? { [section]: value } : { [section]: { [inner]: value } }
     validate(layerSchema, layer, `environment variable ${name}`)

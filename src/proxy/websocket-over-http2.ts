@@ -43,15 +43,18 @@ export function serveWebSocketOverHttp2 (server: Server, req: Http2ServerRequest
     path: req.url,
     headers: handshakeHeaders(req.headers)
   })
-  const cut = () => {
+  // Both ends of the in-memory connection go with the stream: the server counts the WebSocket in
+  // flight until its end closes.
+  const release = () => {
     handshake.destroy()
     local.destroy()
+    served.destroy()
+  }
+  const cut = () => {
+    release()
     if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL)
   }
-  stream.once('close', () => {
-    handshake.destroy()
-    local.destroy()
-  })
+  stream.once('close', release)
   handshake.once('error', cut)
   handshake.once('upgrade', (answer: IncomingMessage, socket: Duplex, head: Buffer) => {
     res.writeHead(200, pick(answer.headers, NEGOTIATED))
@@ -63,6 +66,8 @@ export function serveWebSocketOverHttp2 (server: Server, req: Http2ServerRequest
   handshake.once('response', (answer: IncomingMessage) => {
     // Over HTTP/2 a 2xx opens the WebSocket (RFC 8441 5): a worker that answered the handshake
     // as a plain request did not open one.
+    // The answer is the whole exchange: the in-memory connection ends with it.
+    answer.once('close', release)
     if ((answer.statusCode ?? 0) < 300) {
       answer.resume()
       res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' })

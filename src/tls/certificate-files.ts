@@ -33,21 +33,26 @@ export async function loadCertificateFiles (certPath: string, keyPath: string, r
   } catch (err) {
     throw new TQ_ERR_TLS_CERTIFICATE(where, (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${relative(root, (err as NodeJS.ErrnoException).path ?? '')} does not exist` : (err as Error).message)
   }
+  let info: CertificateInfo
   try {
-    return { certificate, info: checkCertificate(certificate) }
+    info = checkCertificate(certificate)
   } catch (err) {
     throw new TQ_ERR_TLS_CERTIFICATE(where, (err as Error).message)
   }
+  // Every client would refuse it: a renewal gone wrong, never one to replace a working certificate.
+  if (info.notAfter <= Date.now()) throw new TQ_ERR_TLS_CERTIFICATE(where, `the certificate expired on ${new Date(info.notAfter).toISOString()}`)
+  return { certificate, info }
 }
 
 /**
- * Calls `changed` with each new pair the files hold once it has been checked, and `refused` with
- * the error when the files changed to something that cannot be served. Returns the stop function.
+ * Calls `changed` with each new pair the files hold once it has been checked, `refused` with the
+ * error when the files changed to something that cannot be served, and `unchanged` when they hold
+ * the pair served already (restored after a refusal, say). Returns the stop function.
  */
 export function watchCertificateFiles (
   paths: { cert: string, key: string, root: string },
   current: Certificate,
-  handlers: { changed: (loaded: LoadedCertificate) => void, refused: (err: Error) => void },
+  handlers: { changed: (loaded: LoadedCertificate) => void, refused: (err: Error) => void, unchanged: () => void },
   log: Logger
 ): () => void {
   let served = current
@@ -55,7 +60,7 @@ export function watchCertificateFiles (
   const reread = async () => {
     try {
       const loaded = await loadCertificateFiles(paths.cert, paths.key, paths.root)
-      if (loaded.certificate.cert === served.cert && loaded.certificate.key === served.key) return
+      if (loaded.certificate.cert === served.cert && loaded.certificate.key === served.key) return handlers.unchanged()
       served = loaded.certificate
       handlers.changed(loaded)
     } catch (err) {

@@ -3,9 +3,11 @@
 // plane and each data plane) gets the same material, so that a client resumes its session
 // whichever process the kernel hands its next connection to.
 import { randomBytes } from 'node:crypto'
+import { access, constants } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { ServerConfig } from '../config/schema.js'
 import type { Logger } from '../logger.js'
+import { TQ_ERR_CONFIG_INVALID_VALUE } from '../errors.js'
 import { AcmeCertificates, type AcmeStatus } from './acme.js'
 import { checkCertificate, daysLeft, type Certificate, type CertificateInfo } from './certificate.js'
 import { loadCertificateFiles, watchCertificateFiles, type LoadedCertificate } from './certificate-files.js'
@@ -54,18 +56,12 @@ export class ServerTls {
   }
 
   /**
-   * Files: loads the certificate (throws TQ_ERR_TLS_CERTIFICATE if it cannot be served) and
-   * follows changes. ACME: the stored certificate, or one issued now (the plain port must listen),
-   * or none yet if issuance failed (retried in the background).
+   * Before anything listens. Files: loads the certificate (throws TQ_ERR_TLS_CERTIFICATE if it
+   * cannot be served) and follows changes. ACME: checks what can be checked without the CA.
    */
-  async start (): Promise<void> {
+  async prepare (): Promise<void> {
     this.#rotateTicketKeys()
-    if (this.#acme) {
-      const first = await this.#acme.start()
-      if (first) this.#use({ certificate: first, info: checkCertificate(first) })
-      this.#stops.push(() => this.#acme!.close())
-      return
-    }
+    if (this.#acme) return this.#checkAcmeCa()
     const cert = resolve(this.#root, this.#config.cert)
     const key = resolve(this.#root, this.#config.key)
     this.#use(await loadCertificateFiles(cert, key, this.#root))
@@ -74,8 +70,23 @@ export class ServerTls {
         this.#use(loaded)
         this.#log.info({ names: loaded.info.names, notAfter: new Date(loaded.info.notAfter).toISOString() }, 'certificate files changed: the new certificate is served to new connections')
       },
-      refused: (err) => { this.#lastError = { message: err.message, at: Date.now() } }
+      refused: (err) => { this.#lastError = { message: err.message, at: Date.now() } },
+      unchanged: () => {
+        if (this.#lastError) this.#log.info({}, 'certificate files hold the served certificate again: the refusal is cleared')
+        this.#lastError = null
+      }
     }, this.#log))
+  }
+
+  /**
+   * Once the plain port listens (the CA checks the domain there). ACME: the stored certificate, or
+   * one issued now, or none yet if issuance failed (retried in the background). Files: nothing.
+   */
+  async obtain (): Promise<void> {
+    if (!this.#acme) return
+    this.#stops.push(() => this.#acme!.close())
+    const first = await this.#acme.start()
+    if (first) this.#use({ certificate: first, info: checkCertificate(first) })
   }
 
   /** What to serve now; undefined until a first certificate is there. */
@@ -112,6 +123,15 @@ export class ServerTls {
     this.#loaded = { ...loaded, at: Date.now() }
     this.#lastError = null
     this.#changed()
+  }
+
+  /** A `tls.acme.ca` that names no readable file is a setting to fix now, not an issuance to retry. */
+  async #checkAcmeCa (): Promise<void> {
+    const { ca } = this.#config.acme
+    if (ca === '') return
+    await access(resolve(this.#root, ca), constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+      throw new TQ_ERR_CONFIG_INVALID_VALUE('configuration', 'tls.acme.ca', `names no readable file: ${resolve(this.#root, ca)} (${err.code ?? err.message})`)
+    })
   }
 
   #rotateTicketKeys (): void {

@@ -17,7 +17,7 @@ import { LogRecorder } from '../helpers/logs.js'
 import { startPebble, type Pebble } from '../helpers/pebble.js'
 import { PORTS } from '../helpers/ports.js'
 import { until, within } from '../helpers/wait.js'
-import { startCliServer } from '../helpers/cli.js'
+import { runCliToEnd, startCliServer } from '../helpers/cli.js'
 import { useProject, writeFiles } from '../helpers/project.js'
 import { h1Request, h2Request, handshake } from '../helpers/tls-client.js'
 import type { TlsReport } from '../../src/tls/server-tls.js'
@@ -182,7 +182,7 @@ test('a failed renewal keeps the old certificate and is retried later', async (t
   assert.equal(second.renewed.length, 0)
 })
 
-test('tqserver start with tls.acme: issued at start, served by every process, a failed renewal shown and the old certificate kept, then renewed while it runs', async (t) => {
+test('tqserver start with tls.acme: none while the CA is down, then issued at start, served by every process, a failed renewal shown and the old certificate kept, then renewed while it runs', async (t) => {
   const plainPort = FIRST_PORT + 5
   const workerPorts = `${FIRST_PORT + 6}-${FIRST_PORT + 19}`
   let pebble = await startPebble(t, { httpPort: plainPort, firstPort: FIRST_PORT })
@@ -208,7 +208,18 @@ test('tqserver start with tls.acme: issued at start, served by every process, a 
     return { server, served, health, stop }
   }
 
+  // The CA unreachable and nothing stored: the server runs with no certificate, and says so.
+  await pebble.stop()
+  const none = await start()
+  assert.match(String(none.server.logs.lines.find((line) => line.msg === 'ACME certificate could not be obtained')?.err), /ECONNREFUSED/)
+  const status = await runCliToEnd(t, ['status'], { cwd: root })
+  assert.equal(status.code, 1)
+  assert.match(status.stderr, /completes no TLS handshake: it has no certificate yet .*\[TQ_ERR_CLI_NO_CERTIFICATE\]/)
+  await none.stop()
+
   // Issued at start (the plain port answers pebble's challenge), served by both processes.
+  pebble = await startPebble(t, { httpPort: plainPort, firstPort: FIRST_PORT })
+  await writeFiles(root, config(30))
   const first = await start()
   const issued = (await first.health()).tls
   assert.equal(issued.source, 'acme')

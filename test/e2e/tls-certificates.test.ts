@@ -1,14 +1,15 @@
 // The certificate files behind HTTPS (`tls.cert`, `tls.key`): a pair replaced on disk is served to
 // new connections by every process without a restart, while open connections keep theirs; a pair
-// that cannot be served is refused (logged, shown in /health and /metrics) and the old one stays;
+// that cannot be served (not PEM, a key of another, expired) is refused (logged, shown in /health
+// and /metrics) and the old one stays, and putting the served one back clears the refusal;
 // bad TLS settings stop start-up with a message that says what is wrong.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
-import { copyFile, rename, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { connect } from 'node:http2'
-import { makeCertificate } from '../helpers/certificates.js'
+import { makeCertificate, makeExpiredCertificate } from '../helpers/certificates.js'
 import { runCliToEnd, startCliServer } from '../helpers/cli.js'
 import { PORTS } from '../helpers/ports.js'
 import { parsePortRange } from '../../src/config/server-config.js'
@@ -87,8 +88,20 @@ test('a certificate that cannot be served is refused, the old one kept and the e
   await refused
   assert.deepEqual(await servedSerials(port, [first.cert]), new Set([first.serial]))
   assert.match((await health(first.cert)).tls.lastError!.message, /holds no PEM certificate/)
-  const metrics = (await h2Request(server.url, '/metrics', first.cert)).body
-  assert.match(metrics, /^tqserver_tls_certificate_error 1$/m)
+  const errorGauge = async () => /^tqserver_tls_certificate_error (\d)$/m.exec((await h2Request(server.url, '/metrics', first.cert)).body)?.[1]
+  assert.equal(await errorGauge(), '1')
+  // The file put back as it was: the refusal clears.
+  await writeFile(join(root, 'staging.crt'), first.cert)
+  await rename(join(root, 'staging.crt'), join(root, CERT))
+  await until(15_000, 'the refusal to clear', async () => (await health(first.cert)).tls.lastError === null)
+  assert.equal(await errorGauge(), '0')
+  // An expired pair is refused too: every client would refuse it.
+  refused = refusal(/the certificate expired on 2020-02-01/)
+  const expired = await makeExpiredCertificate(join(root, 'staging/expired.crt'), join(root, 'staging/expired.key'))
+  await rename(join(root, 'staging/expired.key'), join(root, KEY))
+  await rename(join(root, 'staging/expired.crt'), join(root, CERT))
+  await refused
+  assert.deepEqual(await servedSerials(port, [first.cert, expired.cert]), new Set([first.serial]))
   // A certificate with a key that is not its own.
   const other = await makeCertificate(join(root, 'staging/other.crt'), join(root, 'staging/other.key'))
   refused = refusal(/the private key does not belong to the certificate/)
@@ -109,13 +122,18 @@ test('bad TLS settings stop start-up with a message that names the file or key a
   await makeCertificate(join(root, CERT), join(root, KEY))
   const other = await makeCertificate(join(root, 'certs/other.crt'), join(root, 'certs/other.key'))
   await writeFile(join(root, 'certs/mismatched.key'), other.key)
+  await makeExpiredCertificate(join(root, 'certs/expired.crt'), join(root, 'certs/expired.key'))
+  await mkdir(join(root, 'config'), { recursive: true })
+  await writeFile(join(root, 'config/acme.yaml'), `tls:\n  httpPort: ${to}\n  acme:\n    domains: [tq.test]\n    directory: https://127.0.0.1:${to}/dir\n    ca: certs/no-such-ca.pem\n`)
   const start = (args: string[]) => runCliToEnd(t, ['start', '--port', '0', '--worker-ports', WORKER_PORTS, ...args], { cwd: root })
   const cases: Array<[string[], RegExp]> = [
     [['--tls-cert', 'certs/missing.crt', '--tls-key', KEY], /certs\/missing\.crt does not exist \[TQ_ERR_TLS_CERTIFICATE\]/],
     [['--tls-cert', CERT, '--tls-key', 'certs/mismatched.key'], /the private key does not belong to the certificate \[TQ_ERR_TLS_CERTIFICATE\]/],
     [['--tls-cert', KEY, '--tls-key', KEY], /holds no PEM certificate \[TQ_ERR_TLS_CERTIFICATE\]/],
+    [['--tls-cert', 'certs/expired.crt', '--tls-key', 'certs/expired.key'], /the certificate expired on 2020-02-01T00:00:00\.000Z \[TQ_ERR_TLS_CERTIFICATE\]/],
     [['--tls-cert', CERT], /--tls-cert: key "tls\.key" must be set with tls\.cert/],
-    [['--tls-http-port', '8089'], /--tls-http-port: key "tls\.httpPort" redirects to HTTPS, so it needs tls\.cert and tls\.key or tls\.acme\.domains/]
+    [['--tls-http-port', '8089'], /--tls-http-port: key "tls\.httpPort" redirects to HTTPS, so it needs tls\.cert and tls\.key or tls\.acme\.domains/],
+    [['--config', 'config/acme.yaml'], /key "tls\.acme\.ca" names no readable file: .*certs\/no-such-ca\.pem \(ENOENT\) \[TQ_ERR_CONFIG_INVALID_VALUE\]/]
   ]
   for (const [args, message] of cases) {
     const { code, stderr } = await start(args)

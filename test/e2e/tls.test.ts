@@ -147,6 +147,10 @@ test('WebSockets work over HTTP/2 (extended CONNECT) through every process; othe
   const unrouted = await h2WebSocket(url, '/nowhere/ws', ca)
   defer(t, () => unrouted.close())
   assert.equal(unrouted.status, 502, 'a worker that answers the handshake as a plain request (200) opened no WebSocket')
+  // A WebSocket counts in flight until its connection closes: a refused one, at once.
+  refused.close()
+  unrouted.close()
+  await until(5_000, 'no WebSocket in flight', async () => /^tqserver_requests_in_flight\{worker="app"\} 0$/m.test((await h1Request(url, '/metrics', ca)).body))
 })
 
 test('over TLS, a client that never finishes its handshake or its headers is cut off (headersTimeout)', async (t) => {

@@ -48,7 +48,12 @@ const serverErrors: Array<[string, string | Record<string, string>, string, stri
   ['a server port inside the worker range', 'port: 9500\n', 'TQ_ERR_CONFIG_PORT_RANGE', 'config/server.yaml: key "port" puts the server\'s port 9500 inside the worker port range 9000-9999'],
   ['a worker range over the server port', 'workerPorts: 8000-8100\n', 'TQ_ERR_CONFIG_PORT_RANGE', 'config/server.yaml: key "workerPorts" puts the server\'s port 8080 inside the worker port range 8000-8100'],
   ['a bad environment variable', { TQ_PORT: 'http' }, 'TQ_ERR_CONFIG_INVALID_VALUE', 'environment variable TQ_PORT: key "port" must be of type integer (got "http")'],
-  ['a reversed range in the environment', { TQ_WORKER_PORTS: '10-5' }, 'TQ_ERR_CONFIG_PORT_RANGE', 'environment variable TQ_WORKER_PORTS: key "workerPorts" is reversed or empty: the first port must not be above the last (got "10-5")']
+  ['a reversed range in the environment', { TQ_WORKER_PORTS: '10-5' }, 'TQ_ERR_CONFIG_PORT_RANGE', 'environment variable TQ_WORKER_PORTS: key "workerPorts" is reversed or empty: the first port must not be above the last (got "10-5")'],
+  ['a negative plain port in the environment', { TQ_TLS_HTTP_PORT: '-1' }, 'TQ_ERR_CONFIG_INVALID_VALUE', 'environment variable TQ_TLS_HTTP_PORT: key "tls.httpPort" must be >= 0 (got -1)'],
+  ['a key file without its certificate', { TQ_TLS_KEY: 'key.pem' }, 'TQ_ERR_CONFIG_INVALID_VALUE', 'environment variable TQ_TLS_KEY: key "tls.cert" must be set with tls.key'],
+  ['an IP address as an ACME domain', 'tls:\n  httpPort: 80\n  acme:\n    domains: [127.0.0.1]\n', 'TQ_ERR_CONFIG_INVALID_VALUE', 'config/server.yaml: key "tls.acme.domains.0" must list domain names such as example.com (a CA certifies no IP address over HTTP-01)'],
+  ['ACME without the plain port', 'tls:\n  acme:\n    domains: [example.com]\n', 'TQ_ERR_CONFIG_INVALID_VALUE', 'config/server.yaml: key "tls.httpPort" must be set for tls.acme'],
+  ['certificate files and ACME at once', 'tls:\n  cert: a.pem\n  key: b.pem\n  acme:\n    domains: [example.com]\n', 'TQ_ERR_CONFIG_INVALID_VALUE', 'config/server.yaml: key "tls.acme" obtains the certificate itself']
 ]
 
 for (const [what, input, code, message] of serverErrors) {
