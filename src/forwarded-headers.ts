@@ -209,6 +209,15 @@ export function declineUpgrade (server: Server, req: IncomingMessage, socket: Du
   server.emit((socket as { encrypted?: boolean }).encrypted === true ? 'secureConnection' : 'connection', socket)
 }
 
+/** A request's headers as HTTP/1.1 has them: HTTP/2's pseudo-headers left out, its :authority as Host. */
+export function http1Headers (req: IncomingMessage): IncomingHttpHeaders {
+  if (req.httpVersionMajor !== 2) return req.headers
+  const headers: IncomingHttpHeaders = {}
+  for (const name in req.headers) if (name.charCodeAt(0) !== 0x3a) headers[name] = req.headers[name]
+  headers.host ??= req.headers[':authority'] as string | undefined
+  return headers
+}
+
 /** An RFC 7239 node: IPv6 in brackets, and quoted whenever it is more than a token. */
 function forwardedNode (address: string): string {
   return address.includes(':') ? `"[${address}]"` : address === '' ? 'unknown' : address

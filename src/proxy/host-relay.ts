@@ -3,10 +3,12 @@
 // tunnels) go there on a connection of their own that starts with the client's relay line, and
 // the answer comes back. These are few next to the requests for workers, which never leave the
 // data plane.
-import { request, type IncomingMessage, type ServerResponse } from 'node:http'
+import { request, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
+import { http1Headers, RESPONSE_ONLY } from '../forwarded-headers.js'
 import { connect } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { relayLine } from './relay.js'
+import { isHttp1 } from './request-router.js'
 
 export class HostRelay {
   readonly #port: number
@@ -36,10 +38,11 @@ export class HostRelay {
       headers: { ...http1Headers(req), connection: 'close' },
       createConnection: () => this.#connect(req.socket)
     }, (answer) => {
-      const headers = { ...answer.headers }
-      delete headers.connection
-      delete headers['keep-alive']
-      if (this.#isClosing()) headers.connection = 'close'
+      // The relayed connection's framing is not the client's (chunked SSE to an HTTP/2 client would
+      // make Node throw): Node frames the answer for the client anew.
+      const headers: OutgoingHttpHeaders = {}
+      for (const name in answer.headers) if (!RESPONSE_ONLY.has(name)) headers[name] = answer.headers[name]
+      if (this.#isClosing() && isHttp1(req)) headers.connection = 'close'
       res.writeHead(answer.statusCode ?? 502, headers)
       answer.pipe(res)
     })
@@ -66,13 +69,4 @@ export class HostRelay {
     upstream.on('error', end).on('close', end)
     socket.pipe(upstream).pipe(socket)
   }
-}
-
-/** The request's headers for HTTP/1.1: HTTP/2's pseudo-headers left out, its :authority as Host. */
-function http1Headers (req: IncomingMessage): IncomingMessage['headers'] {
-  if (req.httpVersionMajor !== 2) return req.headers
-  const headers: IncomingMessage['headers'] = {}
-  for (const name in req.headers) if (!name.startsWith(':')) headers[name] = req.headers[name]
-  headers.host ??= req.headers[':authority'] as string | undefined
-  return headers
 }

@@ -10,14 +10,13 @@ import { randomBytes } from 'node:crypto'
 import { request, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type Server } from 'node:http'
 import { constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
 import { duplexPair, type Duplex } from 'node:stream'
+import { http1Headers, RESPONSE_ONLY } from '../forwarded-headers.js'
 import { serveRelayed } from './relay.js'
 
 /** What the client asked for and the worker chose, carried from the 101 to the stream's 200. */
 const NEGOTIATED = ['sec-websocket-protocol', 'sec-websocket-extensions']
 /** Not for the HTTP/1.1 handshake: HTTP/2's own, or the host's to set. */
 const LEFT_OUT = new Set(['host', 'connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'transfer-encoding', 'keep-alive'])
-/** Headers HTTP/2 refuses in an answer (RFC 9113 8.2.2). */
-const NOT_IN_HTTP2 = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
 
 /** Serves an extended CONNECT for WebSockets through `server`'s HTTP/1.1 upgrade path; refuses any other CONNECT. */
 export function serveWebSocketOverHttp2 (server: Server, req: Http2ServerRequest, res: Http2ServerResponse): void {
@@ -41,7 +40,7 @@ export function serveWebSocketOverHttp2 (server: Server, req: Http2ServerRequest
     createConnection: () => local,
     method: 'GET',
     path: req.url,
-    headers: handshakeHeaders(req.headers)
+    headers: handshakeHeaders(req)
   })
   // Both ends of the in-memory connection go with the stream: the server counts the WebSocket in
   // flight until its end closes.
@@ -75,7 +74,7 @@ export function serveWebSocketOverHttp2 (server: Server, req: Http2ServerRequest
       return
     }
     const headers: OutgoingHttpHeaders = {}
-    for (const name in answer.headers) if (!NOT_IN_HTTP2.has(name)) headers[name] = answer.headers[name]
+    for (const name in answer.headers) if (!RESPONSE_ONLY.has(name)) headers[name] = answer.headers[name]
     res.writeHead(answer.statusCode ?? 502, headers)
     answer.pipe(res)
   })
@@ -83,10 +82,11 @@ export function serveWebSocketOverHttp2 (server: Server, req: Http2ServerRequest
 }
 
 /** The client's headers as an HTTP/1.1 WebSocket handshake (RFC 6455 4.1). */
-function handshakeHeaders (given: IncomingHttpHeaders): OutgoingHttpHeaders {
+function handshakeHeaders (req: Http2ServerRequest): OutgoingHttpHeaders {
+  const given = http1Headers(req as unknown as IncomingMessage)
   const headers: OutgoingHttpHeaders = {}
-  for (const name in given) if (name.charCodeAt(0) !== 0x3a && !LEFT_OUT.has(name)) headers[name] = given[name]
-  headers.host = String(given[':authority'] ?? given.host ?? '')
+  for (const name in given) if (!LEFT_OUT.has(name)) headers[name] = given[name]
+  headers.host = given.host
   headers.connection = 'Upgrade'
   headers.upgrade = 'websocket'
   // Needed by the HTTP/1.1 handshake only; the client's side has no key (RFC 8441 5).

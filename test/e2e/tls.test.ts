@@ -16,7 +16,7 @@ import { PORTS } from '../helpers/ports.js'
 import { parsePortRange } from '../../src/config/server-config.js'
 import { useProject } from '../helpers/project.js'
 import { sendRaw } from '../helpers/raw-http.js'
-import { h1Request, h2Request, h2WebSocket, handshake } from '../helpers/tls-client.js'
+import { h1Request, h2FirstBytes, h2Request, h2WebSocket, handshake } from '../helpers/tls-client.js'
 import { defer } from '../helpers/cleanup.js'
 import { until, within } from '../helpers/wait.js'
 import { connect as connectHttp2 } from 'node:http2'
@@ -43,7 +43,7 @@ async function startTls (t: TestContext, extraArgs: string[] = [], files: Record
 const CONNECTIONS = 12
 
 test('HTTP/2 and HTTP/1.1 over TLS serve every route, public files and /health, from every process', async (t) => {
-  const { url, ca, serial } = await startTls(t)
+  const { server, url, ca, serial } = await startTls(t)
   assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/)
   for (const [version, send] of [['2', h2Request], ['1.1', h1Request]] as const) {
     for (let i = 0; i < CONNECTIONS; i++) {
@@ -69,6 +69,13 @@ test('HTTP/2 and HTTP/1.1 over TLS serve every route, public files and /health, 
     assert.equal(report.tls.lastError, null)
     assert.equal(health.headers['strict-transport-security'], undefined, 'no HSTS unless configured')
   }
+  // The dashboard's event stream, relayed by the data plane when it takes the connection.
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const stream = await h2FirstBytes(url, '/__tqserver/health/stream', ca)
+    assert.equal(stream.status, 200)
+    assert.match(stream.text, /^: tqserver\n\n/)
+  }
+  assert.equal(server.logs.count((line) => line.msg === 'data plane exited; starting another'), 0, 'no process serving the port died')
   const metrics = await h2Request(url, '/metrics', ca)
   const days = Number(/^tqserver_tls_certificate_expiry_days (\S+)$/m.exec(metrics.body)?.[1])
   assert.ok(days > 29 && days <= 30, `days to expiry: ${days}`)

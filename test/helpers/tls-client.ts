@@ -126,3 +126,19 @@ export function h2WebSocket (url: string, path: string, ca: string): Promise<Htt
     })
   })
 }
+
+/** The status and first bytes of an answer that does not end (an event stream), on a new HTTP/2 connection, closed then. */
+export function h2FirstBytes (url: string, path: string, ca: string): Promise<{ status: number, text: string }> {
+  return new Promise((resolve, reject) => {
+    const session = connectHttp2(url, { ca })
+    session.on('error', reject)
+    const stream = session.request({ ':path': path })
+    let status = 0
+    stream.on('response', (headers) => { status = Number(headers[':status']) })
+    stream.once('data', (chunk: Buffer) => {
+      resolve({ status, text: chunk.toString() })
+      session.destroy()
+    })
+    stream.on('error', reject)
+  })
+}
