@@ -1,7 +1,7 @@
 // The TLS the port is served with: the certificate (from files, certificate-files.ts, or from an
-// ACME CA, acme.ts), what /health and /metrics say of it, and the session ticket keys. Every process serving the port (the control
-// plane and each data plane) gets the same material, so that a client resumes its session
-// whichever process the kernel hands its next connection to.
+// ACME CA, acme.ts), what /health and /metrics say of it, and the session ticket keys. Every
+// process serving the port (the control plane and each data plane) gets the same material, so
+// that a client resumes its session whichever process the kernel hands its next connection to.
 import { randomBytes } from 'node:crypto'
 import { access, constants } from 'node:fs/promises'
 import { resolve } from 'node:path'
@@ -44,8 +44,9 @@ export class ServerTls {
   constructor (config: ServerConfig['tls'], root: string, log: Logger) {
     this.#config = config
     this.#root = root
-    this.#log = log.child({ tls: config.acme.domains.length > 0 ? 'acme' : 'files' })
-    this.#acme = config.acme.domains.length > 0
+    const acme = config.acme.domains.length > 0
+    this.#log = log.child({ tls: acme ? 'acme' : 'files' })
+    this.#acme = acme
       ? new AcmeCertificates(config.acme, { root, log, onCertificate: (certificate) => this.#use({ certificate, info: checkCertificate(certificate) }) })
       : undefined
   }
