@@ -34,22 +34,29 @@ export function takeRelayLine (socket: Socket, line: string, key: string): boole
   const a = Buffer.from(given)
   const b = Buffer.from(key)
   if (word !== RELAY_WORD || a.length !== b.length || !timingSafeEqual(a, b)) return false
-  const family = isIP(address)
-  if (family === 0 || !/^\d{1,5}$/.test(port)) return false
+  if (isIP(address) === 0 || !/^\d{1,5}$/.test(port)) return false
+  return speakFor(socket, address, Number(port), scheme === 'tls')
+}
+
+/**
+ * Has `socket`, a connection of ours, pass for the client's: its address and port, and whether
+ * the client's connection is TLS (what the proxy reads for X-Forwarded-Proto). Returns true.
+ */
+export function speakFor (socket: Duplex, address: string | undefined, port: number | undefined, encrypted: boolean): true {
   Object.defineProperties(socket, {
     remoteAddress: { value: address },
-    remoteFamily: { value: family === 4 ? 'IPv4' : 'IPv6' },
-    remotePort: { value: Number(port) },
-    // What the proxy reads for X-Forwarded-Proto, and an HTTP/2 server for HTTP/1.1 (serveRelayed).
-    encrypted: { value: scheme === 'tls' },
+    remoteFamily: { value: isIP(address ?? '') === 6 ? 'IPv6' : 'IPv4' },
+    remotePort: { value: port },
+    encrypted: { value: encrypted },
+    // An HTTP/2 server serves a connection whose ALPN chose HTTP/1.1 with its HTTP/1.1 parser.
     alpnProtocol: { value: 'http/1.1' }
   })
   return true
 }
 
 /**
- * Has `server` serve a relayed connection as it would a client's. An HTTPS server (with HTTP/2)
- * takes it as a decrypted one whose ALPN chose HTTP/1.1: the TLS was the data plane's to end.
+ * Has `server` serve a connection of ours (speakFor) as it would a client's. An HTTPS server (with
+ * HTTP/2) takes it as a decrypted one whose ALPN chose HTTP/1.1: the TLS was ended before.
  */
 export function serveRelayed (server: HttpServer, socket: Duplex): void {
   if (!(server instanceof TlsServer)) return void server.emit('connection', socket)

@@ -11,7 +11,7 @@ import { request, type IncomingHttpHeaders, type IncomingMessage, type OutgoingH
 import { constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
 import { duplexPair, type Duplex } from 'node:stream'
 import { http1Headers, RESPONSE_ONLY } from '../forwarded-headers.js'
-import { serveRelayed } from './relay.js'
+import { serveRelayed, speakFor } from './relay.js'
 
 /** What the client asked for and the worker chose, carried from the 101 to the stream's 200. */
 const NEGOTIATED = ['sec-websocket-protocol', 'sec-websocket-extensions']
@@ -26,14 +26,7 @@ export function serveWebSocketOverHttp2 (server: Server, req: Http2ServerRequest
     return
   }
   const [local, served] = duplexPair()
-  const { remoteAddress, remotePort } = req.socket
-  Object.defineProperties(served, {
-    remoteAddress: { value: remoteAddress },
-    remotePort: { value: remotePort },
-    remoteFamily: { value: remoteAddress?.includes(':') ? 'IPv6' : 'IPv4' },
-    encrypted: { value: true },
-    alpnProtocol: { value: 'http/1.1' }
-  })
+  speakFor(served, req.socket.remoteAddress, req.socket.remotePort, true)
   serveRelayed(server, served)
   const { stream } = res
   const handshake = request({
@@ -63,10 +56,10 @@ export function serveWebSocketOverHttp2 (server: Server, req: Http2ServerRequest
     socket.pipe(stream).pipe(socket)
   })
   handshake.once('response', (answer: IncomingMessage) => {
-    // Over HTTP/2 a 2xx opens the WebSocket (RFC 8441 5): a worker that answered the handshake
-    // as a plain request did not open one.
     // The answer is the whole exchange: the in-memory connection ends with it.
     answer.once('close', release)
+    // Over HTTP/2 a 2xx opens the WebSocket (RFC 8441 5): a worker that answered the handshake
+    // as a plain request did not open one.
     if ((answer.statusCode ?? 0) < 300) {
       answer.resume()
       res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8' })
