@@ -209,6 +209,14 @@ export function declineUpgrade (server: Server, req: IncomingMessage, socket: Du
   server.emit((socket as { encrypted?: boolean }).encrypted === true ? 'secureConnection' : 'connection', socket)
 }
 
+/**
+ * An HTTP/1.x request: its answer may carry `Connection: close`. HTTP/2 has no Connection header
+ * (Node drops it with a warning); there the server's GOAWAY at shutdown closes the connection.
+ */
+export function isHttp1 (req: IncomingMessage): boolean {
+  return req.httpVersionMajor !== 2
+}
+
 /** A request's headers as HTTP/1.1 has them: HTTP/2's pseudo-headers left out, its :authority as Host. */
 export function http1Headers (req: IncomingMessage): IncomingHttpHeaders {
   if (req.httpVersionMajor !== 2) return req.headers

@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { UpstreamTraffic } from '../routing/upstream-traffic.js'
-import { CLIENT_CLAIMS, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, setForwardingHeaders, type TrustFunction } from '../forwarded-headers.js'
+import { CLIENT_CLAIMS, isHttp1, namedByConnection, REQUEST_ONLY, RESPONSE_ONLY, setForwardingHeaders, type TrustFunction } from '../forwarded-headers.js'
 
 export interface ForwardTarget {
   origin: string
@@ -119,7 +119,7 @@ export class Forwarding<T extends ForwardTarget> implements Dispatcher.DispatchH
     const trailer = this.#trailer = this.#owner.responseHeaders(this, statusCode, out)
     if (trailer !== undefined) delete out['content-length']
     // An answer before the whole request body was read leaves an HTTP/1.1 connection unusable.
-    if (this.#hasBody && !this.req.complete && this.req.httpVersionMajor !== 2) out.connection = 'close'
+    if (this.#hasBody && !this.req.complete && isHttp1(this.req)) out.connection = 'close'
     this.res.writeHead(statusCode, out)
   }
 

@@ -4,11 +4,10 @@
 // the answer comes back. These are few next to the requests for workers, which never leave the
 // data plane.
 import { request, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
-import { http1Headers, RESPONSE_ONLY } from '../forwarded-headers.js'
+import { http1Headers, isHttp1, RESPONSE_ONLY } from '../forwarded-headers.js'
 import { connect } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { relayLine } from './relay.js'
-import { isHttp1 } from './request-router.js'
 
 export class HostRelay {
   readonly #port: number

@@ -16,7 +16,7 @@ import type { WorkerSpec } from '../config/worker-discovery.js'
 import type { RouteMatch, RouteTable, WorkerEntry } from '../routing/route-table.js'
 import type { UpstreamEvents } from '../routing/upstream-events.js'
 import { isSafePath, pathOf, splitAbsoluteForm } from '../url-paths.js'
-import { clientAddress, type TrustFunction } from '../forwarded-headers.js'
+import { clientAddress, isHttp1, type TrustFunction } from '../forwarded-headers.js'
 import { errorBody, errorPage, retryAfter, transportError, type ProxyError } from './proxy-errors.js'
 import { TQ_ERR_PROXY_BAD_PATH, TQ_ERR_PROXY_BODY_TOO_LARGE, TQ_ERR_PROXY_NO_ROUTE, TQ_ERR_PROXY_UNAVAILABLE } from '../errors.js'
 
@@ -208,8 +208,7 @@ export class RequestRouter {
       closed: ({ req, res, target }) => this.#release(req, target, res.writableFinished ? res.statusCode : 0),
       responseHeaders: ({ req, target }, statusCode, headers) => {
         rewriteLocation(headers, target)
-        // Closing the server closes only idle connections: a keep-alive one must not outlive it.
-        if (this.#isClosing() && isHttp1(req)) headers.connection = 'close'
+        if (this.#closesConnection(req)) headers.connection = 'close'
         return this.#liveReload && canTakeReloadScript(statusCode, headers) ? LIVE_RELOAD_TAG : undefined
       },
       failed: ({ req, res, target }, error) => {
@@ -245,10 +244,15 @@ export class RequestRouter {
     writeError(req, res, error)
   }
 
+  /** Answers close their connection while the server closes: an idle keep-alive one must not outlive it. */
+  #closesConnection (req: IncomingMessage): boolean {
+    return this.#isClosing() && isHttp1(req)
+  }
+
   /** `OPTIONS *` is about the server, not a resource: the host answers it. Any other target is refused. */
   #answerOwnTarget (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean): void {
     if (req.url === '*' && req.method === 'OPTIONS') {
-      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0, ...(this.#isClosing() && isHttp1(req) && { connection: 'close' }) })
+      res.writeHead(200, { allow: ALLOWED_METHODS, 'content-length': 0, ...(this.#closesConnection(req) && { connection: 'close' }) })
       res.end()
       return
     }
@@ -270,7 +274,7 @@ export class RequestRouter {
     for (const name in result.headers) headers[name.toLowerCase()] = result.headers[name]
     const trailer = this.#liveReload && canTakeReloadScript(result.statusCode, headers) ? LIVE_RELOAD_TAG : undefined
     if (trailer) delete headers['content-length']
-    if (this.#isClosing() && isHttp1(req)) headers.connection = 'close'
+    if (this.#closesConnection(req)) headers.connection = 'close'
     res.writeHead(result.statusCode, headers)
     // pipe pauses the file while the client's socket is full: a client that leaves it so for
     // sendTimeout is cut off, as for a worker's answer, and the file closed.
@@ -303,14 +307,6 @@ export function toOriginForm (req: IncomingMessage): boolean {
   req.url = absolute.path
   req.headers.host = absolute.authority
   return true
-}
-
-/**
- * An HTTP/1.x request: its answer may carry `Connection: close`. HTTP/2 has no Connection header
- * (Node drops it with a warning); there the server's GOAWAY at shutdown closes the connection.
- */
-export function isHttp1 (req: IncomingMessage): boolean {
-  return req.httpVersionMajor !== 2
 }
 
 /**
