@@ -41,6 +41,8 @@ async function dataPlanesPlugin (fastify: FastifyInstance, { count, settings, sh
   })
   fastify.addHook('preClose', (done) => {
     planes.close()
+    // Once the workers have stopped, each data plane cuts what it still holds open.
+    void tqserver.drained?.then(() => planes.close(true))
     done()
   })
   fastify.addHook('onClose', () => planes.closed(shutdownTimeout))

@@ -69,7 +69,7 @@ async function tqserverPlugin (fastify: FastifyInstance, options: TqServerOption
   const supervisor = new Supervisor({ root: config.root, config: config.config, mode: mode ?? 'prod', routes, upstreams, metrics, log: fastify.log })
   const prodReload = new ProdReload({ loadConfig, config: config.config, supervisor, log: fastify.log })
   await fastify.register(tqserverRegistry, { routes, upstreams, metrics, supervisor, prodReload, tls: serverTls })
-  await fastify.register(tqserverSupervisor, { supervisor })
+  await fastify.register(tqserverSupervisor, { supervisor, cutAfterDrain: dataPlanes === true })
   const { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections, headersTimeout, requestTimeout, trustProxy, accessLog } = config.config
   const liveReload = mode === 'dev' && config.config.liveReload
   const slowClients = { requestBuffer, bodyIdleTimeout, responseBuffer, sendTimeout, upstreamConnections }

@@ -98,6 +98,9 @@ export class TqServer {
     return this.#closing
   }
 
+  /** Resolves once every worker has stopped, after the server began to close. */
+  drained: Promise<void> | undefined
+
   /** Called once, when the server begins to close. */
   beginClose (): void {
     this.#closing = true

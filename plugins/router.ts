@@ -77,11 +77,13 @@ async function routerPlugin (fastify: FastifyInstance, { liveReload, accessLog, 
     }
     const { socket, head } = upgrade
     // A WebSocket counts as in flight until its connection closes.
-    const target = router.pin(request.raw, tqserver.routes.match(request.url), socket, () => 101)
+    // Counted with the worker's answer: 101, or the status it refused the handshake with.
+    let tunnel: WebSocketTunnel | undefined
+    const target = router.pin(request.raw, tqserver.routes.match(request.url), socket, () => tunnel?.statusCode ?? 0)
     if (!('origin' in target)) return sendError(request, reply, target)
     reply.hijack()
     const headers = { ...upstreamHeaders(request.raw, target, request.protocol, trust), connection: 'Upgrade', upgrade: request.headers.upgrade }
-    const tunnel = new WebSocketTunnel({
+    tunnel = new WebSocketTunnel({
       socket,
       head,
       origin: target.origin,

@@ -8,9 +8,14 @@ import type { Supervisor } from '../src/supervision/supervisor.js'
 export interface SupervisorPluginOptions {
   /** Made by the tqserver plugin, which also hands it to hot reload. */
   supervisor: Supervisor
+  /**
+   * This Fastify instance serves only tqserver (the tqserver CLI, fastify-cli's app): once the
+   * workers have stopped, connections still open (a body never finished) are cut.
+   */
+  cutAfterDrain: boolean
 }
 
-async function supervisorPlugin (fastify: FastifyInstance, { supervisor }: SupervisorPluginOptions): Promise<void> {
+async function supervisorPlugin (fastify: FastifyInstance, { supervisor, cutAfterDrain }: SupervisorPluginOptions): Promise<void> {
   const { tqserver } = fastify
   fastify.addHook('onReady', () => supervisor.start())
   fastify.addHook('preClose', (done) => {
@@ -19,7 +24,9 @@ async function supervisorPlugin (fastify: FastifyInstance, { supervisor }: Super
     // waits for every request in flight, so a request to a worker would otherwise hold the
     // shutdown past drainTimeout (for ever, for an event stream). stop() is idempotent: onClose
     // waits for this same stop and reports its error.
-    supervisor.stop().catch(() => {})
+    tqserver.drained = supervisor.stop().catch(() => {})
+    // Nothing they wait for can come any more; left open, they would hold the shutdown past its bound.
+    if (cutAfterDrain) void tqserver.drained.then(() => fastify.server.closeAllConnections())
     done()
   })
   // Closing the server only closes connections idle at that moment: a keep-alive connection whose

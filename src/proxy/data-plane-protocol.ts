@@ -39,7 +39,8 @@ export type ToDataPlane =
   | { type: 'metrics?', id: number }
   /** Report what was served up to now (a stats message), then answer `reported`. */
   | { type: 'stats?', id: number }
-  | { type: 'close' }
+  /** `cut`: the workers have stopped, connections still open are closed at once. */
+  | { type: 'close', cut: boolean }
 
 /** What ended on each upstream since the last stats message, and what is in flight or waiting now. */
 export interface OriginStats extends TrafficDelta {

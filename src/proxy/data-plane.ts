@@ -113,7 +113,9 @@ function serve (start: Extract<ToDataPlane, { type: 'start' }>, listening: NetSe
       case 'tls':
         return updateTls(server, message.material)
       case 'close':
-        return close()
+        close()
+        if (message.cut) server.closeAllConnections()
+        return
     }
   })
   // Sent by the control plane at shutdown, or a SIGTERM to this process alone (the control plane

@@ -211,11 +211,11 @@ export class DataPlanes implements RemoteTraffic {
     ]
   }
 
-  /** Tells every data plane to stop accepting and to exit once its requests are answered. */
-  close (): void {
+  /** Tells every data plane to stop accepting and to exit once its requests are answered; `cut`: now. */
+  close (cut = false): void {
     this.#closing = true
     for (const timer of this.#timers) clearTimeout(timer)
-    for (const plane of this.#planes) this.#send(plane, { type: 'close' })
+    for (const plane of this.#planes) this.#send(plane, { type: 'close', cut })
   }
 
   /** Resolves once every data plane has exited; those still running after `timeoutMs` are killed. */

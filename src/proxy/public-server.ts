@@ -2,7 +2,7 @@
 // cuts off slow clients and hands each request to `serve`, with Expect: 100-continue left to it.
 // With TLS it speaks HTTP/2 and HTTP/1.1 on one port, chosen by ALPN.
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2'
+import { constants, createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2Session, type ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { TlsMaterial } from '../tls/server-tls.js'
 import { serveWebSocketOverHttp2 } from './websocket-over-http2.js'
@@ -62,6 +62,7 @@ function createTlsServer ({ headersTimeout, requestTimeout }: PublicServerLimits
   const strictTransport = hsts > 0 ? `max-age=${hsts}` : undefined
   const handle = (req: IncomingMessage, res: ServerResponse, awaitingContinue: boolean) => {
     if (strictTransport) res.setHeader('strict-transport-security', strictTransport)
+    if (req.httpVersionMajor === 2) endWithAnswer((req as unknown as Http2ServerRequest).stream)
     serve(req, res, awaitingContinue)
   }
   // Without a certificate yet (ACME's first one pending) handshakes fail until updateTls.
@@ -76,7 +77,10 @@ function createTlsServer ({ headersTimeout, requestTimeout }: PublicServerLimits
   },
     (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, false))
   server.on('checkContinue', (req, res) => handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, true))
-  server.on('connect', (req, res) => serveWebSocketOverHttp2(server as unknown as Server, req, res))
+  server.on('connect', (req, res) => {
+    endWithAnswer(req.stream)
+    serveWebSocketOverHttp2(server as unknown as Server, req, res)
+  })
   // The same limits for the HTTP/1.1 connections as on the plain server (Node reads them there).
   Object.assign(server, { headersTimeout, requestTimeout, keepAliveTimeout: CLIENT_KEEP_ALIVE_MS, connectionsCheckingInterval: SLOW_CLIENT_CHECK_MS })
   const sessions = new Set<Http2Session>()
@@ -94,7 +98,28 @@ function createTlsServer ({ headersTimeout, requestTimeout }: PublicServerLimits
     closeIdle()
     for (const session of sessions) session.close()
   }
+  // And when nothing more can be answered (the workers have stopped), every connection is cut:
+  // Node's HTTP/2 server has no closeAllConnections of its own.
+  const sockets = new Set<Duplex>()
+  server.on('secureConnection', (socket: Duplex) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  plain.closeAllConnections = () => {
+    for (const socket of sockets) socket.destroy()
+  }
   return plain
+}
+
+/**
+ * Once the answer has been sent, a stream whose client is still sending (a body refused or given
+ * up on, a WebSocket the worker closed) is closed with NO_ERROR (RFC 9113 8.1), as an HTTP/1.1
+ * connection is closed: else the client holds it, and at shutdown the server, open.
+ */
+function endWithAnswer (stream: ServerHttp2Stream): void {
+  stream.once('finish', () => {
+    if (!stream.readableEnded && !stream.closed) stream.close(constants.NGHTTP2_NO_ERROR)
+  })
 }
 
 function createPlainServer ({ headersTimeout, requestTimeout }: PublicServerLimits, serve: Serve): Server {

@@ -35,6 +35,8 @@ export class WebSocketTunnel {
   #closeFrame: Buffer | undefined
   #request: ClientRequest | undefined
   #waiting = true
+  /** The worker's answer to the handshake: 101, or the status it refused with; 0 before (or none). */
+  statusCode = 0
 
   constructor (options: TunnelOptions) {
     this.#options = options
@@ -61,10 +63,12 @@ export class WebSocketTunnel {
     })
     upstream.on('response', (res) => {
       this.#waited(true)
+      this.statusCode = res.statusCode ?? 0
       this.#answer(res)
     })
     upstream.on('upgrade', (res, worker, workerHead) => {
       this.#waited(true)
+      this.statusCode = 101
       this.#upstream = worker
       socket.write(responseHead(res, false))
       if (workerHead.length > 0) this.#relay(workerHead)

@@ -151,6 +151,7 @@ test('WebSockets work over HTTP/2 (extended CONNECT) through every process; othe
   const refused = await h2WebSocket(url, '/app/not-a-socket', ca)
   defer(t, () => refused.close())
   assert.equal(refused.status, 400, "the worker's own refusal")
+  await until(5_000, 'the refusal counted as 4xx', async () => /^tqserver_requests_total\{worker="app",status_class="4xx"\} 1$/m.test((await h1Request(url, '/metrics', ca)).body))
   const unrouted = await h2WebSocket(url, '/nowhere/ws', ca)
   defer(t, () => unrouted.close())
   assert.equal(unrouted.status, 502, 'a worker that answers the handshake as a plain request (200) opened no WebSocket')
@@ -172,7 +173,7 @@ test('over TLS, a client that never finishes its handshake or its headers is cut
   assert.match(answer, /^HTTP\/1\.1 408 /)
 })
 
-test('SIGTERM with an HTTP/2 request in flight answers it, closes idle HTTP/2 connections and exits 0', async (t) => {
+test('SIGTERM with an HTTP/2 request in flight answers it, closes idle HTTP/2 connections and a never-ending upload, and exits 0', async (t) => {
   const { server, url, ca } = await startTls(t)
   const idle = connectHttp2(url, { ca })
   idle.on('error', () => {})
@@ -181,6 +182,14 @@ test('SIGTERM with an HTTP/2 request in flight answers it, closes idle HTTP/2 co
   const slow = h2Request(url, '/app/slow?ms=1500', ca)
   await until(5_000, 'the slow request to be in flight', async () =>
     /^tqserver_requests_in_flight\{worker="app"\} 1$/m.test((await h1Request(url, '/metrics', ca)).body))
+  // An upload whose client never ends it: it must not hold the server open at shutdown.
+  const uploader = connectHttp2(url, { ca })
+  uploader.on('error', () => {})
+  defer(t, () => uploader.destroy())
+  const upload = uploader.request({ ':path': '/app/echo', ':method': 'POST' })
+  upload.on('error', () => {})
+  const trickle = setInterval(() => upload.write('x'), 100)
+  defer(t, () => clearInterval(trickle))
   const idleClosed = once(idle, 'close')
   server.child.kill('SIGTERM')
   const answer = await slow
