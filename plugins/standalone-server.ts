@@ -2,7 +2,8 @@
 // tqserver plugin, listening on the configured port, shut down gracefully by SIGTERM or SIGINT.
 // SIGHUP is not a shutdown here: it reloads what changed. .tqserver/servers/<port>.json names the
 // running server for `tqserver reload`.
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { once } from 'node:events'
 import { resolve } from 'node:path'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyListenOptions } from 'fastify'
 import closeWithGrace from 'close-with-grace'
@@ -171,7 +172,8 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
     // Fastify passes its listen options on to Node's server.listen; its types do not name reusePort.
     await app.listen(front ? { port: 0, host: '127.0.0.1' } : { port: config.port, host: config.host, reusePort } as FastifyListenOptions)
     url = front ? await front.listen(config.port, config.host) : listenUrl(app, tls !== undefined)
-    if (redirect) await listenOn(redirect, config.tls.httpPort, config.host)
+    // once() rejects on 'error': a held port fails here as the main port does.
+    if (redirect) await once(redirect.listen(config.tls.httpPort, config.host), 'listening')
   } catch (err) {
     front?.server.close()
     await app.close()
@@ -202,11 +204,3 @@ function listenUrl (app: FastifyInstance, secure: boolean): string {
   return `${secure ? 'https' : 'http'}://${host}:${address.port}`
 }
 
-function listenOn (server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject).listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-}

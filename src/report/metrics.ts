@@ -9,9 +9,9 @@ import type { HealthReport, ReloadSummary } from './health-report.js'
 import { STATES } from '../process/worker-state.js'
 import { RequestCounts } from './request-counts.js'
 import type { TlsReport } from '../tls/server-tls.js'
+import { DAY_MS } from '../tls/certificate.js'
 
 const PREFIX = 'tqserver_'
-const DAY_MS = 86_400_000
 /** Seconds; a proxied request is usually well under 100 ms, a switch or build well over. */
 const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const SLOW_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]

@@ -9,7 +9,7 @@ import { Client, axios, crypto } from 'acme-client'
 import type { ServerConfig } from '../config/schema.js'
 import type { Logger } from '../logger.js'
 import { AcmeStore, describeCertificate, type StoredCertificate } from './acme-store.js'
-import type { Certificate } from './certificate.js'
+import { DAY_MS, type Certificate } from './certificate.js'
 
 export interface AcmeStatus {
   domains: string[]
@@ -34,7 +34,6 @@ export interface AcmeOptions {
   onCertificate: (certificate: Certificate) => void
 }
 
-const DAY_MS = 86_400_000
 const RETRY_FIRST_MS = 60_000
 const RETRY_MAX_MS = 6 * 3_600_000
 /** Renewals at most this often: a renewBefore longer than a certificate lives would renew at once, forever. */

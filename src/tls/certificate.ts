@@ -20,7 +20,7 @@ export interface CertificateInfo {
   serialNumber: string
 }
 
-const DAY_MS = 86_400_000
+export const DAY_MS = 86_400_000
 
 /** Describes a certificate pair, or throws an Error whose message says, in a few words, what is wrong. */
 export function checkCertificate ({ cert, key }: Certificate): CertificateInfo {
