@@ -1,6 +1,5 @@
 // tqserver status and reload: find the server (src/cli/server-choice.ts), read its /health, make it
 // reload: SIGHUP for a server of this root, POST /__tqserver/reload for one elsewhere.
-import { Agent, fetch } from 'undici'
 import type { HealthReport } from '../report/health-report.js'
 import { RELOAD_PATH } from '../url-paths.js'
 import { chooseServer, type ChosenServer, type ServerChoice } from './server-choice.js'
@@ -22,13 +21,20 @@ const authorization = (token: string | undefined): Record<string, string> => tok
  * issued for the server's public names, not 127.0.0.1, and the server file naming the port is
  * the server's own. A URL elsewhere is checked as usual.
  */
-const LOOPBACK_TLS = new Agent({ connect: { rejectUnauthorized: false } })
-const LOOPBACK = /^https:\/\/(127\.[0-9.]+|\[::1\]|localhost)(:[0-9]+)?(\/|$)/
-const via = (url: string) => LOOPBACK.test(url) ? { dispatcher: LOOPBACK_TLS } : {}
+const LOOPBACK_TLS = /^https:\/\/(127\.[0-9.]+|\[::1\]|localhost)(:[0-9]+)?(\/|$)/
+
+/** fetch, through undici's own (loaded only then: ~90 ms that every other command would pay) for the local HTTPS port. */
+async function request (url: string, init: { method?: string, headers: Record<string, string> }): Promise<{ status: number, json: () => Promise<unknown> }> {
+  if (!LOOPBACK_TLS.test(url)) return fetch(url, init)
+  const { fetch: fetchVia, dispatcher } = await (loopbackTls ??= import('undici').then((undici) =>
+    ({ fetch: undici.fetch, dispatcher: new undici.Agent({ connect: { rejectUnauthorized: false } }) })))
+  return fetchVia(url, { ...init, dispatcher })
+}
+let loopbackTls: Promise<{ fetch: typeof import('undici').fetch, dispatcher: import('undici').Agent }> | undefined
 
 /** The /health report as JSON (details: from this machine, or with the token). */
 async function healthReport (url: string, token: string | undefined): Promise<HealthReport> {
-  const res = await fetch(`${url}/health`, { headers: { accept: 'application/json', ...authorization(token) }, ...via(url) })
+  const res = await request(`${url}/health`, { headers: { accept: 'application/json', ...authorization(token) } })
   return await res.json() as HealthReport
 }
 
@@ -108,7 +114,7 @@ async function askToReload (server: ChosenServer, token: string | undefined): Pr
     process.kill(server.pid, 'SIGHUP')
     return since
   }
-  const res = await fetch(`${server.url}${RELOAD_PATH}`, { method: 'POST', headers: authorization(token), ...via(server.url) })
+  const res = await request(`${server.url}${RELOAD_PATH}`, { method: 'POST', headers: authorization(token) })
   const body = await res.json().catch(() => ({})) as { at?: number, message?: string }
   if (res.status === 202 && typeof body.at === 'number') return body.at
   if (res.status === 403) throw new TQ_ERR_CLI_USAGE(`${server.url} takes a reload only from its own machine or with its health.token: pass --token`)
