@@ -170,7 +170,9 @@ export async function startServer (options: StandaloneOptions): Promise<FastifyI
   let url: string
   try {
     // Fastify passes its listen options on to Node's server.listen; its types do not name reusePort.
-    await app.listen(front ? { port: 0, host: '127.0.0.1' } : { port: config.port, host: config.host, reusePort } as FastifyListenOptions)
+    // Fastify names the scheme from its own https option, which a server of ours never sets.
+    const listenTextResolver = (address: string) => `Server listening at ${tls ? address.replace(/^http:/, 'https:') : address}`
+    await app.listen(front ? { port: 0, host: '127.0.0.1', listenTextResolver } : { port: config.port, host: config.host, reusePort, listenTextResolver } as FastifyListenOptions)
     url = front ? await front.listen(config.port, config.host) : listenUrl(app, tls !== undefined)
     // once() rejects on 'error': a held port fails here as the main port does.
     if (redirect) await once(redirect.listen(config.tls.httpPort, config.host), 'listening')

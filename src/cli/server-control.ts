@@ -17,11 +17,12 @@ export interface ControlOptions extends ServerChoice {
 const authorization = (token: string | undefined): Record<string, string> => token ? { authorization: `Bearer ${token}` } : {}
 
 /**
- * The server's own HTTPS port on this machine is reached without checking its certificate: it was
- * issued for the server's public names, not 127.0.0.1, and the server file naming the port is
- * the server's own. A URL elsewhere is checked as usual.
+ * The server's own HTTPS port on this machine (a loopback address, or every address: 0.0.0.0, which
+ * the server file names when the server listens there) is reached without checking its
+ * certificate: it was issued for the server's public names, not 127.0.0.1, and the server file
+ * naming the port is the server's own. A URL elsewhere is checked as usual.
  */
-const LOOPBACK_TLS = /^https:\/\/(127\.[0-9.]+|\[::1\]|localhost)(:[0-9]+)?(\/|$)/
+const LOOPBACK_TLS = /^https:\/\/(127\.[0-9.]+|\[::1\]|localhost|0\.0\.0\.0|\[::\])(:[0-9]+)?(\/|$)/
 
 /** fetch, through undici's own (loaded only then: ~90 ms that every other command would pay) for the local HTTPS port. */
 async function request (url: string, init: { method?: string, headers: Record<string, string> }): Promise<{ status: number, json: () => Promise<unknown> }> {

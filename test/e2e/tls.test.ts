@@ -99,9 +99,15 @@ test('ALPN offers h2 and http/1.1; TLS 1.2 and 1.3 only; a session resumes on an
   }
 })
 
-test('the plain port redirects to HTTPS with 308, keeps the path, and sends HSTS only when configured; hand-off is off', async (t) => {
-  const { server, url, port, ca } = await startTls(t, ['--tls-http-port', String(HTTP_PORT)], { 'config/server.yaml': 'tls:\n  hsts: 600\nhandoff: true\n' })
+test('the plain port redirects to HTTPS with 308, keeps the path, and sends HSTS only when configured; hand-off is off; on 0.0.0.0 tqserver status reaches it', async (t) => {
+  // On every address (0.0.0.0), as a server facing the internet listens: the server file names 0.0.0.0.
+  const { root, server, port, ca } = await startTls(t, ['--tls-http-port', String(HTTP_PORT), '--host', '0.0.0.0'], { 'config/server.yaml': 'tls:\n  hsts: 600\nhandoff: true\n' })
+  const url = `https://127.0.0.1:${port}`
   assert.ok(server.logs.lines.some((line) => /^handoff is off: connections are TLS/.test(String(line.msg))), 'hand-off is turned off, with a warning')
+  assert.ok(server.logs.lines.some((line) => line.msg === `Server listening at https://127.0.0.1:${port}`), "Fastify's own line names https")
+  const status = await runCliToEnd(t, ['status'], { cwd: root })
+  assert.equal(status.code, 0, status.stderr)
+  assert.match(status.stdout, /^HTTPS certificate for localhost, 127\.0\.0\.1: (29|30) days left \(files\)$/m)
   for (const method of ['GET', 'POST']) {
     const answer = await sendRaw(t, PLAIN, [`${method} /app/x?y=1 HTTP/1.1\r\nHost: example.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`])
     assert.match(answer, /^HTTP\/1\.1 308 /, method)
